@@ -1,0 +1,287 @@
+"""Coarse stage: photo -> morphable-model coefficients -> rendered face, and its training losses.
+
+One forward pass, top to bottom (`CoarseModel.forward`):
+
+    crop [B,300,300,3] --resize--> [B,224,224,3] --encoder--> features [B,F]
+      --five heads--> coefficients [B,C] = identity | expression | albedo | pose 6 | light 27
+      --face model--> vertices, colours, landmarks --rasterizer--> render [B,224,224,3] + mask
+
+The heads start at zero weights and biases, so the first prediction is exactly the zero vector:
+the mean face, frontal (pose angles 0), centred where the crop rule puts a face (tx = ty = 0,
+log_scale = 0) and lit by the renderer's default ambient light (light = 0).
+
+Backbones (flag `backbone`):
+  * `compact` (default): a ResNet-10 layout at half the ResNet width (32-64-128-256 channels, one
+    basic block per stage), ~1.2 M parameters, ~0.25 GMAC per 224 image, so it trains on a 2-core CPU.
+    GroupNorm instead of BatchNorm: no moving statistics, so training and batch-1 inference compute
+    the same function and a resumed run needs no extra state.
+  * `vgg_face`: the VGG-16 layout up to relu7 (model/vgg_face.py), optionally initialised from a
+    user-supplied MatConvNet `vgg-face.mat`, as in the paper.
+"""
+import collections
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import renderer
+from model import losses
+from model.vgg_face import INPUT_SIZE as VGG_INPUT_SIZE, VggFace
+from preprocess import schema
+from preprocess.crop import CROP_SIZE, ENCODER_SIZE
+
+BACKBONES = ("compact", "vgg_face")
+SCOPE = "coarse"
+# Pose head output multipliers (pitch, yaw, roll rad, tx, ty crop pixels, log_scale): the heads emit
+# values of order one; translations span tens of pixels, so they get a larger unit.
+POSE_OUTPUT_SCALE = np.array([1.0, 1.0, 1.0, 10.0, 10.0, 1.0], dtype=np.float32)
+# Segmentation labels that the face model explains; eyes, mouth interior, hair and background it does not.
+FACE_REGION_LABELS = (schema.SKIN, schema.NOSE, schema.BROWS, schema.LIPS)
+_GROUPS = 8
+_COMPACT_WIDTHS = (32, 64, 128, 256)
+
+LossWeights = collections.namedtuple(
+    "LossWeights", ["photo", "landmark", "perceptual", "id", "exp", "tex"])
+LossWeights.__doc__ = "Weights of the coarse losses (see model/losses.py and train.py's flags)."
+
+
+def _conv(x, channels, size, stride, name, bias=False):
+    with tf.variable_scope(name):
+        kernel = tf.get_variable(
+            "kernel", [size, size, x.shape[-1], channels],
+            initializer=tf.variance_scaling_initializer(2.0, distribution="truncated_normal"))
+        x = tf.nn.conv2d(x, kernel, stride, "SAME")
+        if bias:
+            x = tf.nn.bias_add(x, tf.get_variable("bias", [channels], initializer=tf.zeros_initializer()))
+    return x
+
+
+def _group_norm(x, name, gamma_init=1.0):
+    channels = x.shape[-1]
+    with tf.variable_scope(name):
+        gamma = tf.get_variable("gamma", [channels], initializer=tf.constant_initializer(gamma_init))
+        beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
+    shape = tf.shape(x)
+    grouped = tf.reshape(x, [shape[0], shape[1], shape[2], _GROUPS, channels // _GROUPS])
+    mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
+    grouped = (grouped - mean) * tf.rsqrt(variance + 1e-5)
+    return tf.reshape(grouped, shape) * gamma + beta
+
+
+def _basic_block(x, channels, stride, name):
+    """ResNet basic block; the last norm starts at zero so that each block starts as the identity."""
+    with tf.variable_scope(name):
+        shortcut = x
+        if stride != 1 or x.shape[-1] != channels:
+            shortcut = _group_norm(_conv(x, channels, 1, stride, "project"), "project_norm")
+        y = tf.nn.relu(_group_norm(_conv(x, channels, 3, stride, "conv1"), "norm1"))
+        y = _group_norm(_conv(y, channels, 3, 1, "conv2"), "norm2", gamma_init=0.0)
+        return tf.nn.relu(y + shortcut)
+
+
+def compact_backbone(images):
+    """The default encoder.
+
+    Args:
+      images: [B, 224, 224, 3] float32 RGB in [0, 1].
+    Returns:
+      [B, 256] float32 globally average-pooled features.
+    """
+    x = _conv(images - 0.5, _COMPACT_WIDTHS[0], 7, 2, "stem")
+    x = tf.nn.relu(_group_norm(x, "stem_norm"))
+    x = tf.nn.max_pool2d(x, 3, 2, "SAME")
+    for index, channels in enumerate(_COMPACT_WIDTHS):
+        x = _basic_block(x, channels, 1 if index == 0 else 2, "stage%d" % (index + 1))
+    return tf.reduce_mean(x, axis=[1, 2])
+
+
+class CoarseNet(object):
+    """Encoder plus five linear heads; variables under the scope `coarse`.
+
+    Args:
+      k_id, k_exp, k_tex: coefficient counts of the face model.
+      backbone: one of BACKBONES.
+      vgg_weights: for `vgg_face`, a VggWeights whose shapes the backbone takes (and which `init_from_vgg`
+        loads); None builds the published VGG-Face sizes with random initial weights.
+    """
+
+    def __init__(self, k_id, k_exp, k_tex, backbone="compact", vgg_weights=None):
+        if backbone not in BACKBONES:
+            raise ValueError("backbone must be one of %s, got %r" % (", ".join(BACKBONES), backbone))
+        self.head_sizes = collections.OrderedDict(
+            [("identity", k_id), ("expression", k_exp), ("albedo", k_tex), ("pose", 6), ("light", 27)])
+        self.coeff_size = sum(self.head_sizes.values())
+        self.backbone = backbone
+        self._vgg_weights = vgg_weights
+        self._vgg = None
+        if backbone == "vgg_face":
+            scope = SCOPE + "/vgg_face"
+            self._vgg = (VggFace.from_weights(scope, vgg_weights) if vgg_weights is not None
+                         else VggFace(scope))
+
+    def __call__(self, images):
+        """Coefficients of the faces in `images`.
+
+        Args:
+          images: [B, 224, 224, 3] float32 RGB in [0, 1] (the 300 crop resized to ENCODER_SIZE).
+        Returns:
+          [B, C] float32 in the face model's layout (identity | expression | albedo | pose | light).
+        """
+        with tf.variable_scope(SCOPE, reuse=tf.AUTO_REUSE):
+            if self._vgg is not None:
+                features = self._vgg(images)
+            else:
+                with tf.variable_scope("compact"):
+                    features = compact_backbone(images)
+            outputs = []
+            for name, size in self.head_sizes.items():
+                with tf.variable_scope("head_" + name):
+                    weights = tf.get_variable("weights", [features.shape[-1], size],
+                                              initializer=tf.zeros_initializer())
+                    bias = tf.get_variable("bias", [size], initializer=tf.zeros_initializer())
+                    head = tf.matmul(features, weights) + bias
+                if name == "pose":
+                    head = head * POSE_OUTPUT_SCALE
+                outputs.append(head)
+        return tf.concat(outputs, axis=1)
+
+    def init_from_vgg(self, session):
+        """Loads the VGG-Face weights into the `vgg_face` backbone (a fresh training run, not a resume)."""
+        if self._vgg is None or self._vgg_weights is None:
+            raise ValueError("init_from_vgg needs backbone='vgg_face' and vgg_weights")
+        self._vgg.load(session, self._vgg_weights)
+
+    @staticmethod
+    def variables():
+        """The network's variables (what a checkpoint of the coarse stage must hold)."""
+        return tf.global_variables(SCOPE + "/")
+
+
+def resize_for_encoder(images):
+    """[B, 300, 300, 3] crops -> [B, 224, 224, 3] (area-averaging, so no aliasing)."""
+    return tf.image.resize(images, [ENCODER_SIZE, ENCODER_SIZE], method="area")
+
+
+def render_coefficients(face_model, coeffs, image_size):
+    """Face model + rasterizer for a batch of coefficient vectors.
+
+    Args:
+      face_model: model.face_model.FaceModel.
+      coeffs: [B, C] float32.
+      image_size: side of the square render in pixels (pose translations stay in 300-crop pixels).
+    Returns:
+      dict: everything `face_model.reconstruct` gives (vertices mm, points_px, clip, normals,
+      colours, landmarks [B,68,2] in render pixels) plus `render` [B,S,S,3] (black background) and
+      `mask` [B,S,S,1] rendered coverage.
+    """
+    outputs = dict(face_model.reconstruct(coeffs, image_size))
+    rendered = renderer.render(outputs["clip"], face_model.triangles, outputs["colours"],
+                               (image_size, image_size))
+    outputs["render"] = rendered["image"]
+    outputs["mask"] = rendered["mask"]
+    return outputs
+
+
+def composite(render, mask, images):
+    """Render over photo: mask * render + (1 - mask) * images, all [B,H,W,*]."""
+    return mask * render + (1.0 - mask) * images
+
+
+class CoarseModel(object):
+    """The coarse stage as one object: forward pass and losses.
+
+    Args:
+      face_model: model.face_model.FaceModel.
+      net: CoarseNet.
+      render_size: side of the training render (ENCODER_SIZE: the resized input it is compared with).
+      perceptual_net: a frozen VggFace, or None to leave the perceptual loss off.
+    """
+
+    def __init__(self, face_model, net, render_size=ENCODER_SIZE, perceptual_net=None):
+        if net.coeff_size != face_model.coeff_size:
+            raise ValueError("network emits %d coefficients, the face model takes %d"
+                             % (net.coeff_size, face_model.coeff_size))
+        self.face_model = face_model
+        self.net = net
+        self.render_size = render_size
+        self.perceptual_net = perceptual_net
+
+    def forward(self, crops):
+        """crops [B, 300, 300, 3] in [0, 1] -> dict of `render_coefficients` plus coeffs and input."""
+        images = resize_for_encoder(crops)
+        coeffs = self.net(images)
+        outputs = render_coefficients(self.face_model, coeffs, self.render_size)
+        outputs["coeffs"] = coeffs
+        outputs["input"] = (images if self.render_size == ENCODER_SIZE
+                            else tf.image.resize(crops, [self.render_size] * 2, method="area"))
+        return outputs
+
+    def losses(self, batch, outputs, weights):
+        """Coarse losses of one batch.
+
+        Args:
+          batch: dict from model.data.make_dataset: landmarks [B,68,2] crop pixels, segmentation
+            [B,300,300] int32.
+          outputs: `forward` of batch["image"].
+          weights: LossWeights.
+        Returns:
+          OrderedDict name -> scalar: photometric, landmark, regularization, perceptual (only when a
+          perceptual net is set) and total (the weighted sum that training minimises).
+        """
+        size = self.render_size
+        segmentation = tf.image.resize(batch["segmentation"][..., tf.newaxis], [size, size],
+                                       method="nearest")[..., 0]
+        mask = outputs["mask"] * losses.region_mask(segmentation, FACE_REGION_LABELS)
+        target_landmarks = batch["landmarks"] * (size / float(CROP_SIZE))
+        parts = self.face_model.split_coefficients(outputs["coeffs"])
+        terms = collections.OrderedDict()
+        terms["photometric"] = losses.photometric_loss(outputs["input"], outputs["render"], mask)
+        terms["landmark"] = losses.landmark_loss(outputs["landmarks"], target_landmarks,
+                                                 losses.landmark_weights())
+        terms["regularization"] = losses.coefficient_regularization(
+            parts["identity"], parts["expression"], parts["albedo"], weights.id, weights.exp, weights.tex)
+        total = (weights.photo * terms["photometric"] + weights.landmark * terms["landmark"]
+                 + terms["regularization"])
+        if self.perceptual_net is not None:
+            composited = composite(outputs["render"], outputs["mask"], outputs["input"])
+            pair = tf.image.resize(tf.concat([outputs["input"], composited], 0), [VGG_INPUT_SIZE] * 2)
+            features = tf.split(self.perceptual_net(pair), 2, axis=0)
+            terms["perceptual"] = losses.perceptual_loss(features[0], features[1])
+            total += weights.perceptual * terms["perceptual"]
+        terms["total"] = total
+        return terms
+
+
+def _draw_points(image, points, colour, radius):
+    """Filled squares of side 2 radius + 1 at points [K, 2] (x, y pixels) on image [H, W, 3] in place."""
+    height, width = image.shape[:2]
+    for x, y in np.asarray(points, dtype=np.float64):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        col, row = int(np.floor(x)), int(np.floor(y))
+        image[max(row - radius, 0):max(min(row + radius + 1, height), 0),
+              max(col - radius, 0):max(min(col + radius + 1, width), 0)] = colour
+
+
+def overlay_panels(image, render, mask, predicted_landmarks, target_landmarks=None):
+    """The stage's picture: input | render over input | input with landmarks.
+
+    Args:
+      image: [H, W, 3] float in [0, 1] or uint8, the input crop.
+      render: [H, W, 3] float in [0, 1], the rendered face; mask: [H, W, 1] its coverage.
+      predicted_landmarks: [68, 2] model landmarks, pixels of `image` (drawn red).
+      target_landmarks: [68, 2] detected landmarks (drawn green), or None.
+    Returns:
+      [H, 3 W, 3] uint8.
+    """
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 255.0
+    mask = np.asarray(mask, dtype=np.float32).reshape(image.shape[:2] + (1,))
+    overlay = mask * np.clip(render, 0.0, 1.0) + (1.0 - mask) * image
+    marked = image.copy()
+    radius = max(1, image.shape[0] // 150)
+    if target_landmarks is not None:
+        _draw_points(marked, target_landmarks, (0.0, 1.0, 0.0), radius)
+    _draw_points(marked, predicted_landmarks, (1.0, 0.0, 0.0), radius)
+    panels = np.concatenate([image, overlay, marked], axis=1)
+    return np.round(np.clip(panels, 0.0, 1.0) * 255.0).astype(np.uint8)
