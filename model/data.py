@@ -72,7 +72,7 @@ def _check(condition, filename, *message):
 def _count_check(filename, parsed, key, expected):
     count = tf.size(parsed[key].values)
     return _check(tf.equal(count, expected), filename,
-                  "key '%s' has" % key, count, "values, expected %d (0 = key missing)" % expected)
+                  "key %s has" % key, count, "values, expected %d (0 = key missing)" % expected)
 
 
 def _signature_check(filename, data, key, allow_jpeg):
@@ -82,13 +82,13 @@ def _signature_check(filename, data, key, allow_jpeg):
         ok = tf.logical_or(ok, tf.equal(tf.strings.substr(data, 0, len(_JPEG_SIGNATURE)),
                                         _JPEG_SIGNATURE))
     kind = "PNG or JPEG" if allow_jpeg else "PNG"
-    return _check(ok, filename, "key '%s' is not %s data" % (key, kind))
+    return _check(ok, filename, "key %s is not %s data" % (key, kind))
 
 
 def _shape_check(filename, decoded, key, expected_hw):
     shape = tf.shape(decoded)[:2]
     return _check(tf.reduce_all(tf.equal(shape, expected_hw)), filename,
-                  "key '%s' decodes to height, width" % key, shape,
+                  "key %s decodes to height, width" % key, shape,
                   "expected %s" % (tuple(expected_hw),))
 
 
@@ -116,9 +116,11 @@ def parse_record(filename, record, ground_truth_sizes=None):
         checks.append(_count_check(filename, parsed, schema.GT_COEFFICIENTS, num_coefficients))
         checks.append(_count_check(filename, parsed, schema.GT_DISPLACEMENT, side * side))
         checks.append(_count_check(filename, parsed, schema.GT_VERTICES, 3 * num_vertices))
+    # Every value is read through the checks, so no reshape or decode runs on a bad record.
     with tf.control_dependencies(checks):
-        image_bytes = tf.identity(parsed[schema.IMAGE].values[0])
-        segmentation_bytes = tf.identity(parsed[schema.SEGMENTATION].values[0])
+        values = {key: tf.identity(feature.values) for key, feature in parsed.items()}
+    image_bytes = values[schema.IMAGE][0]
+    segmentation_bytes = values[schema.SEGMENTATION][0]
     with tf.control_dependencies([
             _signature_check(filename, image_bytes, schema.IMAGE, allow_jpeg=True),
             _signature_check(filename, segmentation_bytes, schema.SEGMENTATION, allow_jpeg=False)]):
@@ -132,16 +134,16 @@ def parse_record(filename, record, ground_truth_sizes=None):
     out = {
         "image": tf.ensure_shape(image, [size, size, 3]),
         "segmentation": tf.ensure_shape(segmentation, [size, size]),
-        "landmarks": tf.reshape(parsed[schema.LANDMARKS].values, [schema.NUM_LANDMARKS, 2]),
-        schema.SOURCE_FILENAME: parsed[schema.SOURCE_FILENAME].values[0],
-        schema.CROP_MATRIX: tf.reshape(parsed[schema.CROP_MATRIX].values, [2, 3]),
+        "landmarks": tf.reshape(values[schema.LANDMARKS], [schema.NUM_LANDMARKS, 2]),
+        schema.SOURCE_FILENAME: values[schema.SOURCE_FILENAME][0],
+        schema.CROP_MATRIX: tf.reshape(values[schema.CROP_MATRIX], [2, 3]),
     }
     if ground_truth_sizes is not None:
-        out[schema.GT_COEFFICIENTS] = tf.reshape(parsed[schema.GT_COEFFICIENTS].values,
+        out[schema.GT_COEFFICIENTS] = tf.reshape(values[schema.GT_COEFFICIENTS],
                                                  [num_coefficients])
-        out[schema.GT_DISPLACEMENT] = tf.reshape(parsed[schema.GT_DISPLACEMENT].values,
+        out[schema.GT_DISPLACEMENT] = tf.reshape(values[schema.GT_DISPLACEMENT],
                                                  [side, side])
-        out[schema.GT_VERTICES] = tf.reshape(parsed[schema.GT_VERTICES].values, [num_vertices, 3])
+        out[schema.GT_VERTICES] = tf.reshape(values[schema.GT_VERTICES], [num_vertices, 3])
     return out
 
 
