@@ -1,0 +1,72 @@
+// Triangle rasterization in clip space: the plain C++ core of the rasterizer op.
+//
+// No TensorFlow in here, so the core can be compiled and tested alone and later
+// twinned for CUDA. Every function works on one image (one batch element) and a
+// band of its rows, so callers parallelise over batch elements and row bands
+// without locks: bands of one image write disjoint pixels.
+//
+// Conventions (shared with renderer/rasterizer.py):
+//  * Clip-space vertices are [vertex_count, 4] floats (x, y, z, w), OpenGL style:
+//    NDC = xyz / w, x right, y up, z into the screen (smaller NDC z is closer).
+//  * Images are row-major [height, width]; row 0 is the top of the image
+//    (NDC y = +1). Pixel (row r, column c) is sampled at its centre,
+//    NDC x = 2 (c + 0.5) / width - 1, NDC y = 1 - 2 (r + 0.5) / height.
+//  * Front faces are counter-clockwise in NDC (x right, y up).
+//  * A pixel belongs to a triangle when all three homogeneous edge functions
+//    (Olano and Greer, "Triangle Scan Conversion using 2D Homogeneous
+//    Coordinates", 1997) are >= 0. Triangles that share an edge compute that
+//    edge's function from the same two vertices with exactly opposite signs, so
+//    meshes have no cracks; a pixel exactly on a shared edge goes to the depth
+//    test, and on equal depth the triangle with the larger id wins.
+//  * Pixels whose NDC depth lies outside [-1, 1] are not drawn (near and far
+//    clipping per pixel).
+#ifndef FACE3D_RENDERER_KERNELS_RASTERIZE_CORE_H_
+#define FACE3D_RENDERER_KERNELS_RASTERIZE_CORE_H_
+
+#include <cstdint>
+
+namespace face3d {
+
+// Value written to `depth` where no triangle covers a pixel (the far plane).
+constexpr float kBackgroundDepth = 1.0f;
+
+// Returns the index of the first triangle with a vertex index outside
+// [0, vertex_count), or -1 when all are valid.
+int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
+                            int64_t vertex_count);
+
+// Projects clip-space vertices [vertex_count, 4] to pixel coordinates
+// `screen` [vertex_count, 2] (x right, y down, in pixels), used only to bound
+// each triangle's pixels. Vertices with a non-finite coordinate get NaN; those
+// with w <= 0 (at or behind the eye) get +infinity.
+void ProjectVertices(const float* clip, int64_t vertex_count, int width,
+                     int height, float* screen);
+
+// Rasterizes `triangles` [triangle_count, 3] (indices already validated) into
+// rows [row_begin, row_end) of one image. Clears those rows first.
+// Outputs (whole-image pointers): triangle_ids [height, width] (0 where
+// uncovered), mask [height, width] (1 covered, 0 not), barycentrics
+// [height, width, 3] perspective-correct (0 where uncovered), depth
+// [height, width] NDC z (kBackgroundDepth where uncovered).
+// Triangles with a non-finite vertex are dropped; with cull_backfaces,
+// clockwise (back-facing) triangles are dropped too.
+void RasterizeRows(const float* clip, const float* screen,
+                   const int32_t* triangles, int64_t triangle_count, int width,
+                   int height, int row_begin, int row_end, bool cull_backfaces,
+                   int32_t* triangle_ids, float* mask, float* barycentrics,
+                   float* depth);
+
+// Adds to d_clip [vertex_count, 4] the gradient of a loss with respect to the
+// clip-space vertices through the barycentrics and depth of rows
+// [row_begin, row_end), given d_barycentrics [height, width, 3] and d_depth
+// [height, width] (either may be null, meaning zero). Coverage (which
+// triangle a pixel shows) is held fixed, as in any rasterizer gradient.
+void AccumulateGradientRows(const float* clip, const int32_t* triangles,
+                            const int32_t* triangle_ids, const float* mask,
+                            const float* d_barycentrics, const float* d_depth,
+                            int width, int height, int row_begin, int row_end,
+                            float* d_clip);
+
+}  // namespace face3d
+
+#endif  // FACE3D_RENDERER_KERNELS_RASTERIZE_CORE_H_

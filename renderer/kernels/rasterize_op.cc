@@ -1,0 +1,360 @@
+// TensorFlow ops RasterizeClipTriangles and RasterizeClipTrianglesGrad.
+//
+// Shape and input checks live here; the arithmetic lives in rasterize_core.cc.
+// Work is split over (batch element, row band) pairs on TensorFlow's intra-op
+// CPU thread pool. Bands are only used when the batch alone cannot keep every
+// thread busy, because each band walks all triangles of its image.
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <limits>
+
+#include "rasterize_core.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace face3d {
+namespace {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::errors::InvalidArgument;
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+// Rough cost in cycles of rasterizing one image, for the work sharder: it only
+// needs to know that a unit is expensive enough to deserve its own thread.
+constexpr int64_t kCostPerBand = 1 << 22;
+
+struct Bands {
+  int count;
+  int rows_per_band;
+};
+
+// Splits each image into enough row bands that batch * bands covers every
+// thread twice (for balance: faces leave the top and bottom rows empty).
+Bands ChooseBands(OpKernelContext* context, int64_t batch, int height) {
+  const int threads =
+      context->device()->tensorflow_cpu_worker_threads()->num_threads;
+  int count = 1;
+  if (batch < 2 * threads) {
+    count = static_cast<int>((2 * threads + batch - 1) / batch);
+  }
+  count = std::max(1, std::min(count, height));
+  const int rows_per_band = (height + count - 1) / count;
+  count = (height + rows_per_band - 1) / rows_per_band;
+  return {count, rows_per_band};
+}
+
+void RunSharded(OpKernelContext* context, int64_t units, int64_t cost_per_unit,
+                const std::function<void(int64_t, int64_t)>& work) {
+  auto* workers = context->device()->tensorflow_cpu_worker_threads();
+  ::tensorflow::Shard(workers->num_threads, workers->workers, units,
+                      cost_per_unit, work);
+}
+
+// Checks the inputs shared by both ops.
+::tensorflow::Status CheckMesh(const Tensor& clip, const Tensor& triangles,
+                               int image_height, int image_width) {
+  if (clip.dims() != 3 || clip.dim_size(2) != 4) {
+    return InvalidArgument("clip_vertices must have shape [batch, vertices, 4], got ",
+                           clip.shape().DebugString());
+  }
+  if (triangles.dims() != 2 || triangles.dim_size(1) != 3) {
+    return InvalidArgument("triangles must have shape [triangles, 3], got ",
+                           triangles.shape().DebugString());
+  }
+  if (clip.dim_size(1) == 0 || triangles.dim_size(0) == 0) {
+    return InvalidArgument("empty mesh: ", clip.dim_size(1), " vertices, ",
+                           triangles.dim_size(0), " triangles");
+  }
+  if (image_height <= 0 || image_width <= 0) {
+    return InvalidArgument("image size must be positive, got ", image_height,
+                           "x", image_width);
+  }
+  if (clip.dim_size(1) > std::numeric_limits<int32_t>::max() ||
+      triangles.dim_size(0) > std::numeric_limits<int32_t>::max()) {
+    return InvalidArgument("mesh too large for int32 indices");
+  }
+  const int64_t bad = FindInvalidTriangle(triangles.flat<int32_t>().data(),
+                                          triangles.dim_size(0),
+                                          clip.dim_size(1));
+  if (bad >= 0) {
+    return InvalidArgument("triangle ", bad, " has a vertex index outside [0, ",
+                           clip.dim_size(1), ")");
+  }
+  return ::tensorflow::OkStatus();
+}
+
+class RasterizeClipTrianglesOp : public OpKernel {
+ public:
+  explicit RasterizeClipTrianglesOp(OpKernelConstruction* context)
+      : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("image_height", &image_height_));
+    OP_REQUIRES_OK(context, context->GetAttr("image_width", &image_width_));
+    OP_REQUIRES_OK(context,
+                   context->GetAttr("cull_backfaces", &cull_backfaces_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& clip = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context,
+                   CheckMesh(clip, triangles, image_height_, image_width_));
+    const int64_t batch = clip.dim_size(0);
+    const int64_t vertex_count = clip.dim_size(1);
+    const int64_t triangle_count = triangles.dim_size(0);
+    const int height = image_height_, width = image_width_;
+
+    Tensor* ids_tensor = nullptr;
+    Tensor* mask_tensor = nullptr;
+    Tensor* bary_tensor = nullptr;
+    Tensor* depth_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({batch, height, width}),
+                                &ids_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                1, TensorShape({batch, height, width}),
+                                &mask_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                2, TensorShape({batch, height, width, 3}),
+                                &bary_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                3, TensorShape({batch, height, width}),
+                                &depth_tensor));
+    if (batch == 0) return;
+
+    Tensor screen_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(
+                                ::tensorflow::DT_FLOAT,
+                                TensorShape({batch, vertex_count, 2}),
+                                &screen_tensor));
+
+    const float* clip_data = clip.flat<float>().data();
+    const int32_t* tri_data = triangles.flat<int32_t>().data();
+    float* screen = screen_tensor.flat<float>().data();
+    int32_t* ids = ids_tensor->flat<int32_t>().data();
+    float* mask = mask_tensor->flat<float>().data();
+    float* bary = bary_tensor->flat<float>().data();
+    float* depth = depth_tensor->flat<float>().data();
+    const int64_t pixels = static_cast<int64_t>(height) * width;
+
+    RunSharded(context, batch, 20 * vertex_count,
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t b = begin; b < end; ++b) {
+                   ProjectVertices(clip_data + 4 * vertex_count * b,
+                                   vertex_count, width, height,
+                                   screen + 2 * vertex_count * b);
+                 }
+               });
+
+    const Bands bands = ChooseBands(context, batch, height);
+    RunSharded(
+        context, batch * bands.count, kCostPerBand,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t unit = begin; unit < end; ++unit) {
+            const int64_t b = unit / bands.count;
+            const int band = static_cast<int>(unit % bands.count);
+            const int row_begin = band * bands.rows_per_band;
+            const int row_end = std::min(height, row_begin + bands.rows_per_band);
+            RasterizeRows(clip_data + 4 * vertex_count * b,
+                          screen + 2 * vertex_count * b, tri_data,
+                          triangle_count, width, height, row_begin, row_end,
+                          cull_backfaces_, ids + pixels * b, mask + pixels * b,
+                          bary + 3 * pixels * b, depth + pixels * b);
+          }
+        });
+  }
+
+ private:
+  int image_height_;
+  int image_width_;
+  bool cull_backfaces_;
+};
+
+class RasterizeClipTrianglesGradOp : public OpKernel {
+ public:
+  explicit RasterizeClipTrianglesGradOp(OpKernelConstruction* context)
+      : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& clip = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& ids_tensor = context->input(2);
+    const Tensor& mask_tensor = context->input(3);
+    const Tensor& d_bary_tensor = context->input(4);
+    const Tensor& d_depth_tensor = context->input(5);
+    OP_REQUIRES(context, ids_tensor.dims() == 3,
+                InvalidArgument("triangle_ids must have shape [batch, height, "
+                                "width], got ",
+                                ids_tensor.shape().DebugString()));
+    const int height = static_cast<int>(ids_tensor.dim_size(1));
+    const int width = static_cast<int>(ids_tensor.dim_size(2));
+    OP_REQUIRES_OK(context, CheckMesh(clip, triangles, height, width));
+    const int64_t batch = clip.dim_size(0);
+    const int64_t vertex_count = clip.dim_size(1);
+    const int64_t triangle_count = triangles.dim_size(0);
+    const TensorShape image_shape({batch, height, width});
+    OP_REQUIRES(context,
+                ids_tensor.shape() == image_shape &&
+                    mask_tensor.shape() == image_shape &&
+                    d_depth_tensor.shape() == image_shape,
+                InvalidArgument("triangle_ids, mask and d_depth must have "
+                                "shape ",
+                                image_shape.DebugString()));
+    OP_REQUIRES(context,
+                d_bary_tensor.shape() == TensorShape({batch, height, width, 3}),
+                InvalidArgument("d_barycentrics must have shape [", batch, ", ",
+                                height, ", ", width, ", 3], got ",
+                                d_bary_tensor.shape().DebugString()));
+    const int32_t* ids = ids_tensor.flat<int32_t>().data();
+    const int64_t pixels = static_cast<int64_t>(height) * width;
+    for (int64_t i = 0; i < batch * pixels; ++i) {
+      OP_REQUIRES(context, ids[i] >= 0 && ids[i] < triangle_count,
+                  InvalidArgument("triangle_ids holds ", ids[i],
+                                  ", outside [0, ", triangle_count, ")"));
+    }
+
+    Tensor* d_clip_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, clip.shape(),
+                                                     &d_clip_tensor));
+    float* d_clip = d_clip_tensor->flat<float>().data();
+    std::fill(d_clip, d_clip + 4 * batch * vertex_count, 0.0f);
+    if (batch == 0) return;
+
+    // Bands of one image scatter into the same vertices, so each band beyond
+    // the first accumulates into its own buffer, summed afterwards.
+    const Bands bands = ChooseBands(context, batch, height);
+    Tensor partial_tensor;
+    float* partial = nullptr;
+    if (bands.count > 1) {
+      OP_REQUIRES_OK(context,
+                     context->allocate_temp(
+                         ::tensorflow::DT_FLOAT,
+                         TensorShape({batch, bands.count - 1, vertex_count, 4}),
+                         &partial_tensor));
+      partial = partial_tensor.flat<float>().data();
+      std::fill(partial, partial + partial_tensor.NumElements(), 0.0f);
+    }
+
+    const float* clip_data = clip.flat<float>().data();
+    const int32_t* tri_data = triangles.flat<int32_t>().data();
+    const float* mask = mask_tensor.flat<float>().data();
+    const float* d_bary = d_bary_tensor.flat<float>().data();
+    const float* d_depth = d_depth_tensor.flat<float>().data();
+    RunSharded(
+        context, batch * bands.count, kCostPerBand,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t unit = begin; unit < end; ++unit) {
+            const int64_t b = unit / bands.count;
+            const int band = static_cast<int>(unit % bands.count);
+            const int row_begin = band * bands.rows_per_band;
+            const int row_end = std::min(height, row_begin + bands.rows_per_band);
+            float* target =
+                band == 0 ? d_clip + 4 * vertex_count * b
+                          : partial + 4 * vertex_count *
+                                          (b * (bands.count - 1) + band - 1);
+            AccumulateGradientRows(clip_data + 4 * vertex_count * b, tri_data,
+                                   ids + pixels * b, mask + pixels * b,
+                                   d_bary + 3 * pixels * b, d_depth + pixels * b,
+                                   width, height, row_begin, row_end, target);
+          }
+        });
+    if (bands.count > 1) {
+      RunSharded(context, batch * vertex_count, 4 * bands.count,
+                 [&](int64_t begin, int64_t end) {
+                   for (int64_t i = begin; i < end; ++i) {
+                     const int64_t b = i / vertex_count;
+                     const int64_t v = i % vertex_count;
+                     float* out = d_clip + 4 * i;
+                     for (int band = 1; band < bands.count; ++band) {
+                       const float* p =
+                           partial +
+                           4 * (vertex_count * (b * (bands.count - 1) + band - 1) +
+                                v);
+                       for (int k = 0; k < 4; ++k) out[k] += p[k];
+                     }
+                   }
+                 });
+    }
+  }
+};
+
+}  // namespace
+
+REGISTER_OP("RasterizeClipTriangles")
+    .Input("clip_vertices: float32")
+    .Input("triangles: int32")
+    .Attr("image_height: int")
+    .Attr("image_width: int")
+    .Attr("cull_backfaces: bool = false")
+    .Output("triangle_ids: int32")
+    .Output("mask: float32")
+    .Output("barycentrics: float32")
+    .Output("depth: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle clip, triangles;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &clip));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &triangles));
+      DimensionHandle unused;
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(clip, 2), 4, &unused));
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(triangles, 1), 3, &unused));
+      int height, width;
+      TF_RETURN_IF_ERROR(c->GetAttr("image_height", &height));
+      TF_RETURN_IF_ERROR(c->GetAttr("image_width", &width));
+      if (height <= 0 || width <= 0) {
+        return InvalidArgument("image size must be positive, got ", height,
+                               "x", width);
+      }
+      const DimensionHandle batch = c->Dim(clip, 0);
+      const ShapeHandle image = c->MakeShape({batch, height, width});
+      c->set_output(0, image);
+      c->set_output(1, image);
+      c->set_output(2, c->MakeShape({batch, height, width, 3}));
+      c->set_output(3, image);
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Rasterizes a batch of clip-space meshes sharing one triangle list.
+
+clip_vertices: [batch, vertices, 4] clip-space x, y, z, w (NDC = xyz / w,
+  x right, y up, smaller z closer).
+triangles: [triangles, 3] vertex indices; counter-clockwise in NDC is front.
+triangle_ids: [batch, height, width] id of the triangle seen at each pixel,
+  0 where nothing is (use mask). Row 0 is the top of the image (NDC y = +1).
+mask: [batch, height, width] 1 where a triangle covers the pixel centre, else 0.
+barycentrics: [batch, height, width, 3] perspective-correct barycentric
+  coordinates of the pixel centre in its triangle, 0 where uncovered.
+depth: [batch, height, width] NDC z, 1 where uncovered.
+)doc");
+
+REGISTER_OP("RasterizeClipTrianglesGrad")
+    .Input("clip_vertices: float32")
+    .Input("triangles: int32")
+    .Input("triangle_ids: int32")
+    .Input("mask: float32")
+    .Input("d_barycentrics: float32")
+    .Input("d_depth: float32")
+    .Output("d_clip_vertices: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Gradient of RasterizeClipTriangles' barycentrics and depth with respect to the
+clip-space vertices, with each pixel's triangle held fixed.
+)doc");
+
+REGISTER_KERNEL_BUILDER(Name("RasterizeClipTriangles").Device(DEVICE_CPU),
+                        RasterizeClipTrianglesOp);
+REGISTER_KERNEL_BUILDER(Name("RasterizeClipTrianglesGrad").Device(DEVICE_CPU),
+                        RasterizeClipTrianglesGradOp);
+
+}  // namespace face3d

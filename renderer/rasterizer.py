@@ -1,0 +1,125 @@
+"""The rasterizer op: loading, shape checks, gradient and attribute interpolation.
+
+Conventions (see renderer/README.md):
+- clip-space vertices [B, V, 4] (x, y, z, w), OpenGL style: NDC = xyz / w with x right,
+  y up, and smaller NDC z closer to the camera; pixels whose NDC z is outside [-1, 1]
+  are not drawn.
+- images [B, H, W, ...] with row 0 at the top (NDC y = +1); pixel (r, c) is sampled
+  at its centre, NDC (2 (c + 0.5) / W - 1, 1 - 2 (r + 0.5) / H).
+- triangles [T, 3] int32 shared by the batch; front faces are counter-clockwise in NDC.
+"""
+import collections
+import os
+
+import tensorflow.compat.v1 as tf
+
+LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "rasterize_op.so")
+
+Rasterized = collections.namedtuple("Rasterized", ["triangle_ids", "mask", "barycentrics", "depth"])
+Rasterized.__doc__ = """Output of `rasterize`, one entry per pixel.
+
+triangle_ids: [B, H, W] int32 id of the visible triangle, 0 where nothing is (see mask).
+mask: [B, H, W] float32, 1 where a triangle covers the pixel centre, 0 on background.
+barycentrics: [B, H, W, 3] float32 perspective-correct barycentric coordinates of the pixel
+  centre with respect to the visible triangle's vertices (in the order of `triangles`),
+  0 on background; differentiable with respect to the clip-space vertices.
+depth: [B, H, W] float32 NDC z of the visible surface, 1 (far plane) on background;
+  differentiable with respect to the clip-space vertices.
+"""
+
+_op_module = None
+
+
+def load_op():
+    """Loads (once) and returns the compiled op module at renderer/kernels/rasterize_op.so."""
+    global _op_module
+    if _op_module is None:
+        if not os.path.exists(LIBRARY_PATH):
+            raise RuntimeError("rasterizer kernel %s is not built: run ./install.sh or "
+                               "python renderer/kernels/build.py" % LIBRARY_PATH)
+        _op_module = tf.load_op_library(LIBRARY_PATH)
+    return _op_module
+
+
+def image_size_hw(image_size):
+    """Returns (height, width) as ints from an int (square) or an (H, W) pair; raises ValueError."""
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    try:
+        height, width = (int(s) for s in image_size)
+    except (TypeError, ValueError):
+        raise ValueError("image_size must be an int or a (height, width) pair, got %r" % (image_size,))
+    if height <= 0 or width <= 0:
+        raise ValueError("image_size must be positive, got %dx%d (height x width)" % (height, width))
+    return height, width
+
+
+def _check_static_shape(tensor, rank, last_dim, name, dims_text):
+    shape = tensor.shape
+    if shape.rank is None:
+        return
+    if shape.rank != rank or (last_dim is not None and shape[-1] not in (None, last_dim)):
+        raise ValueError("%s must have shape %s, got %s" % (name, dims_text, shape))
+
+
+def rasterize(clip_vertices, triangles, image_size, cull_backfaces=False, name=None):
+    """Rasterizes clip-space meshes: which triangle each pixel sees, and where in it.
+
+    Args:
+      clip_vertices: [B, V, 4] float32 clip-space x, y, z, w (see module docstring).
+      triangles: [T, 3] int32 vertex indices shared by the batch; counter-clockwise in NDC
+        (x right, y up) is front-facing. Indices outside [0, V) raise InvalidArgumentError
+        when the graph runs.
+      image_size: (H, W) in pixels, or an int for a square image.
+      cull_backfaces: drop clockwise (back-facing) triangles when True.
+    Returns:
+      A `Rasterized` tuple. Triangles with a non-finite vertex are dropped. On equal depth
+      the triangle with the larger id wins.
+    Raises:
+      ValueError: for a non-positive image size, wrong ranks or static empty meshes.
+    """
+    height, width = image_size_hw(image_size)
+    with tf.name_scope(name, "rasterize", [clip_vertices, triangles]):
+        clip_vertices = tf.convert_to_tensor(clip_vertices, tf.float32, name="clip_vertices")
+        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        _check_static_shape(clip_vertices, 3, 4, "clip_vertices", "[batch, vertices, 4]")
+        _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
+        if clip_vertices.shape[1] == 0 or triangles.shape[0] == 0:
+            raise ValueError("empty mesh: clip_vertices %s, triangles %s" % (clip_vertices.shape, triangles.shape))
+        outputs = load_op().rasterize_clip_triangles(
+            clip_vertices, triangles, image_height=height, image_width=width, cull_backfaces=bool(cull_backfaces))
+        return Rasterized(*outputs)
+
+
+@tf.RegisterGradient("RasterizeClipTriangles")
+def _rasterize_gradient(op, d_triangle_ids, d_mask, d_barycentrics, d_depth):
+    """Gradient through barycentrics and depth; triangle ids and coverage are held fixed."""
+    del d_triangle_ids, d_mask  # piecewise constant: zero gradient almost everywhere
+    triangle_ids, mask, barycentrics, depth = op.outputs
+    if d_barycentrics is None:
+        d_barycentrics = tf.zeros_like(barycentrics)
+    if d_depth is None:
+        d_depth = tf.zeros_like(depth)
+    d_clip = load_op().rasterize_clip_triangles_grad(
+        op.inputs[0], op.inputs[1], triangle_ids, mask, d_barycentrics, d_depth)
+    return [d_clip, None]
+
+
+def interpolate(attributes, triangles, rasterized, name=None):
+    """Interpolates per-vertex attributes at every pixel with the rasterized barycentrics.
+
+    Args:
+      attributes: [B, V, C] float32 per-vertex values (colours, normals, UVs, ...).
+      triangles: [T, 3] int32, the same triangles given to `rasterize`.
+      rasterized: the `Rasterized` output of `rasterize`.
+    Returns:
+      [B, H, W, C] float32, zero on background; differentiable with respect to
+      `attributes` and, through the barycentrics, the clip-space vertices.
+    """
+    with tf.name_scope(name, "interpolate", [attributes, triangles]):
+        attributes = tf.convert_to_tensor(attributes, tf.float32, name="attributes")
+        _check_static_shape(attributes, 3, None, "attributes", "[batch, vertices, channels]")
+        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        pixel_vertex_ids = tf.gather(triangles, rasterized.triangle_ids)  # [B, H, W, 3]
+        corners = tf.gather(attributes, pixel_vertex_ids, batch_dims=1)  # [B, H, W, 3, C]
+        return tf.reduce_sum(corners * rasterized.barycentrics[..., tf.newaxis], axis=-2)

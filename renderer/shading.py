@@ -1,0 +1,93 @@
+"""Vertex normals and Lambertian spherical-harmonics shading.
+
+Normals and light live in the camera frame: x right, y up, z towards the viewer.
+"""
+import math
+
+import tensorflow.compat.v1 as tf
+
+# Added to the band-0 coefficient of every colour channel, so that a zero light vector is a
+# plain white ambient light (irradiance DEFAULT_AMBIENT * pi * Y00 = 0.709 everywhere).
+DEFAULT_AMBIENT = 0.8
+
+# Real spherical harmonics constants (bands 0..2) times the Lambertian kernel's band factors
+# pi, 2 pi / 3, pi / 4 (Ramamoorthi and Hanrahan, "An Efficient Representation for Irradiance
+# Environment Maps", 2001), so that irradiance = sum_k light_k * sh_basis_k(normal).
+_Y00 = 0.5 / math.sqrt(math.pi)
+_Y1 = math.sqrt(3.0 / (4.0 * math.pi))
+_Y2_MIXED = 0.5 * math.sqrt(15.0 / math.pi)
+_Y20 = 0.25 * math.sqrt(5.0 / math.pi)
+_Y22 = 0.25 * math.sqrt(15.0 / math.pi)
+_A0, _A1, _A2 = math.pi, 2.0 * math.pi / 3.0, math.pi / 4.0
+
+
+def vertex_normals(vertices, triangles, name=None):
+    """Area-weighted unit vertex normals.
+
+    Args:
+      vertices: [B, V, 3] float32 positions.
+      triangles: [T, 3] int32; each face's normal is (v1 - v0) x (v2 - v0), so a
+        counter-clockwise face in a frame with x right, y up, z towards the viewer points +z.
+    Returns:
+      [B, V, 3] float32 unit normals (zero for a vertex that no non-degenerate face uses).
+    """
+    with tf.name_scope(name, "vertex_normals", [vertices, triangles]):
+        vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
+        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
+            raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
+        corners = tf.gather(vertices, triangles, axis=1)  # [B, T, 3 corners, 3 xyz]
+        v0, v1, v2 = tf.unstack(corners, 3, axis=2)
+        face_normals = tf.linalg.cross(v1 - v0, v2 - v0)  # length = twice the area: area weighting
+        per_corner = tf.transpose(tf.tile(face_normals[:, tf.newaxis], [1, 3, 1, 1]), [1, 2, 0, 3])  # [3, T, B, 3]
+        summed = tf.math.unsorted_segment_sum(
+            tf.reshape(per_corner, tf.stack([-1, tf.shape(vertices)[0], 3])),
+            tf.reshape(tf.transpose(triangles), [-1]), num_segments=tf.shape(vertices)[1])  # [V, B, 3]
+        return tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=1e-24)
+
+
+def sh_basis(normals, name=None):
+    """Irradiance basis of 9 real spherical harmonics (bands 0..2) at unit normals.
+
+    Args:
+      normals: [..., 3] float32 unit normals (x right, y up, z towards the viewer).
+    Returns:
+      [..., 9] float32, band-major order (l, m) = (0,0), (1,-1), (1,0), (1,1), (2,-2),
+      (2,-1), (2,0), (2,1), (2,2), i.e. (1, y, z, x, xy, yz, 3z^2 - 1, xz, x^2 - y^2) times
+      the real-SH constants and the Lambertian band factors (pi, 2pi/3, pi/4).
+    """
+    with tf.name_scope(name, "sh_basis", [normals]):
+        normals = tf.convert_to_tensor(normals, tf.float32, name="normals")
+        x, y, z = tf.unstack(normals, 3, axis=-1)
+        return tf.stack([
+            _A0 * _Y00 * tf.ones_like(x),
+            _A1 * _Y1 * y,
+            _A1 * _Y1 * z,
+            _A1 * _Y1 * x,
+            _A2 * _Y2_MIXED * x * y,
+            _A2 * _Y2_MIXED * y * z,
+            _A2 * _Y20 * (3.0 * z * z - 1.0),
+            _A2 * _Y2_MIXED * x * z,
+            _A2 * _Y22 * (x * x - y * y),
+        ], axis=-1)
+
+
+def sh_shading(normals, albedo, light, name=None):
+    """Lambertian shading under spherical-harmonics lighting.
+
+    Args:
+      normals: [B, V, 3] float32 unit normals in the camera frame.
+      albedo: [B, V, 3] float32 RGB reflectance.
+      light: [B, 27] float32, reshaped to [B, 9, 3] (9 SH bands in `sh_basis` order, RGB
+        last); DEFAULT_AMBIENT is added to band 0 of every channel.
+    Returns:
+      [B, V, 3] float32 colours = albedo * irradiance(normal).
+    """
+    with tf.name_scope(name, "sh_shading", [normals, albedo, light]):
+        light = tf.convert_to_tensor(light, tf.float32, name="light")
+        if light.shape.rank is not None and (light.shape.rank != 2 or light.shape[-1] not in (None, 27)):
+            raise ValueError("light must have shape [batch, 27], got %s" % light.shape)
+        ambient = tf.constant([[DEFAULT_AMBIENT] * 3] + [[0.0] * 3] * 8, tf.float32)  # [9, 3]
+        coefficients = tf.reshape(light, [-1, 9, 3]) + ambient
+        irradiance = tf.einsum("bvk,bkc->bvc", sh_basis(normals), coefficients)
+        return tf.convert_to_tensor(albedo, tf.float32, name="albedo") * irradiance
