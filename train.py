@@ -136,12 +136,15 @@ def build_coarse_training(face_model, start_step):
     gradients = clipped_gradients(optimizer, losses["total"], tf.trainable_variables(coarse.SCOPE + "/"),
                                   FLAGS.gradient_clip)
     train_op = optimizer.apply_gradients(gradients, global_step=global_step)
+    # Read after the update: a plain fetch of global_step in the same run may see either value.
+    with tf.control_dependencies([train_op]):
+        step_after = tf.identity(global_step.read_value())
 
     scalars = [tf.summary.scalar("loss/" + name, value) for name, value in losses.items()]
     scalars.append(tf.summary.scalar("learning_rate", learning_rate))
     # The frozen perceptual network is reloaded from its .mat file on every start, never saved.
     saved = [v for v in tf.global_variables() if not v.name.startswith("perceptual_vgg_face/")]
-    return dict(train_op=train_op, losses=losses, global_step=global_step, learning_rate=learning_rate,
+    return dict(train_op=train_op, losses=losses, step_after=step_after, learning_rate=learning_rate,
                 scalar_summary=tf.summary.merge(scalars), image_summary=_image_summary(batch, outputs),
                 saver=tf.train.Saver(saved, max_to_keep=3), net=net, perceptual_net=perceptual_net,
                 vgg_weights=vgg_weights)
@@ -180,7 +183,7 @@ def train_coarse():
     step = start_step
     last_time, last_step = time.time(), step
     while step < FLAGS.step:
-        fetches = dict(train=graph["train_op"], losses=graph["losses"], step=graph["global_step"])
+        fetches = dict(losses=graph["losses"], step=graph["step_after"])
         if (step + 1) % FLAGS.log_step == 0:
             fetches["scalars"] = graph["scalar_summary"]
             fetches["learning_rate"] = graph["learning_rate"]
@@ -201,7 +204,7 @@ def train_coarse():
         if "images" in result:
             writer.add_summary(result["images"], step)
         if step % FLAGS.save_step == 0 or step >= FLAGS.step:
-            graph["saver"].save(session, save_path, global_step=step)
+            graph["saver"].save(session, save_path, global_step=step, write_meta_graph=False)
     writer.close()
     print("train.py: done at step %d; checkpoint in %s" % (step, FLAGS.checkpoint_dir))
 
