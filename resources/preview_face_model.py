@@ -1,0 +1,99 @@
+"""Renders a face model's mean face (and optionally random faces) with the project renderer.
+
+Writes FILE.png (the mean face at pose 0 in a 300 x 300 crop, then any random faces to its
+right) and FILE.txt beside it: the mean face's 68 projected landmarks, one "x y" line each
+(crop pixels, x right, y down). Then runs dlib's face detector and 68-point predictor on the
+mean-face render and prints their mean distance to the model's landmarks, as a fraction of the
+inter-ocular distance (outer eye corners, points 36 and 45); exits with status 1 if dlib finds
+no face.
+
+Run: python resources/preview_face_model.py --out preview.png [--model FILE.npz] [--random 4]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from model.face_model import FaceModel  # noqa: E402
+from preprocess.crop import CROP_SIZE  # noqa: E402
+
+# Light added on top of the renderer's white ambient: a frontal and a slightly overhead lobe
+# (SH bands z and y, all channels), so that the face has shading for the detector to see.
+DEFAULT_LIGHT = np.zeros((9, 3), np.float32)
+DEFAULT_LIGHT[2] = 0.3
+DEFAULT_LIGHT[1] = 0.1
+BACKGROUND_GREY = 0.5
+
+
+def render_faces(face_model, coeffs, image_size=CROP_SIZE):
+    """Renders coefficient vectors [B, coeff_size]; returns uint8 images [B, S, S, 3] and landmarks [B, 68, 2]."""
+    import tensorflow.compat.v1 as tf
+    import renderer
+
+    tf.disable_eager_execution()
+    with tf.Graph().as_default():
+        out = face_model.reconstruct(tf.constant(coeffs, tf.float32), image_size)
+        background = tf.fill([len(coeffs), image_size, image_size, 3], BACKGROUND_GREY)
+        rendered = renderer.render(out["clip"], face_model.triangles, out["colours"],
+                                   (image_size, image_size), background=background)
+        with tf.Session() as sess:
+            images, landmarks = sess.run([rendered["image"], out["landmarks"]])
+    return np.clip(images * 255 + 0.5, 0, 255).astype(np.uint8), landmarks
+
+
+def default_coefficients(face_model, num_random, seed):
+    """Mean face first, then random faces (identity and albedo ~ N(0, 1), expression ~ N(0, 0.5))."""
+    coeffs = np.zeros((1 + num_random, face_model.coeff_size), np.float32)
+    coeffs[:, -27:] = DEFAULT_LIGHT.ravel()
+    rng = np.random.default_rng(seed)
+    k = face_model.k_id + face_model.k_exp + face_model.k_tex
+    coeffs[1:, :k] = rng.normal(size=(num_random, k))
+    coeffs[1:, face_model.k_id:face_model.k_id + face_model.k_exp] *= 0.5
+    return coeffs
+
+
+def dlib_error(image, model_landmarks):
+    """Mean distance between dlib's 68 points and the model's, over the outer-eye-corner distance.
+
+    Returns (error, dlib points [68, 2]) or (None, None) when dlib detects no face.
+    """
+    import dlib
+    import face_recognition_models
+    faces = dlib.get_frontal_face_detector()(image, 1)
+    if len(faces) == 0:
+        return None, None
+    box = max(faces, key=lambda r: r.area())
+    shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())(image, box)
+    points = np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
+    inter_ocular = np.linalg.norm(model_landmarks[36] - model_landmarks[45])
+    return float(np.mean(np.linalg.norm(points - model_landmarks, axis=1)) / inter_ocular), points
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="PNG file to write (landmarks go to .txt beside it)")
+    parser.add_argument("--model", default=None, help="face model npz (default: resources/face_model.npz)")
+    parser.add_argument("--random", type=int, default=0, help="random faces to render beside the mean")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random faces")
+    args = parser.parse_args(argv)
+    from PIL import Image
+
+    face_model = FaceModel(args.model)
+    images, landmarks = render_faces(face_model, default_coefficients(face_model, args.random, args.seed))
+    Image.fromarray(np.concatenate(list(images), axis=1)).save(args.out)
+    np.savetxt(os.path.splitext(args.out)[0] + ".txt", landmarks[0], fmt="%.3f")
+    error, _ = dlib_error(images[0], landmarks[0])
+    if error is None:
+        print("dlib found no face on the mean-face render")
+        return 1
+    print("dlib vs model landmarks on the mean face: mean error %.4f of the inter-ocular distance" % error)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
