@@ -65,7 +65,7 @@ ETHNICITIES = ("african", "asian", "caucasian")
 # normal (clipped to [-1, 1]) picks one side. Singletons (head shapes) get |weight|.
 FACE_TARGET_SIGMA = 0.4
 LANDMARK_RENDER_SIZE = 512
-JAW_RAY_BAND = 0.012  # half-width of the ray band for jaw points, in units of the face height
+JAW_RAY_BAND_MM = 2.0  # half-width of the band around a jaw point's ray
 BACKGROUND_GREY = 0.5
 UV_RADIUS = 0.49
 UV_MASK_SIZE = 512
@@ -530,10 +530,12 @@ def pick_landmarks(vertices, triangles):
         if not mask[r, c]:
             raise RuntimeError("landmark %d falls off the rendered face" % k)
         ids[k] = np.argmin(np.linalg.norm(vertices - surface[r, c], axis=1))
-    flat = np.stack([size / 2 + scale * (vertices[:, 0] - centre[0]),
-                     size / 2 - scale * (vertices[:, 1] - centre[1])], axis=1)
-    ids[:17] = contour_vertices(flat, points[:17], points[17:].mean(axis=0),
-                                JAW_RAY_BAND * np.ptp(flat[:, 1]))
+    # Jaw points: dlib's points back in model millimetres, rays from the centre of the inner
+    # landmark vertices.
+    in_mm = np.stack([centre[0] + (points[:17, 0] - size / 2) / scale,
+                      centre[1] - (points[:17, 1] - size / 2) / scale], axis=1)
+    flat = vertices[:, :2]
+    ids[:17] = contour_vertices(flat, in_mm, flat[ids[17:]].mean(axis=0), JAW_RAY_BAND_MM)
     return ids, points
 
 
@@ -612,6 +614,28 @@ def distance_to_polyline(points, polyline):
     return best
 
 
+def nose_and_brows(xy, lm):
+    """Bool [N] nose and brow masks from vertex positions xy [N, 2] and landmarks lm [68, 2] (mm).
+
+    nose: a polygon through the nose landmarks, widened over the alae; brows: a 5 mm band
+    around the brow landmarks moved 2 mm down (dlib's brow points run along the brows' top).
+    """
+    width = abs(lm[35, 0] - lm[31, 0])
+    nose_poly = np.array([
+        [lm[27, 0] - 0.2 * width, lm[27, 1] + 0.05 * width],
+        [lm[27, 0] + 0.2 * width, lm[27, 1] + 0.05 * width],
+        [lm[35, 0] + 0.35 * width, lm[35, 1]],
+        [lm[35, 0] + 0.3 * width, lm[33, 1] - 0.1 * width],
+        [lm[31, 0] - 0.3 * width, lm[33, 1] - 0.1 * width],
+        [lm[31, 0] - 0.35 * width, lm[31, 1]],
+    ])
+    nose = point_in_polygon(xy, nose_poly)
+    brows = np.zeros(len(xy), dtype=bool)
+    for side in (slice(17, 22), slice(22, 27)):
+        brows |= distance_to_polyline(xy, lm[side] + np.array([0.0, -2.0])) < 5.0
+    return nose, brows
+
+
 def build_regions(mean_shape, triangles, triangle_labels, lips_mask_values, landmarks68):
     """Per-vertex region masks (bool [N]) from labels, the lips mask and the landmarks (mm).
 
@@ -627,20 +651,8 @@ def build_regions(mean_shape, triangles, triangle_labels, lips_mask_values, land
     xy = mean_shape[:, :2]
     lm = mean_shape[landmarks68, :2]
     lips = (lips_mask_values > 0.5) & front
-    width = abs(lm[35, 0] - lm[31, 0])
-    nose_poly = np.array([
-        [lm[27, 0] - 0.2 * width, lm[27, 1] + 0.05 * width],
-        [lm[27, 0] + 0.2 * width, lm[27, 1] + 0.05 * width],
-        [lm[35, 0] + 0.35 * width, lm[35, 1]],
-        [lm[35, 0] + 0.3 * width, lm[33, 1] - 0.1 * width],
-        [lm[31, 0] - 0.3 * width, lm[33, 1] - 0.1 * width],
-        [lm[31, 0] - 0.35 * width, lm[31, 1]],
-    ])
-    nose = point_in_polygon(xy, nose_poly) & front & ~lips
-    brow_offset = np.array([0.0, -2.0])
-    brows = np.zeros(n, dtype=bool)
-    for side in (slice(17, 22), slice(22, 27)):
-        brows |= distance_to_polyline(xy, lm[side] + brow_offset) < 5.0
+    nose, brows = nose_and_brows(xy, lm)
+    nose &= front & ~lips
     brows &= front & ~nose
     skin = front & ~lips & ~nose & ~brows
     return dict(skin=skin, eyes=eyes, brows=brows, nose=nose, lips=lips, mouth_interior=mouth)
@@ -754,6 +766,9 @@ def build(assets, num_samples, num_identity, seed):
     id_mean, id_basis, id_var, num_targets = build_identity(assets, topology, num_samples,
                                                             num_identity, rng)
     mean_shape = base + id_mean
+    # The sample mean carries sampling noise in the sideways targets (trans-in/out); the
+    # population mean is symmetric, so symmetrise.
+    mean_shape = 0.5 * (mean_shape + mean_shape[topology.mirror] * np.array([-1.0, 1.0, 1.0]))
     mean_shape -= np.array([0.0, *(0.5 * (mean_shape[:, 1:].min(axis=0) + mean_shape[:, 1:].max(axis=0)))])
     print("mesh: %d vertices, %d triangles" % (topology.num_vertices, len(triangles)))
     print("identity: %d targets, %d samples; explained variance of the first %d components: %.4f"

@@ -1,0 +1,205 @@
+"""The embedded face model file and the FaceModel class (TF graph ops and NumPy twins)."""
+import os
+
+import numpy as np
+import pytest
+
+from model.face_model import DEFAULT_PATH, FaceModel
+from preprocess.crop import crop_box_from_landmarks
+
+
+@pytest.fixture(scope="module")
+def fm():
+    return FaceModel()
+
+
+def relative_off_diagonal(basis):
+    gram = basis.astype(np.float64).T @ basis.astype(np.float64)
+    diag = np.sqrt(np.diag(gram))
+    return np.abs(gram / np.outer(diag, diag) - np.eye(len(gram))).max()
+
+
+def rms_displacement_mm(column):
+    return float(np.sqrt(np.mean(np.sum(column.reshape(-1, 3) ** 2, axis=1))))
+
+
+# ----------------------------------------------------------------------------- the file
+
+
+def test_model_file_is_at_most_30_mb():
+    assert os.path.getsize(DEFAULT_PATH) <= 30e6
+
+
+def test_vertex_count_is_between_8000_and_40000(fm):
+    assert 8000 <= fm.num_vertices <= 40000
+
+
+def test_basis_sizes_meet_the_minimums(fm):
+    assert fm.k_id >= 80 and fm.k_exp >= 40 and fm.k_tex >= 20
+    assert fm.coeff_size == fm.k_id + fm.k_exp + fm.k_tex + 6 + 27
+
+
+@pytest.mark.parametrize("name", ["id_basis", "exp_basis", "tex_basis"])
+def test_basis_columns_are_orthogonal(fm, name):
+    assert relative_off_diagonal(getattr(fm, name)) < 1e-3
+
+
+@pytest.mark.parametrize("name", ["id_basis", "exp_basis", "tex_basis"])
+def test_basis_columns_are_ordered_by_standard_deviation(fm, name):
+    norms = np.linalg.norm(getattr(fm, name), axis=0)
+    assert np.all(np.diff(norms) <= 1e-4 * norms[0])
+
+
+def test_one_standard_deviation_of_identity_and_expression_is_a_plausible_size(fm):
+    # A 1-sigma change of the main identity/expression component moves a face by millimetres,
+    # not micrometres or metres (a basis left in decimetres or unscaled would fail this).
+    assert 1.0 < rms_displacement_mm(fm.id_basis[:, 0]) < 20.0
+    assert 0.5 < rms_displacement_mm(fm.exp_basis[:, 0]) < 20.0
+
+
+def test_mean_albedo_is_in_unit_range_and_albedo_basis_is_small(fm):
+    assert fm.mean_albedo.min() >= 0 and fm.mean_albedo.max() <= 1
+    assert np.abs(fm.tex_basis).max() < 0.5
+
+
+def test_mirror_map_is_an_involution(fm):
+    assert np.array_equal(fm.mirror[fm.mirror], np.arange(fm.num_vertices))
+
+
+def test_mean_shape_is_mirror_symmetric(fm):
+    mirrored = fm.mean_shape[fm.mirror] * np.array([-1.0, 1.0, 1.0])
+    assert np.abs(mirrored - fm.mean_shape).max() < 0.5  # mm
+
+
+def test_mean_shape_is_centred_and_face_sized(fm):
+    extent = np.ptp(fm.mean_shape, axis=0)
+    assert 120 < extent[0] < 200 and 150 < extent[1] < 240  # mm, ear to ear and brow to chin
+    assert np.abs(fm.mean_shape[:, 0].mean()) < 0.5
+
+
+def test_triangles_face_the_viewer_on_the_face_front(fm):
+    normals = fm.normals_np(fm.mean_shape[None])[0]
+    assert np.all(normals[fm.landmarks68[27:36], 2] > 0.3)
+
+
+def test_uv_chart_has_no_flipped_or_overlapping_triangles(fm):
+    uv = fm.uv.astype(np.float64)
+    assert uv.min() >= 0 and uv.max() <= 1
+    a, b, c = (uv[fm.triangles[:, k]] for k in range(3))
+    signed = 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1]))
+    assert np.all(signed > 0)
+    # Same orientation everywhere and total area equal to the area inside the border: the chart
+    # covers its disk exactly once.
+    from resources.build_face_model import boundary_loops
+    outer = max(boundary_loops(fm.triangles), key=len)
+    x, y = uv[outer, 0], uv[outer, 1]
+    border_area = 0.5 * abs(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    assert signed.sum() == pytest.approx(border_area, rel=1e-6)
+
+
+def test_uv_mask_holds_every_vertex_away_from_the_chart_border(fm):
+    size = fm.uv_mask.shape[0]
+    cols = np.clip((fm.uv[:, 0] * size).astype(int), 0, size - 1)
+    rows = np.clip(((1 - fm.uv[:, 1]) * size).astype(int), 0, size - 1)
+    radius = np.linalg.norm(fm.uv - 0.5, axis=1)
+    inner = radius < radius.max() - 2.0 / size
+    assert inner.mean() > 0.9
+    assert np.all(fm.uv_mask[rows[inner], cols[inner]] == 1)
+    assert fm.uv_mask.mean() == pytest.approx(np.pi * radius.max() ** 2, rel=0.02)
+
+
+def test_regions_are_disjoint_and_non_empty(fm):
+    names = ["skin", "eyes", "brows", "nose", "lips"]
+    stacked = np.stack([fm.regions[n] for n in names])
+    assert np.all(stacked.sum(axis=1) > 50)
+    assert stacked.sum(axis=0).max() == 1
+
+
+# ----------------------------------------------------------------------------- landmarks
+
+
+def test_nose_tip_is_the_frontmost_nose_landmark(fm):
+    z = fm.mean_shape[fm.landmarks68, 2]
+    assert np.argmax(z[27:36]) + 27 == 30
+
+
+def test_landmarks_run_from_image_left_to_image_right(fm):
+    x = fm.mean_shape[fm.landmarks68, 0]
+    for left, right in [(0, 16), (17, 26), (36, 39), (39, 42), (42, 45), (31, 35), (48, 54)]:
+        assert x[left] < x[right], (left, right)
+
+
+def test_landmarks_run_from_brows_to_chin(fm):
+    y = fm.mean_shape[fm.landmarks68, 1]
+    assert y[19] > y[37] > y[33] > y[62] > y[57] > y[8]
+
+
+def test_jaw_landmarks_lie_on_the_frontal_contour(fm):
+    flat = fm.mean_shape[:, :2].astype(np.float64)
+    inner = flat[fm.landmarks68[17:]].mean(axis=0)
+    band = 2.0  # mm either side of the ray
+    for k in range(17):
+        p = flat[fm.landmarks68[k]]
+        d = (p - inner) / np.linalg.norm(p - inner)
+        rel = flat - inner
+        near_ray = np.abs(rel @ np.array([-d[1], d[0]])) < band
+        assert (rel[near_ray] @ d).max() - (p - inner) @ d < 2.0, k
+
+
+# ----------------------------------------------------------------------------- FaceModel ops
+
+
+def test_missing_key_is_an_error_naming_the_file(tmp_path, fm):
+    path = str(tmp_path / "broken.npz")
+    np.savez(path, mean_shape=fm.mean_shape)
+    with pytest.raises(ValueError, match="broken.npz"):
+        FaceModel(path)
+
+
+def test_split_coefficients_gives_the_contract_sizes(fm):
+    parts = fm.split_coefficients(np.zeros((2, fm.coeff_size)))
+    assert [parts[k].shape[1] for k in ("identity", "expression", "albedo", "pose", "light")] == \
+        [fm.k_id, fm.k_exp, fm.k_tex, 6, 27]
+
+
+def test_mean_face_at_pose_zero_is_framed_by_the_crop_rule(fm):
+    points = fm.project_np(fm.mean_shape[None], np.zeros((1, 6)))
+    cx, cy, side = crop_box_from_landmarks(fm.landmarks_np(points)[0])
+    assert (cx, cy, side) == pytest.approx((150.0, 150.0, 300.0), abs=1e-3)
+
+
+def test_translation_is_in_crop_pixels_and_log_scale_scales_about_the_centre(fm):
+    base = fm.project_np(fm.mean_shape[None], np.zeros((1, 6)), image_size=600)[0]
+    moved = fm.project_np(fm.mean_shape[None], np.array([[0, 0, 0, 10.0, -5.0, np.log(2.0)]]),
+                          image_size=600)[0]
+    expected_uv = 300 + 2 * (base[:, :2] - 300) + np.array([20.0, -10.0])
+    assert np.allclose(moved[:, :2], expected_uv, atol=1e-3)
+
+
+def test_positive_yaw_turns_the_nose_towards_the_image_right(fm):
+    tip = fm.landmarks68[30]
+    front = fm.project_np(fm.mean_shape[None], np.zeros((1, 6)))[0, tip, 0]
+    turned = fm.project_np(fm.mean_shape[None], np.array([[0, 0.3, 0, 0, 0, 0]]))[0, tip, 0]
+    assert turned > front + 5
+
+
+def test_tensorflow_and_numpy_paths_agree(fm):
+    import tensorflow.compat.v1 as tf
+    tf.disable_eager_execution()
+    rng = np.random.default_rng(0)
+    coeffs = rng.normal(size=(2, fm.coeff_size)).astype(np.float32)
+    coeffs[:, -33:-27] = [[0.1, -0.2, 0.05, 3.0, -4.0, 0.1], [-0.1, 0.3, -0.1, -2.0, 1.0, -0.2]]
+    with tf.Graph().as_default():
+        out = fm.reconstruct(tf.constant(coeffs), image_size=224)
+        with tf.Session() as sess:
+            got = sess.run(out)
+    parts = fm.split_coefficients(coeffs)
+    vertices = fm.shape_np(parts["identity"], parts["expression"])
+    points = fm.project_np(vertices, parts["pose"], image_size=224)
+    assert np.allclose(got["vertices"], vertices, atol=1e-2)
+    assert np.allclose(got["points_px"], points, atol=1e-2)
+    assert np.allclose(got["landmarks"], fm.landmarks_np(points), atol=1e-2)
+    assert np.allclose(got["albedo"], fm.albedo_np(parts["albedo"]), atol=1e-4)
+    from model.face_model import _euler_rotation_np
+    rotated_normals = fm.normals_np(vertices) @ np.swapaxes(_euler_rotation_np(parts["pose"][:, :3]), 1, 2)
+    assert np.allclose(got["normals"], rotated_normals, atol=1e-3)
