@@ -95,11 +95,12 @@ def rasterize(clip_vertices, triangles, image_size, cull_backfaces=False, name=N
 def _rasterize_gradient(op, d_triangle_ids, d_mask, d_barycentrics, d_depth):
     """Gradient through barycentrics and depth; triangle ids and coverage are held fixed."""
     del d_triangle_ids, d_mask  # piecewise constant: zero gradient almost everywhere
-    triangle_ids, mask, barycentrics, depth = op.outputs
+    triangle_ids, mask = op.outputs[:2]
+    # An empty tensor tells the kernel that an output received no gradient.
     if d_barycentrics is None:
-        d_barycentrics = tf.zeros_like(barycentrics)
+        d_barycentrics = tf.zeros([0], tf.float32)
     if d_depth is None:
-        d_depth = tf.zeros_like(depth)
+        d_depth = tf.zeros([0], tf.float32)
     d_clip = load_op().rasterize_clip_triangles_grad(
         op.inputs[0], op.inputs[1], triangle_ids, mask, d_barycentrics, d_depth)
     return [d_clip, None]

@@ -1,10 +1,13 @@
 // Plain C++ rasterization core; see rasterize_core.h for the conventions.
 //
-// Arithmetic note: the edge functions are evaluated in double precision from
-// float inputs. Products of two floats are exact in double, so the functions of
-// an edge shared by two triangles come out as exact negatives of each other
-// (the watertightness argument), provided the compiler does not contract
-// a * b + c into fused multiply-adds: build.py passes -ffp-contract=off.
+// Two paths. Triangles with all vertices in front of the eye (w > 0) are
+// rasterized in pixel coordinates from the projected vertices: edge functions
+// in double precision, each shared edge computed from its lower-id endpoint so
+// that both neighbours get the same numbers up to an exact sign flip (no cracks,
+// no double coverage except exactly on the edge); this needs the compiler not
+// to contract a * b - c into fused multiply-adds (build.py passes
+// -ffp-contract=off). Triangles with a vertex at or behind the eye take the
+// slower homogeneous path (Olano and Greer), which tests every pixel.
 #include "rasterize_core.h"
 
 #include <algorithm>
@@ -95,19 +98,80 @@ int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
                      int height, float* screen) {
   const float half_width = 0.5f * width, half_height = 0.5f * height;
+  const float infinity = std::numeric_limits<float>::infinity();
   for (int64_t v = 0; v < vertex_count; ++v) {
     const float* c = clip + 4 * v;
-    float* s = screen + 2 * v;
-    if (!AllFinite(c)) {
-      s[0] = s[1] = std::numeric_limits<float>::quiet_NaN();
-    } else if (!(c[3] > 0.0f)) {
-      s[0] = s[1] = std::numeric_limits<float>::infinity();
-    } else {
-      s[0] = (c[0] / c[3] + 1.0f) * half_width;
-      s[1] = (1.0f - c[1] / c[3]) * half_height;
+    float* s = screen + 4 * v;
+    const float inv_w = 1.0f / c[3];
+    s[0] = (c[0] * inv_w + 1.0f) * half_width;
+    s[1] = (1.0f - c[1] * inv_w) * half_height;
+    s[2] = c[2] * inv_w;
+    s[3] = inv_w;
+    if (!(c[3] > 0.0f) || !AllFinite(s) || !AllFinite(c)) {
+      s[0] = s[1] = s[2] = s[3] = infinity;
     }
   }
 }
+
+namespace {
+
+// Rasterizes one triangle that has a vertex at or behind the eye (or beyond
+// float range after projection) with homogeneous edge functions, which select
+// exactly the part in front of the eye, testing every pixel of the rows.
+void RasterizeHomogeneousTriangle(const float* clip, const int32_t* ids,
+                                  int32_t triangle_id, int width, int height,
+                                  int row_begin, int row_end,
+                                  bool cull_backfaces, int32_t* triangle_ids,
+                                  float* mask, float* barycentrics,
+                                  float* depth) {
+  for (int i = 0; i < 3; ++i) {
+    if (!AllFinite(clip + 4 * static_cast<int64_t>(ids[i]))) return;
+  }
+  TriangleSetup s;
+  LoadTriangle(clip, ids, &s);
+  if (!(s.w[0] > 0.0) && !(s.w[1] > 0.0) && !(s.w[2] > 0.0)) return;
+  if (!(s.det != 0.0) || !std::isfinite(s.det)) return;
+  // det > 0 exactly when the triangle is counter-clockwise in NDC (front).
+  if (cull_backfaces && s.det < 0.0) return;
+  // Flipping the rows to a positive determinant makes the inside test one
+  // sign for both windings.
+  const double sign = s.det > 0.0 ? 1.0 : -1.0;
+  const double inv_abs_det = 1.0 / (sign * s.det);
+  for (int row = row_begin; row < row_end; ++row) {
+    const double py = PixelNdcY(row, height);
+    for (int col = 0; col < width; ++col) {
+      const double px = PixelNdcX(col, width);
+      double l[3];
+      for (int i = 0; i < 3; ++i) {
+        l[i] = sign * (s.edge[i][0] * px + s.edge[i][1] * py + s.edge[i][2]);
+      }
+      if (l[0] < 0.0 || l[1] < 0.0 || l[2] < 0.0) continue;
+      const double sum = l[0] + l[1] + l[2];
+      if (!(sum > 0.0)) continue;
+      // l_i = |det| barycentric_i / w_pixel and sum_i l_i w_i = |det|, so
+      // NDC z = sum_i l_i z_i / |det|.
+      const double z = (l[0] * s.z[0] + l[1] * s.z[1] + l[2] * s.z[2]) * inv_abs_det;
+      if (!(z >= -1.0 && z <= 1.0)) continue;
+      const int64_t pixel = static_cast<int64_t>(row) * width + col;
+      const float z_float = static_cast<float>(z);
+      if (z_float > depth[pixel]) continue;
+      depth[pixel] = z_float;
+      triangle_ids[pixel] = triangle_id;
+      mask[pixel] = 1.0f;
+      for (int i = 0; i < 3; ++i) {
+        barycentrics[3 * pixel + i] = static_cast<float>(l[i] / sum);
+      }
+    }
+  }
+}
+
+// One edge function E(p) = dx (p.y - from_y) - dy (p.x - from_x) in pixel
+// coordinates, positive inside the triangle.
+struct Edge {
+  double from_x, from_y, dx, dy;
+};
+
+}  // namespace
 
 void RasterizeRows(const float* clip, const float* screen,
                    const int32_t* triangles, int64_t triangle_count, int width,
@@ -121,81 +185,78 @@ void RasterizeRows(const float* clip, const float* screen,
   std::fill(barycentrics + 3 * first, barycentrics + 3 * last, 0.0f);
   std::fill(depth + first, depth + last, kBackgroundDepth);
 
-  TriangleSetup s;
   for (int64_t t = 0; t < triangle_count; ++t) {
     const int32_t* ids = triangles + 3 * t;
-    const float* s0 = screen + 2 * static_cast<int64_t>(ids[0]);
-    const float* s1 = screen + 2 * static_cast<int64_t>(ids[1]);
-    const float* s2 = screen + 2 * static_cast<int64_t>(ids[2]);
-
-    int row_min, row_max, col_min, col_max;
-    if (std::isfinite(s0[0] + s0[1] + s1[0] + s1[1] + s2[0] + s2[1])) {
-      const float y_min = std::min(std::min(s0[1], s1[1]), s2[1]);
-      const float y_max = std::max(std::max(s0[1], s1[1]), s2[1]);
-      row_min = FirstCentreAtOrAfter(y_min, row_begin, row_end);
-      row_max = LastCentreAtOrBefore(y_max, row_begin - 1, row_end - 1);
-      if (row_min > row_max) continue;
-      const float x_min = std::min(std::min(s0[0], s1[0]), s2[0]);
-      const float x_max = std::max(std::max(s0[0], s1[0]), s2[0]);
-      col_min = FirstCentreAtOrAfter(x_min, 0, width);
-      col_max = LastCentreAtOrBefore(x_max, -1, width - 1);
-      if (col_min > col_max) continue;
-    } else {
-      // A vertex is non-finite, at or behind the eye, or projects beyond float
-      // range: drop the triangle if it has a non-finite vertex or lies wholly
-      // behind the eye, else test every pixel of the band (the homogeneous
-      // edge functions select exactly the part in front of the eye).
-      const float* c0 = clip + 4 * static_cast<int64_t>(ids[0]);
-      const float* c1 = clip + 4 * static_cast<int64_t>(ids[1]);
-      const float* c2 = clip + 4 * static_cast<int64_t>(ids[2]);
-      if (!AllFinite(c0) || !AllFinite(c1) || !AllFinite(c2)) continue;
-      if (!(c0[3] > 0.0f) && !(c1[3] > 0.0f) && !(c2[3] > 0.0f)) continue;
-      row_min = row_begin;
-      row_max = row_end - 1;
-      col_min = 0;
-      col_max = width - 1;
+    const float* v[3] = {screen + 4 * static_cast<int64_t>(ids[0]),
+                         screen + 4 * static_cast<int64_t>(ids[1]),
+                         screen + 4 * static_cast<int64_t>(ids[2])};
+    if (!std::isfinite(v[0][0] + v[1][0] + v[2][0])) {
+      RasterizeHomogeneousTriangle(clip, ids, static_cast<int32_t>(t), width,
+                                   height, row_begin, row_end, cull_backfaces,
+                                   triangle_ids, mask, barycentrics, depth);
+      continue;
     }
+    const float y_min = std::min(std::min(v[0][1], v[1][1]), v[2][1]);
+    const float y_max = std::max(std::max(v[0][1], v[1][1]), v[2][1]);
+    const int row_min = FirstCentreAtOrAfter(y_min, row_begin, row_end);
+    const int row_max = LastCentreAtOrBefore(y_max, row_begin - 1, row_end - 1);
+    if (row_min > row_max) continue;
+    const float x_min = std::min(std::min(v[0][0], v[1][0]), v[2][0]);
+    const float x_max = std::max(std::max(v[0][0], v[1][0]), v[2][0]);
+    const int col_min = FirstCentreAtOrAfter(x_min, 0, width);
+    const int col_max = LastCentreAtOrBefore(x_max, -1, width - 1);
+    if (col_min > col_max) continue;
 
-    LoadTriangle(clip, ids, &s);
-    if (!(s.det != 0.0) || !std::isfinite(s.det)) continue;
-    if (cull_backfaces && s.det < 0.0) continue;
-    // Flipping the rows to a positive determinant makes the inside test one
-    // sign for both windings.
-    const double sign = s.det > 0.0 ? 1.0 : -1.0;
-    double e[3][3];
+    const double x[3] = {v[0][0], v[1][0], v[2][0]};
+    const double y[3] = {v[0][1], v[1][1], v[2][1]};
+    // Twice the signed area in pixel coordinates (y down): negative for
+    // triangles counter-clockwise in NDC, i.e. front faces.
+    const double area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0]);
+    if (!(area != 0.0)) continue;
+    if (cull_backfaces && area > 0.0) continue;
+    // Edge i is opposite vertex i. It is computed from its lower-id endpoint
+    // so that a neighbour sharing it computes the same numbers, then negated
+    // as needed (exactly) to be positive inside this triangle.
+    Edge edge[3];
     for (int i = 0; i < 3; ++i) {
-      for (int k = 0; k < 3; ++k) e[i][k] = sign * s.edge[i][k];
+      int a = (i + 1) % 3, b = (i + 2) % 3;
+      double sign = area < 0.0 ? -1.0 : 1.0;
+      if (ids[b] < ids[a]) {
+        std::swap(a, b);
+        sign = -sign;
+      }
+      edge[i] = {x[a], y[a], sign * (x[b] - x[a]), sign * (y[b] - y[a])};
     }
-    const double inv_abs_det = 1.0 / (sign * s.det);
-
     for (int row = row_min; row <= row_max; ++row) {
-      const double py = PixelNdcY(row, height);
-      const double r0 = e[0][1] * py + e[0][2];
-      const double r1 = e[1][1] * py + e[1][2];
-      const double r2 = e[2][1] * py + e[2][2];
+      const double py = row + 0.5;
+      const double r0 = edge[0].dx * (py - edge[0].from_y);
+      const double r1 = edge[1].dx * (py - edge[1].from_y);
+      const double r2 = edge[2].dx * (py - edge[2].from_y);
       const int64_t row_offset = static_cast<int64_t>(row) * width;
       for (int col = col_min; col <= col_max; ++col) {
-        const double px = PixelNdcX(col, width);
-        const double l0 = e[0][0] * px + r0;
-        const double l1 = e[1][0] * px + r1;
-        const double l2 = e[2][0] * px + r2;
-        if (l0 < 0.0 || l1 < 0.0 || l2 < 0.0) continue;
-        const double sum = l0 + l1 + l2;
+        const double px = col + 0.5;
+        const double e0 = r0 - edge[0].dy * (px - edge[0].from_x);
+        const double e1 = r1 - edge[1].dy * (px - edge[1].from_x);
+        const double e2 = r2 - edge[2].dy * (px - edge[2].from_x);
+        if (e0 < 0.0 || e1 < 0.0 || e2 < 0.0) continue;
+        const double sum = e0 + e1 + e2;
         if (!(sum > 0.0)) continue;
-        // l_i = |det| * barycentric_i / w_pixel and sum_i l_i w_i = |det|,
-        // so NDC z = sum_i l_i z_i / |det|.
-        const double z = (l0 * s.z[0] + l1 * s.z[1] + l2 * s.z[2]) * inv_abs_det;
+        // NDC z is affine in screen space; barycentrics are perspective
+        // corrected by weighting the screen-space ones with 1 / w.
+        const double inv_sum = 1.0 / sum;
+        const double z = (e0 * v[0][2] + e1 * v[1][2] + e2 * v[2][2]) * inv_sum;
         if (!(z >= -1.0 && z <= 1.0)) continue;
         const int64_t pixel = row_offset + col;
         const float z_float = static_cast<float>(z);
         if (z_float > depth[pixel]) continue;
-        const double inv_sum = 1.0 / sum;
+        const double t0 = e0 * v[0][3], t1 = e1 * v[1][3], t2 = e2 * v[2][3];
+        const double inv_t = 1.0 / (t0 + t1 + t2);
         depth[pixel] = z_float;
         triangle_ids[pixel] = static_cast<int32_t>(t);
         mask[pixel] = 1.0f;
-        barycentrics[3 * pixel + 0] = static_cast<float>(l0 * inv_sum);
-        barycentrics[3 * pixel + 1] = static_cast<float>(l1 * inv_sum);
-        barycentrics[3 * pixel + 2] = static_cast<float>(l2 * inv_sum);
+        barycentrics[3 * pixel + 0] = static_cast<float>(t0 * inv_t);
+        barycentrics[3 * pixel + 1] = static_cast<float>(t1 * inv_t);
+        barycentrics[3 * pixel + 2] = static_cast<float>(t2 * inv_t);
       }
     }
   }
@@ -235,8 +296,10 @@ void AccumulateGradientRows(const float* clip, const int32_t* triangles,
       const double l_sum = l[0] + l[1] + l[2];
       if (l_sum == 0.0) continue;
       // lambda = l / det; barycentrics b = l / l_sum.
-      const double g_dot_b = (g[0] * l[0] + g[1] * l[1] + g[2] * l[2]) / l_sum;
-      const double scale = s.det / l_sum;
+      const double inv_det = 1.0 / s.det;
+      const double inv_l_sum = 1.0 / l_sum;
+      const double g_dot_b = (g[0] * l[0] + g[1] * l[1] + g[2] * l[2]) * inv_l_sum;
+      const double scale = s.det * inv_l_sum;
       double q[3];
       for (int i = 0; i < 3; ++i) {
         q[i] = (g[i] - g_dot_b) * scale + g_depth * s.z[i];
@@ -244,11 +307,11 @@ void AccumulateGradientRows(const float* clip, const int32_t* triangles,
       // u = M^-T q = sum_i q_i edge_i / det.
       double u[3];
       for (int k = 0; k < 3; ++k) {
-        u[k] = (q[0] * s.edge[0][k] + q[1] * s.edge[1][k] + q[2] * s.edge[2][k]) /
-               s.det;
+        u[k] = (q[0] * s.edge[0][k] + q[1] * s.edge[1][k] + q[2] * s.edge[2][k]) *
+               inv_det;
       }
       for (int j = 0; j < 3; ++j) {
-        const double lambda = l[j] / s.det;
+        const double lambda = l[j] * inv_det;
         float* d = d_clip + 4 * static_cast<int64_t>(ids[j]);
         d[0] += static_cast<float>(-lambda * u[0]);
         d[1] += static_cast<float>(-lambda * u[1]);

@@ -35,10 +35,10 @@ constexpr float kBackgroundDepth = 1.0f;
 int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
                             int64_t vertex_count);
 
-// Projects clip-space vertices [vertex_count, 4] to pixel coordinates
-// `screen` [vertex_count, 2] (x right, y down, in pixels), used only to bound
-// each triangle's pixels. Vertices with a non-finite coordinate get NaN; those
-// with w <= 0 (at or behind the eye) get +infinity.
+// Projects clip-space vertices [vertex_count, 4] into `screen`
+// [vertex_count, 4]: pixel x (right), pixel y (down), NDC z and 1 / w. A vertex
+// that is non-finite, at or behind the eye (w <= 0), or projects beyond float
+// range gets +infinity in all four, sending its triangles to the slow path.
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
                      int height, float* screen);
 

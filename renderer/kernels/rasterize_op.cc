@@ -134,7 +134,7 @@ class RasterizeClipTrianglesOp : public OpKernel {
     Tensor screen_tensor;
     OP_REQUIRES_OK(context, context->allocate_temp(
                                 ::tensorflow::DT_FLOAT,
-                                TensorShape({batch, vertex_count, 2}),
+                                TensorShape({batch, vertex_count, 4}),
                                 &screen_tensor));
 
     const float* clip_data = clip.flat<float>().data();
@@ -151,7 +151,7 @@ class RasterizeClipTrianglesOp : public OpKernel {
                  for (int64_t b = begin; b < end; ++b) {
                    ProjectVertices(clip_data + 4 * vertex_count * b,
                                    vertex_count, width, height,
-                                   screen + 2 * vertex_count * b);
+                                   screen + 4 * vertex_count * b);
                  }
                });
 
@@ -165,7 +165,7 @@ class RasterizeClipTrianglesOp : public OpKernel {
             const int row_begin = band * bands.rows_per_band;
             const int row_end = std::min(height, row_begin + bands.rows_per_band);
             RasterizeRows(clip_data + 4 * vertex_count * b,
-                          screen + 2 * vertex_count * b, tri_data,
+                          screen + 4 * vertex_count * b, tri_data,
                           triangle_count, width, height, row_begin, row_end,
                           cull_backfaces_, ids + pixels * b, mask + pixels * b,
                           bary + 3 * pixels * b, depth + pixels * b);
@@ -204,15 +204,21 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
     const TensorShape image_shape({batch, height, width});
     OP_REQUIRES(context,
                 ids_tensor.shape() == image_shape &&
-                    mask_tensor.shape() == image_shape &&
-                    d_depth_tensor.shape() == image_shape,
-                InvalidArgument("triangle_ids, mask and d_depth must have "
-                                "shape ",
+                    mask_tensor.shape() == image_shape,
+                InvalidArgument("triangle_ids and mask must have shape ",
+                                image_shape.DebugString()));
+    // An empty gradient stands for zeros (an output nothing depends on).
+    const bool has_d_depth = d_depth_tensor.NumElements() > 0;
+    const bool has_d_bary = d_bary_tensor.NumElements() > 0;
+    OP_REQUIRES(context,
+                !has_d_depth || d_depth_tensor.shape() == image_shape,
+                InvalidArgument("d_depth must be empty or have shape ",
                                 image_shape.DebugString()));
     OP_REQUIRES(context,
-                d_bary_tensor.shape() == TensorShape({batch, height, width, 3}),
-                InvalidArgument("d_barycentrics must have shape [", batch, ", ",
-                                height, ", ", width, ", 3], got ",
+                !has_d_bary ||
+                    d_bary_tensor.shape() == TensorShape({batch, height, width, 3}),
+                InvalidArgument("d_barycentrics must be empty or have shape [",
+                                batch, ", ", height, ", ", width, ", 3], got ",
                                 d_bary_tensor.shape().DebugString()));
     const int32_t* ids = ids_tensor.flat<int32_t>().data();
     const int64_t pixels = static_cast<int64_t>(height) * width;
@@ -247,8 +253,8 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
     const float* clip_data = clip.flat<float>().data();
     const int32_t* tri_data = triangles.flat<int32_t>().data();
     const float* mask = mask_tensor.flat<float>().data();
-    const float* d_bary = d_bary_tensor.flat<float>().data();
-    const float* d_depth = d_depth_tensor.flat<float>().data();
+    const float* d_bary = has_d_bary ? d_bary_tensor.flat<float>().data() : nullptr;
+    const float* d_depth = has_d_depth ? d_depth_tensor.flat<float>().data() : nullptr;
     RunSharded(
         context, batch * bands.count, kCostPerBand,
         [&](int64_t begin, int64_t end) {
@@ -263,7 +269,8 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
                                           (b * (bands.count - 1) + band - 1);
             AccumulateGradientRows(clip_data + 4 * vertex_count * b, tri_data,
                                    ids + pixels * b, mask + pixels * b,
-                                   d_bary + 3 * pixels * b, d_depth + pixels * b,
+                                   d_bary ? d_bary + 3 * pixels * b : nullptr,
+                                   d_depth ? d_depth + pixels * b : nullptr,
                                    width, height, row_begin, row_end, target);
           }
         });
@@ -349,7 +356,9 @@ REGISTER_OP("RasterizeClipTrianglesGrad")
     })
     .Doc(R"doc(
 Gradient of RasterizeClipTriangles' barycentrics and depth with respect to the
-clip-space vertices, with each pixel's triangle held fixed.
+clip-space vertices, with each pixel's triangle held fixed. d_barycentrics
+[batch, height, width, 3] and d_depth [batch, height, width] may each be an
+empty tensor, meaning zeros.
 )doc");
 
 REGISTER_KERNEL_BUILDER(Name("RasterizeClipTriangles").Device(DEVICE_CPU),
