@@ -151,12 +151,26 @@ class AnnyAssets:
 
 
 def select_face_quads(assets):
-    """Quads [Q, 4] (base vertex ids) of the front of the head, largest connected piece."""
+    """Quads [Q, 4] (base vertex ids) of the front of the head, largest connected piece.
+
+    The cut keeps the quads inside the ellipse and in front of the ear plane, then closes notches
+    of the jagged border: a body quad joins when it shares three edges with the selection, or two
+    and has a corner inside the cut (two rounds). The rules are mirror-symmetric, so the selection
+    stays symmetric.
+    """
     corners = assets.vertices[assets.quads]
     inside = ((corners[..., 0] / CUT_HALF_WIDTH) ** 2
               + ((corners[..., 1] - CUT_CENTRE_Y) / CUT_HALF_HEIGHT) ** 2 < 1.0)
     inside &= corners[..., 2] > CUT_EAR_PLANE_Z
-    quads = assets.quads[(assets.groups == "body") & inside.all(axis=1)]
+    body = assets.groups == "body"
+    selected = body & inside.all(axis=1)
+    neighbours = quad_neighbours(assets.quads, body)
+    for _ in range(2):
+        count = neighbours @ selected.astype(np.int64)
+        selected |= body & (count >= 3)
+        count = neighbours @ selected.astype(np.int64)
+        selected |= body & (count >= 2) & inside.any(axis=1)
+    quads = assets.quads[selected]
     edges = np.concatenate([quads[:, [i, (i + 1) % 4]] for i in range(4)])
     n = len(assets.vertices)
     adjacency = scipy.sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), (n, n))
@@ -165,11 +179,30 @@ def select_face_quads(assets):
     return quads[labels[quads[:, 0]] == largest]
 
 
+def quad_neighbours(quads, usable):
+    """Sparse [Q, Q] 0/1 matrix: quads (among `usable`) that share an edge."""
+    ids = np.flatnonzero(usable)
+    edges = np.concatenate([np.sort(quads[ids][:, [i, (i + 1) % 4]], axis=1) for i in range(4)])
+    owners = np.tile(ids, 4)
+    order = np.lexsort((edges[:, 1], edges[:, 0]))
+    edges, owners = edges[order], owners[order]
+    same = np.all(edges[1:] == edges[:-1], axis=1)
+    a, b = owners[:-1][same], owners[1:][same]
+    q = len(quads)
+    pairs = scipy.sparse.coo_matrix((np.ones(2 * len(a)), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                                    shape=(q, q)).tocsr()
+    pairs.data[:] = 1
+    return pairs
+
+
 def boundary_loops(triangles):
     """Boundary loops of a triangle mesh as lists of vertex ids, following the faces' edge order."""
     half = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     count = collections.Counter(map(tuple, np.sort(half, axis=1)))
-    following = {a: b for a, b in half if count[(min(a, b), max(a, b))] == 1}
+    border = [(a, b) for a, b in half if count[(min(a, b), max(a, b))] == 1]
+    following = dict(border)
+    if len(following) != len(border):
+        raise ValueError("the mesh border touches itself (a vertex starts two border edges)")
     loops, seen = [], set()
     for start in sorted(following):
         if start in seen:
