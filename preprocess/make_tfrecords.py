@@ -27,16 +27,21 @@ from tqdm import tqdm
 from preprocess import images, photo
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("images", None, "Folder of photos (searched recursively).")
-flags.DEFINE_string("out", None, "Output folder for the tfrecord shards and the summary.")
-flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector: HOG (fast) or CNN.")
-flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).")
-flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.")
-flags.DEFINE_string("prefix", "photos", "Shard file name prefix.")
-flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the crops.")
-flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
-                     "Photos with more pixels are skipped (checked before decoding).")
-flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
+
+
+def define_flags():
+    """Command-line flags, defined only when this file runs as a program (other programs
+    import this module and have flags of their own)."""
+    flags.DEFINE_string("images", None, "Folder of photos (searched recursively).")
+    flags.DEFINE_string("out", None, "Output folder for the tfrecord shards and the summary.")
+    flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector: HOG (fast) or CNN.")
+    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).")
+    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.")
+    flags.DEFINE_string("prefix", "photos", "Shard file name prefix.")
+    flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the crops.")
+    flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
+                         "Photos with more pixels are skipped (checked before decoding).")
+    flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
 
 
 def list_photos(folder):
@@ -151,4 +156,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

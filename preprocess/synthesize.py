@@ -1,0 +1,286 @@
+"""Synthetic training faces with ground truth, rendered from the face model.
+
+    python preprocess/synthesize.py --num 1000 --out data/synthetic --seed 0
+
+Each sample (schema: preprocess/schema.py, plus gt/*):
+  1. random coefficients: identity, expression and albedo ~ N(0, 1) (the bases are in standard
+     deviations; expression scaled by EXPRESSION_STD), pitch +-20, yaw +-60, roll +-15 degrees,
+     spherical-harmonics light around the renderer's white ambient (LIGHT_STD per band);
+  2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
+     sampled at the vertices' UVs and applied along the vertex normals of the coarse mesh;
+  3. framing: the displaced mesh is projected at the sampled rotation, and the translation and
+     scale of the pose are then set so that the crop rule of preprocess/crop.py, applied to the
+     projected 68 landmark vertices, gives exactly the 300 x 300 image, as it does for a photo
+     whose landmarks dlib found (so crop/matrix is the identity);
+  4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading of the
+     displaced mesh's normals) over a random background (preprocess/backgrounds.py), plus a
+     little sensor noise;
+  5. segmentation: the face model's vertex regions rendered as one-hot attributes (nearest label
+     per pixel): skin 1, nose 2, eyes 3, brows 4, lips 5; vertices in no region (neck, ears,
+     scalp) are 7 "other". Label 6 (mouth interior) never occurs: the mesh has no mouth cavity,
+     the lips close over it.
+Landmarks are the projected landmark vertices (fixed vertices: at large yaw the jaw points stay
+on the far side of the face instead of sliding to the silhouette as annotators' points do).
+
+Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map, mm),
+gt/vertices (crop-space points of the displaced mesh, what FaceModel.project returns for the
+displaced vertices and gt pose).
+
+Deterministic: sample i draws from numpy's Generator seeded with (seed, i), so any --workers
+gives the same records in the same order.
+"""
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import multiprocessing
+
+import numpy as np
+from absl import app, flags
+from tqdm import tqdm
+
+from preprocess import backgrounds, crop, detail, images, schema
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Command-line flags, defined only when this file runs as a program (other programs
+    import this module and have flags of their own)."""
+    flags.DEFINE_integer("num", None, "Number of samples to write.")
+    flags.DEFINE_string("out", None, "Output folder for the tfrecord shards.")
+    flags.DEFINE_integer("seed", 0, "Base seed; sample i uses the seed pair (seed, i).")
+    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).")
+    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.")
+    flags.DEFINE_string("prefix", "synthetic", "Shard file name prefix.")
+    flags.DEFINE_string("face_model", None, "Face model .npz (default: the embedded model).")
+    flags.DEFINE_integer("map_size", detail.DEFAULT_MAP_SIZE, "Side of the displacement map (pixels).")
+    flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the images.")
+    flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
+
+MAX_ANGLES_DEG = np.array([20.0, 60.0, 15.0])   # pitch, yaw, roll: uniform in +-these
+EXPRESSION_STD = 0.7
+# SH light: band 0 (per-channel brightness) and bands 1-3 (direction) dominate; 4-8 are weak.
+LIGHT_STD = np.array([0.15] + [0.3] * 3 + [0.08] * 5)
+LIGHT_BRIGHTNESS_RANGE = (-0.1, 0.35)             # added to band 0 of all channels
+NOISE_STD = 2.0                                  # sensor noise, in 8-bit levels
+# Region -> label, later entries win where regions overlap (eyes and lips sit inside skin).
+REGION_LABELS = (("skin", schema.SKIN), ("nose", schema.NOSE), ("brows", schema.BROWS),
+                 ("eyes", schema.EYES), ("lips", schema.LIPS))
+
+
+def sample_rng(seed, index):
+    """The generator of sample `index`: independent of how samples are split among workers."""
+    return np.random.default_rng([seed, index])
+
+
+def random_coefficients(rng, face_model):
+    """Coefficient vector [coeff_size] (float64) with pose translation and scale left at 0."""
+    identity = rng.standard_normal(face_model.k_id)
+    expression = EXPRESSION_STD * rng.standard_normal(face_model.k_exp)
+    albedo = rng.standard_normal(face_model.k_tex)
+    angles = np.deg2rad(rng.uniform(-1.0, 1.0, 3) * MAX_ANGLES_DEG)
+    pose = np.concatenate([angles, [0.0, 0.0, 0.0]])
+    light = rng.standard_normal((9, 3)) * LIGHT_STD[:, None]
+    light[0] += rng.uniform(*LIGHT_BRIGHTNESS_RANGE)
+    return np.concatenate([identity, expression, albedo, pose, light.ravel()])
+
+
+def vertex_labels(face_model):
+    """uint8 [N] segmentation label of every vertex (REGION_LABELS; OTHER elsewhere)."""
+    labels = np.full(face_model.num_vertices, schema.OTHER, dtype=np.uint8)
+    for region, label in REGION_LABELS:
+        labels[np.asarray(face_model.regions[region], dtype=bool)] = label
+    return labels
+
+
+def framing(landmarks, size=schema.CROP_SIZE):
+    """(a, b): the crop rule's map of these landmarks, points -> a * points + b (b is [2])."""
+    matrix = crop.crop_matrix_from_landmarks(landmarks, out_size=size)
+    return matrix[0, 0], matrix[:, 2]
+
+
+def framed_pose(pose, a, b, size=schema.CROP_SIZE):
+    """The pose whose projection is a * (projection at `pose`) + b (u, v and depth scaled by a).
+
+    Projection (FaceModel.project): u = W/2 + s p_x + tx W/300, v = H/2 - s p_y + ty H/300,
+    depth = s p_z, s = frame_scale exp(log_scale) W/300; with W = H = size.
+    """
+    pose = np.array(pose, dtype=np.float64)
+    unit = size / float(schema.CROP_SIZE)    # pixels per pose translation unit
+    centre = 0.5 * size
+    pose[3] = (a * (centre + pose[3] * unit) + b[0] - centre) / unit
+    pose[4] = (a * (centre + pose[4] * unit) + b[1] - centre) / unit
+    pose[5] = pose[5] + np.log(a)
+    return pose
+
+
+class SampleRenderer:
+    """The TF graph and session that turn sampled coefficients into a training sample.
+
+    One per process: building the graph and loading the face model take seconds, a sample
+    then takes tens of milliseconds.
+    """
+
+    def __init__(self, face_model, size=schema.CROP_SIZE, map_size=detail.DEFAULT_MAP_SIZE):
+        import tensorflow.compat.v1 as tf
+
+        import renderer
+
+        self.face_model = face_model
+        self.size = size
+        self.map_size = map_size
+        uv = np.asarray(face_model.uv, dtype=np.float64)
+        self._vertex_uv = uv
+        self._landmark_uv = uv[np.asarray(face_model.landmarks68)]
+        self._labels = vertex_labels(face_model)
+        num_vertices = face_model.num_vertices
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._coefficients = tf.placeholder(tf.float32, [1, face_model.coeff_size])
+            self._vertex_displacement = tf.placeholder(tf.float32, [1, num_vertices])
+            parts = face_model.split_coefficients(self._coefficients)
+            triangles = tf.constant(np.asarray(face_model.triangles, dtype=np.int32))
+            vertices = face_model.shape(parts["identity"], parts["expression"])
+            coarse_normals = renderer.shading.vertex_normals(vertices, triangles)
+            displaced = vertices + self._vertex_displacement[..., None] * coarse_normals
+            rotation = renderer.camera.euler_rotation(parts["pose"][:, :3])
+            normals_camera = renderer.shading.vertex_normals(
+                tf.einsum("bij,bvj->bvi", rotation, displaced), triangles)
+            colours = renderer.shading.sh_shading(normals_camera, face_model.albedo(parts["albedo"]),
+                                                  parts["light"])
+            self._first_pass = dict(points=face_model.project(displaced, parts["pose"], size),
+                                    colours=colours)
+
+            self._points = tf.placeholder(tf.float32, [1, num_vertices, 3])
+            self._colours = tf.placeholder(tf.float32, [1, num_vertices, 3])
+            self._background = tf.placeholder(tf.float32, [1, size, size, 3])
+            # Depths are pixels; a face is a few hundred deep at most, so 4 x size is ample.
+            clip = renderer.camera.pixels_to_clip(self._points, size, depth_scale=4.0 * size)
+            one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[self._labels]
+            rendered = renderer.render(clip, triangles, self._colours, size,
+                                       background=self._background, cull_backfaces=True)
+            regions = renderer.interpolate(tf.constant(one_hot[None]), triangles,
+                                           rendered["rasterized"])
+            self._second_pass = dict(
+                image=rendered["image"][0],
+                labels=tf.where(rendered["mask"][0, :, :, 0] > 0,
+                                tf.argmax(regions[0], axis=-1, output_type=tf.int32),
+                                tf.zeros([size, size], tf.int32)))
+            config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+            self.session = tf.Session(graph=self.graph, config=config)
+
+    def sample(self, rng):
+        """One random sample.
+
+        Returns:
+          dict: image uint8 [S, S, 3], landmarks float32 [68, 2], segmentation uint8 [S, S],
+          coefficients float32 [C] (framing pose), displacement float32 [M, M] (mm),
+          vertices float32 [N, 3] (crop-space u, v, depth).
+        """
+        coefficients = random_coefficients(rng, self.face_model)
+        displacement = detail.displacement_map(rng, self._landmark_uv, self.map_size)
+        background = backgrounds.random_background(rng, self.size)
+        noise = rng.normal(0.0, NOISE_STD, (self.size, self.size, 3))
+
+        first = self.session.run(self._first_pass, {
+            self._coefficients: coefficients[None],
+            self._vertex_displacement: detail.sample_map(displacement, self._vertex_uv)[None]})
+        points = first["points"][0].astype(np.float64)
+        landmark_ids = np.asarray(self.face_model.landmarks68)
+        a, b = framing(points[landmark_ids, :2], self.size)
+        points = np.concatenate([a * points[:, :2] + b, a * points[:, 2:]], axis=1)
+        pose_slice = self._pose_slice()
+        coefficients[pose_slice] = framed_pose(coefficients[pose_slice], a, b, self.size)
+
+        second = self.session.run(self._second_pass, {
+            self._points: points[None], self._colours: first["colours"],
+            self._background: background[None] / 255.0})
+        image = np.clip(second["image"] * 255.0 + noise, 0, 255).round().astype(np.uint8)
+        return dict(image=image, landmarks=points[landmark_ids, :2].astype(np.float32),
+                    segmentation=second["labels"].astype(np.uint8),
+                    coefficients=coefficients.astype(np.float32), displacement=displacement,
+                    vertices=points.astype(np.float32))
+
+    def _pose_slice(self):
+        start = self.face_model.k_id + self.face_model.k_exp + self.face_model.k_tex
+        return slice(start, start + 6)
+
+
+def encode_sample(sample, source_filename, image_format="png"):
+    """Serialized tf.train.Example of a sample from `SampleRenderer.sample`."""
+    from preprocess import tfrecord_writer
+    return tfrecord_writer.make_example(
+        images.encode_image(sample["image"], image_format), sample["landmarks"],
+        images.encode_png(sample["segmentation"]), source_filename, np.eye(2, 3),
+        ground_truth=dict(coefficients=sample["coefficients"],
+                          displacement=sample["displacement"], vertices=sample["vertices"]))
+
+
+_worker = {}
+
+
+def _init_worker(face_model_path, map_size, image_format):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from model.face_model import FaceModel
+    _worker["renderer"] = SampleRenderer(FaceModel(face_model_path), map_size=map_size)
+    _worker["image_format"] = image_format
+
+
+def _make_record(seed_and_index):
+    seed, index = seed_and_index
+    sample = _worker["renderer"].sample(sample_rng(seed, index))
+    return encode_sample(sample, "synthetic/%d/%d" % (seed, index), _worker["image_format"])
+
+
+def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="synthetic",
+               face_model_path=None, map_size=detail.DEFAULT_MAP_SIZE, image_format="png",
+               overwrite=False, progress=True):
+    """Writes `num` synthetic samples as tfrecord shards; returns the shard paths."""
+    from preprocess import tfrecord_writer
+
+    if num < 1:
+        raise ValueError("--num must be >= 1, got %d" % num)
+    tasks = [(seed, index) for index in range(num)]
+    init_args = (face_model_path, map_size, image_format)
+    with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, overwrite) as writer:
+        bar = tqdm(total=num, unit="face", disable=not progress, file=sys.stderr)
+        if workers <= 1:
+            _init_worker(*init_args)
+            records = map(_make_record, tasks)
+            for record in records:
+                writer.write(record)
+                bar.update(1)
+        else:
+            # spawn: each worker builds its own TF graph; forking a process with TF running is unsafe.
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+                for record in pool.imap(_make_record, tasks, chunksize=4):
+                    writer.write(record)
+                    bar.update(1)
+        bar.close()
+    return writer.paths
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    if FLAGS.num is None or not FLAGS.out:
+        raise app.UsageError("--num and --out are required")
+    try:
+        paths = synthesize(FLAGS.num, FLAGS.out, seed=FLAGS.seed, workers=FLAGS.workers,
+                           records_per_shard=FLAGS.records_per_shard, prefix=FLAGS.prefix,
+                           face_model_path=FLAGS.face_model, map_size=FLAGS.map_size,
+                           image_format=FLAGS.image_format, overwrite=FLAGS.overwrite)
+    except (ValueError, FileExistsError) as error:
+        print("synthesize: %s" % error, file=sys.stderr)
+        return 2
+    print("written: %d record(s) in %d shard(s) under %s" % (FLAGS.num, len(paths), FLAGS.out))
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
