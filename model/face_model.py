@@ -20,6 +20,7 @@ pose 0 the mean face's 68 landmarks land where preprocess.crop frames a detected
 """
 import json
 import os
+import weakref
 
 import numpy as np
 
@@ -101,6 +102,7 @@ class FaceModel:
         self.k_exp = self.exp_basis.shape[1]
         self.k_tex = self.tex_basis.shape[1]
         self.coeff_size = self.k_id + self.k_exp + self.k_tex + NUM_POSE + NUM_LIGHT
+        self._graph_constants = weakref.WeakKeyDictionary()
         self._set_frame()
 
     def _set_frame(self):
@@ -124,19 +126,29 @@ class FaceModel:
 
     # ------------------------------------------------------------------ graph ops
 
+    def _constant(self, name):
+        """The model array `name` as a tf.constant, created once per graph (the bases are large)."""
+        import tensorflow.compat.v1 as tf
+        graph = tf.get_default_graph()
+        cache = self._graph_constants.setdefault(graph, {})
+        if name not in cache:
+            with tf.name_scope(None):
+                cache[name] = tf.constant(getattr(self, name), name="face_model_" + name)
+        return cache[name]
+
     def shape(self, identity, expression):
         """Vertices [B, N, 3] mm (model frame) from identity [B, k_id] and expression [B, k_exp]."""
         import tensorflow.compat.v1 as tf
-        offsets = (tf.matmul(identity, self.id_basis, transpose_b=True)
-                   + tf.matmul(expression, self.exp_basis, transpose_b=True))
-        return self.mean_shape[np.newaxis] + tf.reshape(offsets, [-1, self.num_vertices, 3])
+        offsets = (tf.matmul(identity, self._constant("id_basis"), transpose_b=True)
+                   + tf.matmul(expression, self._constant("exp_basis"), transpose_b=True))
+        return self._constant("mean_shape")[tf.newaxis] + tf.reshape(offsets, [-1, self.num_vertices, 3])
 
     def albedo(self, albedo_coeffs):
         """Albedo [B, N, 3] in [0, 1] (clipped) from [B, k_tex]."""
         import tensorflow.compat.v1 as tf
-        offsets = tf.reshape(tf.matmul(albedo_coeffs, self.tex_basis, transpose_b=True),
+        offsets = tf.reshape(tf.matmul(albedo_coeffs, self._constant("tex_basis"), transpose_b=True),
                              [-1, self.num_vertices, 3])
-        return tf.clip_by_value(self.mean_albedo[np.newaxis] + offsets, 0.0, 1.0)
+        return tf.clip_by_value(self._constant("mean_albedo")[tf.newaxis] + offsets, 0.0, 1.0)
 
     def rotate(self, vertices, pose):
         """R (X - frame_centre): [B, N, 3] in the camera frame (x right, y up, z to the viewer)."""

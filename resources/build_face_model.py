@@ -25,7 +25,7 @@ Steps (see resources/README.md for the reasoning):
      which is free of overlaps by construction.
   6. Landmarks: the mean face is rendered frontally with the project renderer; dlib's 68-point
      predictor runs on the render; each inner point takes the vertex nearest to the surface
-     point under it, each jaw point the outermost vertex along the ray from the face centre.
+     point under it, each jaw point the nearest vertex of the frontal outline.
   7. Regions and albedo: designed from labels, the lips mask and the landmarks (not scanned).
 
 Run: python resources/build_face_model.py [--wheel PATH] [--out resources/face_model.npz]
@@ -66,6 +66,8 @@ ETHNICITIES = ("african", "asian", "caucasian")
 FACE_TARGET_SIGMA = 0.4
 LANDMARK_RENDER_SIZE = 512
 JAW_RAY_BAND_MM = 2.0  # half-width of the band around a jaw point's ray
+CONTOUR_MAX_NORMAL_Z = 0.3  # |n_z| below this: the surface is seen edge-on (occluding contour)
+VISIBILITY_TOLERANCE_MM = 1.0
 BACKGROUND_GREY = 0.5
 UV_RADIUS = 0.49
 UV_MASK_SIZE = 512
@@ -548,8 +550,9 @@ def pick_landmarks(vertices, triangles):
     """68 landmark vertex ids from dlib on a frontal render of the mean face.
 
     Inner points (17-67): the vertex nearest (3D) to the surface point under dlib's point.
-    Jaw points (0-16): the vertex farthest along the ray from the face centre through dlib's
-    point, among vertices within a thin band around that ray (the frontal contour).
+    Jaw points (0-16): dlib puts them on the face's outline, so each takes a vertex of the
+    frontal outline (visible, and either seen edge-on or on the mesh border): the one nearest
+    to dlib's point within a thin band around the ray from the face centre through it.
     """
     size = LANDMARK_RENDER_SIZE
     image, surface, mask, (scale, centre) = render_frontal(
@@ -563,25 +566,33 @@ def pick_landmarks(vertices, triangles):
         if not mask[r, c]:
             raise RuntimeError("landmark %d falls off the rendered face" % k)
         ids[k] = np.argmin(np.linalg.norm(vertices - surface[r, c], axis=1))
-    # Jaw points: dlib's points back in model millimetres, rays from the centre of the inner
-    # landmark vertices.
+    # Visible vertices: the rendered surface at a vertex's pixel is not in front of it.
+    cols = np.clip((size / 2 + scale * (vertices[:, 0] - centre[0])).astype(int), 0, size - 1)
+    rows = np.clip((size / 2 - scale * (vertices[:, 1] - centre[1])).astype(int), 0, size - 1)
+    visible = mask[rows, cols] & (surface[rows, cols, 2] - vertices[:, 2] < VISIBILITY_TOLERANCE_MM)
+    # The outline is where the surface turns away (grazing normals) or where the mesh ends.
+    outline = np.abs(vertex_normals(vertices, triangles)[:, 2]) < CONTOUR_MAX_NORMAL_Z
+    outline[max(boundary_loops(triangles), key=len)] = True
     in_mm = np.stack([centre[0] + (points[:17, 0] - size / 2) / scale,
                       centre[1] - (points[:17, 1] - size / 2) / scale], axis=1)
     flat = vertices[:, :2]
-    ids[:17] = contour_vertices(flat, in_mm, flat[ids[17:]].mean(axis=0), JAW_RAY_BAND_MM)
+    ids[:17] = contour_vertices(flat, visible & outline, in_mm, flat[ids[17:]].mean(axis=0),
+                                JAW_RAY_BAND_MM)
     return ids, points
 
 
-def contour_vertices(flat, targets, centre, band):
-    """For each target point, the vertex farthest along the ray centre->target within `band`."""
+def contour_vertices(flat, is_contour, targets, centre, band):
+    """For each target point [2], the contour vertex nearest to it within `band` of the ray
+    centre -> target (frontal plane, mm)."""
     ids = []
     for p in targets:
         d = (p - centre) / np.linalg.norm(p - centre)
         rel = flat - centre
-        along = rel @ d
         across = np.abs(rel @ np.array([-d[1], d[0]]))
-        candidates = np.flatnonzero((across < band) & (along > 0))
-        ids.append(candidates[np.argmax(along[candidates])])
+        candidates = np.flatnonzero(is_contour & (across < band) & (rel @ d > 0))
+        if len(candidates) == 0:
+            raise RuntimeError("no contour vertex near the ray through jaw point %s" % (p,))
+        ids.append(candidates[np.argmin(np.linalg.norm(flat[candidates] - p, axis=1))])
     return np.array(ids)
 
 
