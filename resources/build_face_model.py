@@ -153,7 +153,7 @@ class AnnyAssets:
 
 
 def select_face_quads(assets):
-    """Quads [Q, 4] (base vertex ids) of the front of the head, largest connected piece.
+    """Indices [Q] into assets.quads of the front of the head, largest connected piece.
 
     The cut keeps the quads inside the ellipse and in front of the ear plane, then closes notches
     of the jagged border: a body quad joins when it shares three edges with the selection, or two
@@ -172,13 +172,14 @@ def select_face_quads(assets):
         selected |= body & (count >= 3)
         count = neighbours @ selected.astype(np.int64)
         selected |= body & (count >= 2) & inside.any(axis=1)
-    quads = assets.quads[selected]
+    ids = np.flatnonzero(selected)
+    quads = assets.quads[ids]
     edges = np.concatenate([quads[:, [i, (i + 1) % 4]] for i in range(4)])
     n = len(assets.vertices)
     adjacency = scipy.sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), (n, n))
     _, labels = scipy.sparse.csgraph.connected_components(adjacency, directed=False)
     largest = np.bincount(labels[quads[:, 0]]).argmax()
-    return quads[labels[quads[:, 0]] == largest]
+    return ids[labels[quads[:, 0]] == largest]
 
 
 def quad_neighbours(quads, usable):
@@ -419,7 +420,8 @@ def build_expression(assets, topology):
 
     The second-moment matrix of such activations is I/3, so the principal directions are the
     left singular vectors of the unit matrix and the standard deviations its singular values
-    over sqrt(3). Returns basis [3N, K] (directions with negligible variance dropped), variances.
+    over sqrt(3). Returns basis [3N, K] (directions with negligible variance dropped),
+    variances, the unit names, and the names of units that move no model vertex.
     """
     folder = "faceunits01/targets/faceunits"
     names = assets.target_names(folder)
@@ -428,7 +430,8 @@ def build_expression(assets, topology):
     u, sv, _ = np.linalg.svd(units, full_matrices=False)
     std = sv / np.sqrt(3.0)
     keep = std > 1e-3 * std[0]
-    return fix_signs(u[:, keep]) * std[keep], std ** 2, names
+    idle = [n for n, column in zip(names, units.T) if not np.any(column)]
+    return fix_signs(u[:, keep]) * std[keep], std ** 2, names, idle
 
 
 # ----------------------------------------------------------------------------- UVs
@@ -803,8 +806,8 @@ def explained(variances, k):
 def build(assets, num_samples, num_identity, seed):
     """Builds the model; returns the dict of arrays written to the npz."""
     rng = np.random.default_rng(seed)
-    quads_mask_ids = select_face_quads(assets)
-    topology = FaceTopology(quads_mask_ids, assets.mirror)
+    face_quads = select_face_quads(assets)
+    topology = FaceTopology(assets.quads[face_quads], assets.mirror)
     triangles = topology.triangles
     base = topology.apply(assets.vertices) * MM_PER_UNIT
     id_mean, id_basis, id_var, num_targets = build_identity(assets, topology, num_samples,
@@ -819,19 +822,19 @@ def build(assets, num_samples, num_identity, seed):
           % (num_targets, num_samples, num_identity, explained(id_var, num_identity)))
     print("  cumulative at 10/20/40/80: %s" % ", ".join(
         "%.4f" % explained(id_var, k) for k in (10, 20, 40, 80)))
-    exp_basis, exp_var, unit_names = build_expression(assets, topology)
-    print("expression: %d units -> %d components (the rest move only helper geometry)"
-          % (len(unit_names), exp_basis.shape[1]))
+    exp_basis, exp_var, unit_names, idle_units = build_expression(assets, topology)
+    print("expression: %d units -> %d components with more than 1e-3 of the largest standard "
+          "deviation (units that do not move the face: %s)"
+          % (len(unit_names), exp_basis.shape[1], ", ".join(idle_units) or "none"))
     print("  cumulative at 10/20/30/40: %s" % ", ".join(
         "%.4f" % explained(exp_var, k) for k in (10, 20, 30, 40)))
 
     landmarks68, _ = pick_landmarks(mean_shape, triangles)
-    index_of_quad = {tuple(q): i for i, q in enumerate(map(tuple, assets.quads))}
-    selected_quad_ids = np.array([index_of_quad[tuple(q)] for q in quads_mask_ids])
-    labels_of_quads = quad_labels(assets, assets.quad_texcoords[selected_quad_ids])
+    labels_of_quads = quad_labels(assets, assets.quad_texcoords[face_quads])
     triangle_labels = np.where(topology.base_quad_of_triangle >= 0,
                                labels_of_quads[topology.base_quad_of_triangle], "mouth_cavity")
-    hm08_uv = base_texcoords(assets, quads_mask_ids, assets.quad_texcoords[selected_quad_ids], topology)
+    hm08_uv = base_texcoords(assets, assets.quads[face_quads], assets.quad_texcoords[face_quads],
+                             topology)
     lips_values = sample_mask(assets.image("mpfb2/textures/mpfb_lips.jpg"), hm08_uv)
     regions = build_regions(mean_shape, triangles, triangle_labels, lips_values, landmarks68)
     mean_albedo, tex_basis, tex_var, num_factors = build_albedo(mean_shape, triangles, regions,
