@@ -191,13 +191,13 @@ class CoarseModel(object):
 
     Args:
       face_model: model.face_model.FaceModel.
-      net: CoarseNet.
+      net: CoarseNet (None for a model that only decodes given coefficients and scores them).
       render_size: side of the training render (ENCODER_SIZE: the resized input it is compared with).
       perceptual_net: a frozen VggFace, or None to leave the perceptual loss off.
     """
 
     def __init__(self, face_model, net, render_size=ENCODER_SIZE, perceptual_net=None):
-        if net.coeff_size != face_model.coeff_size:
+        if net is not None and net.coeff_size != face_model.coeff_size:
             raise ValueError("network emits %d coefficients, the face model takes %d"
                              % (net.coeff_size, face_model.coeff_size))
         self.face_model = face_model
@@ -206,13 +206,15 @@ class CoarseModel(object):
         self.perceptual_net = perceptual_net
 
     def forward(self, crops):
-        """crops [B, 300, 300, 3] in [0, 1] -> dict of `render_coefficients` plus coeffs and input."""
-        images = resize_for_encoder(crops)
-        coeffs = self.net(images)
+        """crops [B, 300, 300, 3] in [0, 1] -> `decode` of the network's coefficients."""
+        return self.decode(self.net(resize_for_encoder(crops)), crops)
+
+    def decode(self, coeffs, crops):
+        """Coefficients [B, C] of the faces in crops [B, 300, 300, 3] -> dict: `render_coefficients`
+        at render_size, plus coeffs and input (the crops at render_size, what the render is compared with)."""
         outputs = render_coefficients(self.face_model, coeffs, self.render_size)
         outputs["coeffs"] = coeffs
-        outputs["input"] = (images if self.render_size == ENCODER_SIZE
-                            else tf.image.resize(crops, [self.render_size] * 2, method="area"))
+        outputs["input"] = tf.image.resize(crops, [self.render_size] * 2, method="area")
         return outputs
 
     def losses(self, batch, outputs, weights):

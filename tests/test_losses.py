@@ -1,4 +1,6 @@
 """The coarse losses as formulas: known answers and their minima."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -7,6 +9,8 @@ from model import losses
 from preprocess import schema
 
 tf.disable_eager_execution()
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def evaluate(tensor_fn, *arrays):
@@ -93,3 +97,64 @@ def test_perceptual_loss_of_orthogonal_features_is_one():
     a = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
     b = np.array([[0.0, 5.0], [3.0, 0.0]], np.float32)
     assert evaluate(losses.perceptual_loss, a, b) == pytest.approx(1.0)
+
+
+# Perturbations of ground-truth coefficients: (part, index slice, offset).
+PERTURBATIONS = {
+    "yaw": ("pose", slice(1, 2), 0.15),
+    "translation": ("pose", slice(3, 5), 6.0),
+    "scale": ("pose", slice(5, 6), 0.08),
+    "identity": ("identity", slice(0, 5), 1.5),
+    "albedo": ("albedo", slice(0, 3), 1.5),
+    "light": ("light", slice(0, 3), 0.3),
+}
+GEOMETRIC = ("yaw", "translation", "scale", "identity")
+
+
+@pytest.fixture(scope="module")
+def synthetic_losses(tmp_path_factory):
+    """Photometric and landmark losses of 4 synthetic faces at their ground-truth coefficients and
+    at each perturbation of them: dict name -> (photometric, landmark)."""
+    import subprocess
+    import sys
+
+    from model import coarse
+    from model.data import make_dataset
+    from model.face_model import FaceModel
+
+    out = tmp_path_factory.mktemp("synthetic")
+    subprocess.run([sys.executable, "-m", "preprocess.synthesize", "--num=4", "--out=%s" % out, "--seed=11",
+                    "--workers=1"], cwd=REPO, check=True, capture_output=True, timeout=300)
+    face_model = FaceModel()
+    results = {}
+    with tf.Graph().as_default(), tf.Session() as session:
+        batch = session.run(tf.data.make_one_shot_iterator(make_dataset(
+            str(out / "*.tfrecord"), 4, augment=False, shuffle=False, repeat=False)).get_next())
+        coeffs = tf.placeholder(tf.float32, batch["gt/coefficients"].shape)
+        model = coarse.CoarseModel(face_model, net=None)
+        fixed = {key: tf.constant(batch[key]) for key in ("image", "landmarks", "segmentation")}
+        terms = model.losses(fixed, model.decode(coeffs, fixed["image"]),
+                             coarse.LossWeights(1.0, 1.0, 0.0, 0.0, 0.0, 0.0))
+        fetch = (terms["photometric"], terms["landmark"])
+        truth = batch["gt/coefficients"]
+        results["truth"] = session.run(fetch, {coeffs: truth})
+        offsets = {name: int(np.sum([face_model.k_id, face_model.k_exp, face_model.k_tex, 6][:index]))
+                   for index, name in enumerate(["identity", "expression", "albedo", "pose", "light"])}
+        for name, (part, where, delta) in PERTURBATIONS.items():
+            moved = truth.copy()
+            moved[:, offsets[part] + where.start:offsets[part] + where.stop] += delta
+            results[name] = session.run(fetch, {coeffs: moved})
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("perturbation", sorted(PERTURBATIONS))
+def test_photometric_loss_is_lowest_at_the_ground_truth_of_synthetic_faces(synthetic_losses, perturbation):
+    assert synthetic_losses[perturbation][0] > synthetic_losses["truth"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("perturbation", GEOMETRIC)
+def test_landmark_loss_is_lowest_at_the_ground_truth_of_synthetic_faces(synthetic_losses, perturbation):
+    assert synthetic_losses["truth"][1] < 0.05  # px^2: the records hold the projected model landmarks
+    assert synthetic_losses[perturbation][1] > 10 * synthetic_losses["truth"][1] + 1.0

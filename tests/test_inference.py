@@ -1,0 +1,103 @@
+"""test.py: photos in, per-photo results out; faceless or missing input handled clearly."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from PIL import Image
+
+from model import coarse
+from model.face_model import FaceModel
+from preprocess import faces, images
+
+tf.disable_eager_execution()
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASTRONAUT = os.path.join(REPO, "resources", "examples", "astronaut.png")
+
+
+def run_test(*flags):
+    return subprocess.run([sys.executable, os.path.join(REPO, "test.py")] + list(flags), cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def fresh_checkpoint(tmp_path_factory):
+    """An untrained coarse network (it predicts the mean face, frontal, centred), saved."""
+    face_model = FaceModel()
+    folder = tmp_path_factory.mktemp("checkpoint")
+    with tf.Graph().as_default(), tf.Session() as session:
+        net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex)
+        net(tf.zeros([1, 224, 224, 3]))
+        session.run(tf.global_variables_initializer())
+        tf.train.Saver(net.variables()).save(session, str(folder / "model.ckpt"))
+    return str(folder)
+
+
+@pytest.fixture
+def faceless_photo(tmp_path):
+    rows, cols = np.mgrid[0:240, 0:320]
+    picture = np.stack([rows, cols, (rows + cols) // 2], axis=-1).astype(np.uint8)
+    path = tmp_path / "photos" / "sky.png"
+    path.parent.mkdir()
+    Image.fromarray(picture).save(path)
+    return path
+
+
+def test_photo_without_a_face_exits_with_a_clear_message(fresh_checkpoint, faceless_photo, tmp_path):
+    result = run_test("--input=%s" % faceless_photo, "--output_dir=%s" % (tmp_path / "out"),
+                      "--checkpoint=%s" % fresh_checkpoint)
+    assert result.returncode != 0
+    assert "%s: no face found" % faceless_photo in result.stdout
+    assert "0 of 1 photos reconstructed" in result.stdout
+
+
+@pytest.mark.slow
+def test_folder_with_a_faceless_photo_still_reconstructs_the_others(fresh_checkpoint, faceless_photo, tmp_path):
+    shutil.copy(ASTRONAUT, faceless_photo.parent / "astronaut.png")
+    out = tmp_path / "out"
+    result = run_test("--input=%s" % faceless_photo.parent, "--output_dir=%s" % out,
+                      "--checkpoint=%s" % fresh_checkpoint)
+    assert result.returncode == 0, result.stderr
+    assert "no face found" in result.stdout and "1 of 2 photos reconstructed" in result.stdout
+    assert sorted(os.listdir(out)) == ["astronaut_coarse.obj", "astronaut_coeffs.npz",
+                                       "astronaut_landmarks.txt", "astronaut_overlay.png"]
+
+    face_model = FaceModel()
+    with open(out / "astronaut_coarse.obj") as obj:
+        lines = obj.read().splitlines()
+    vertex_lines = [l for l in lines if l.startswith("v ")]
+    assert len(vertex_lines) == face_model.num_vertices and len(vertex_lines[0].split()) == 7
+    assert sum(l.startswith("vt ") for l in lines) == face_model.num_vertices
+    assert sum(l.startswith("f ") for l in lines) == len(face_model.triangles)
+
+    overlay = np.asarray(Image.open(out / "astronaut_overlay.png"))
+    assert overlay.shape == (300, 900, 3)
+    coeffs = np.load(out / "astronaut_coeffs.npz")
+    np.testing.assert_array_equal(coeffs["coefficients"], 0.0)  # untrained: the mean face
+
+
+@pytest.mark.slow
+def test_landmarks_are_written_in_original_photo_pixels(fresh_checkpoint, tmp_path):
+    """The untrained network puts the mean face where the crop rule frames the detected face, so its
+    landmarks, mapped back to the photo, must lie on the detected ones (to within the difference
+    between the mean face and this person)."""
+    out = tmp_path / "out"
+    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % out, "--checkpoint=%s" % fresh_checkpoint)
+    assert result.returncode == 0, result.stderr
+    written = np.loadtxt(out / "astronaut_landmarks.txt")
+    photo = images.load_image(ASTRONAUT)
+    detected = faces.predict_landmarks(photo, faces.detect_largest_face(photo))
+    interocular = np.linalg.norm(detected[36:42].mean(0) - detected[42:48].mean(0))
+    assert written.shape == (68, 2)
+    assert np.mean(np.linalg.norm(written - detected, axis=1)) < 0.25 * interocular
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % tmp_path,
+                      "--checkpoint=%s" % (tmp_path / "nothing"))
+    assert result.returncode != 0
+    assert "no coarse checkpoint at %s" % (tmp_path / "nothing") in result.stderr
