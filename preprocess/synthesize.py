@@ -5,7 +5,8 @@
 Each sample (schema: preprocess/schema.py, plus gt/*):
   1. random coefficients: identity, expression and albedo ~ N(0, 1) (the bases are in standard
      deviations; expression scaled by EXPRESSION_STD), pitch +-20, yaw +-60, roll +-15 degrees,
-     spherical-harmonics light around the renderer's white ambient (LIGHT_STD per band);
+     spherical-harmonics light: white of random brightness and direction around the renderer's
+     ambient, tinted slightly per channel (LIGHT_STD, LIGHT_TINT_STD);
   2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
      sampled at the vertices' UVs and applied along the vertex normals of the coarse mesh;
   3. framing: the displaced mesh is projected at the sampled rotation, and the translation and
@@ -62,13 +63,18 @@ def define_flags():
 
 MAX_ANGLES_DEG = np.array([20.0, 60.0, 15.0])   # pitch, yaw, roll: uniform in +-these
 EXPRESSION_STD = 0.7
-# SH light: band 0 (per-channel brightness) and bands 1-3 (direction) dominate; 4-8 are weak.
-LIGHT_STD = np.array([0.15] + [0.3] * 3 + [0.08] * 5)
-LIGHT_BRIGHTNESS_RANGE = (-0.1, 0.35)             # added to band 0 of all channels
+# SH light: white light of random brightness (band 0) and direction (bands 1-3; 4-8 are weak),
+# then tinted by one colour factor per channel. Units of renderer.shading (band 0 = 0 is the
+# renderer's ambient DEFAULT_AMBIENT).
+LIGHT_STD = np.array([0.1] + [0.3] * 3 + [0.08] * 5)
+LIGHT_BRIGHTNESS_RANGE = (-0.1, 0.35)            # added to band 0
+LIGHT_TINT_STD = 0.06
 NOISE_STD = 2.0                                  # sensor noise, in 8-bit levels
 # Region -> label, later entries win where regions overlap (eyes and lips sit inside skin).
+# "mouth_interior" is optional in a face model file; the others are required.
 REGION_LABELS = (("skin", schema.SKIN), ("nose", schema.NOSE), ("brows", schema.BROWS),
-                 ("eyes", schema.EYES), ("lips", schema.LIPS))
+                 ("eyes", schema.EYES), ("lips", schema.LIPS),
+                 ("mouth_interior", schema.MOUTH_INTERIOR))
 
 
 def sample_rng(seed, index):
@@ -83,16 +89,26 @@ def random_coefficients(rng, face_model):
     albedo = rng.standard_normal(face_model.k_tex)
     angles = np.deg2rad(rng.uniform(-1.0, 1.0, 3) * MAX_ANGLES_DEG)
     pose = np.concatenate([angles, [0.0, 0.0, 0.0]])
-    light = rng.standard_normal((9, 3)) * LIGHT_STD[:, None]
-    light[0] += rng.uniform(*LIGHT_BRIGHTNESS_RANGE)
+    white = rng.standard_normal(9) * LIGHT_STD
+    white[0] += rng.uniform(*LIGHT_BRIGHTNESS_RANGE)
+    tint = 1.0 + LIGHT_TINT_STD * rng.standard_normal(3)
+    light = white[:, None] * tint[None, :]
+    # The renderer adds the ambient to band 0 after this; tint it too.
+    light[0] += renderer_ambient() * (tint - 1.0)
     return np.concatenate([identity, expression, albedo, pose, light.ravel()])
+
+
+def renderer_ambient():
+    from renderer.shading import DEFAULT_AMBIENT
+    return DEFAULT_AMBIENT
 
 
 def vertex_labels(face_model):
     """uint8 [N] segmentation label of every vertex (REGION_LABELS; OTHER elsewhere)."""
     labels = np.full(face_model.num_vertices, schema.OTHER, dtype=np.uint8)
     for region, label in REGION_LABELS:
-        labels[np.asarray(face_model.regions[region], dtype=bool)] = label
+        if region in face_model.regions:
+            labels[np.asarray(face_model.regions[region], dtype=bool)] = label
     return labels
 
 

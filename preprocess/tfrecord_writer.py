@@ -62,7 +62,10 @@ def make_example(image_bytes, landmarks, segmentation_bytes, source_filename, cr
         feature[schema.GT_DISPLACEMENT] = _floats(displacement)
         feature[schema.GT_DISPLACEMENT_SIZE] = _ints([displacement.shape[0]])
         feature[schema.GT_VERTICES] = _floats(ground_truth["vertices"])
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # Deterministic: protobuf map order otherwise varies between processes, and the same sample
+    # written by a worker or by the parent would differ byte for byte.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True)
 
 
 class ShardedWriter:

@@ -1,0 +1,115 @@
+"""preprocess/synthesize.py: synthetic faces whose ground truth agrees with their image data."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from model import data
+from model.face_model import FaceModel
+from preprocess import crop, detail, schema, synthesize
+
+
+@pytest.fixture(scope="module")
+def face_model():
+    return FaceModel()
+
+
+@pytest.fixture(scope="module")
+def samples(face_model):
+    renderer = synthesize.SampleRenderer(face_model, map_size=128)
+    return [renderer.sample(synthesize.sample_rng(11, index)) for index in range(4)]
+
+
+def _pose(face_model, coefficients):
+    return face_model.split_coefficients(coefficients[None])["pose"][0]
+
+
+def test_ground_truth_vertices_project_onto_the_landmarks(face_model, samples):
+    for sample in samples:
+        np.testing.assert_allclose(sample["vertices"][face_model.landmarks68, :2],
+                                   sample["landmarks"], atol=1e-4)
+
+
+def test_ground_truth_coefficients_and_map_reproduce_the_vertices(face_model, samples):
+    for sample in samples:
+        parts = face_model.split_coefficients(sample["coefficients"][None].astype(np.float64))
+        vertices = face_model.shape_np(parts["identity"], parts["expression"])
+        offsets = detail.sample_map(sample["displacement"], face_model.uv)
+        displaced = vertices + offsets[None, :, None] * face_model.normals_np(vertices)
+        points = face_model.project_np(displaced, parts["pose"])[0]
+        np.testing.assert_allclose(points, sample["vertices"], atol=0.05)
+
+
+def test_landmarks_are_framed_by_the_crop_rule(samples):
+    for sample in samples:
+        cx, cy, side = crop.crop_box_from_landmarks(sample["landmarks"])
+        np.testing.assert_allclose([cx, cy, side], [150, 150, 300], atol=1e-3)
+
+
+def test_poses_stay_in_the_sampled_range(face_model, samples):
+    for sample in samples:
+        pitch, yaw, roll = np.rad2deg(_pose(face_model, sample["coefficients"])[:3])
+        assert abs(pitch) <= 20 and abs(yaw) <= 60 and abs(roll) <= 15
+
+
+def test_nose_tip_is_labelled_nose(samples):
+    for sample in samples:
+        x, y = sample["landmarks"][30]
+        assert sample["segmentation"][int(y), int(x)] == schema.NOSE
+
+
+def test_face_covers_the_middle_and_not_the_corners(samples):
+    for sample in samples:
+        labels = sample["segmentation"]
+        assert labels[150, 150] != schema.BACKGROUND
+        assert labels[0, 0] == schema.BACKGROUND and labels[299, 299] == schema.BACKGROUND
+        assert set(np.unique(labels)) <= set(schema.SEGMENTATION_LABELS)
+
+
+def test_samples_differ_and_repeat_for_the_same_seed(face_model, samples):
+    renderer = synthesize.SampleRenderer(face_model, map_size=128)
+    again = renderer.sample(synthesize.sample_rng(11, 1))
+    for key in ("image", "segmentation", "coefficients", "displacement", "vertices"):
+        np.testing.assert_array_equal(again[key], samples[1][key])
+    assert not np.array_equal(samples[0]["image"], samples[1]["image"])
+
+
+def test_framed_pose_is_the_affine_of_the_projection(face_model):
+    vertices = face_model.mean_shape[None].astype(np.float64)
+    pose = np.array([0.1, -0.5, 0.2, 3.0, -4.0, 0.1])
+    a, b = 1.3, np.array([-20.0, 7.0])
+    expected = face_model.project_np(vertices, pose)[0] * [a, a, a] + [b[0], b[1], 0.0]
+    framed = face_model.project_np(vertices, synthesize.framed_pose(pose, a, b))[0]
+    np.testing.assert_allclose(framed, expected, atol=1e-6)
+
+
+def test_written_records_parse_with_ground_truth(tmp_path, face_model):
+    paths = synthesize.synthesize(3, str(tmp_path), seed=5, records_per_shard=2, map_size=64,
+                                  progress=False)
+    assert [os.path.basename(p) for p in paths] == ["synthetic-00000.tfrecord",
+                                                    "synthetic-00001.tfrecord"]
+    with tf.Graph().as_default():
+        dataset = data.make_dataset(str(tmp_path / "*.tfrecord"), 3, augment=False,
+                                    shuffle=False, repeat=False)
+        batch = tf.data.make_one_shot_iterator(dataset).get_next()
+        with tf.Session() as session:
+            out = session.run(batch)
+    assert out["image"].shape == (3, 300, 300, 3)
+    assert out[schema.GT_COEFFICIENTS].shape == (3, face_model.coeff_size)
+    assert out[schema.GT_DISPLACEMENT].shape == (3, 64, 64)
+    assert out[schema.GT_VERTICES].shape == (3, face_model.num_vertices, 3)
+    np.testing.assert_allclose(out[schema.GT_VERTICES][:, face_model.landmarks68, :2],
+                               out["landmarks"], atol=1e-4)
+    assert sorted(out[schema.SOURCE_FILENAME]) == [b"synthetic/5/0", b"synthetic/5/1",
+                                                 b"synthetic/5/2"]
+
+
+@pytest.mark.slow
+def test_parallel_output_is_identical_to_serial(tmp_path):
+    serial = synthesize.synthesize(4, str(tmp_path / "serial"), seed=2, map_size=64,
+                                   progress=False)
+    parallel = synthesize.synthesize(4, str(tmp_path / "parallel"), seed=2, workers=2,
+                                     map_size=64, progress=False)
+    read = lambda paths: [r for p in paths for r in tf.io.tf_record_iterator(p)]  # noqa: E731
+    assert read(serial) == read(parallel)
