@@ -10,7 +10,8 @@ rasterize, then the gradient with respect to the clip-space vertices of a fixed 
 function of the barycentrics. With --reference the same graphs are timed for Google's
 tf_mesh_renderer kernel (mesh-renderer==1.4 built by bench/upstream_rasterizer.py, one op per
 image as its own wrapper does) in the same process, and the last line printed is
-speedup_fwd_bwd=<upstream time / our time>.
+speedup_fwd_bwd=<upstream time / our time> (wall-clock medians; the line before gives the
+ratio of CPU times, steadier on a shared machine).
 """
 import argparse
 import os
@@ -59,15 +60,20 @@ def face_sized_mesh(batch, size, seed=0):
 
 
 def time_graph(session, fetch, repeats):
-    """Median wall time of session.run(fetch) in seconds, after two warm-up runs."""
+    """Median wall time and median process CPU time of session.run(fetch), in seconds.
+
+    The CPU time (all threads) is printed too because on a shared machine it varies less
+    than the wall time, which other processes stretch.
+    """
     for _ in range(2):
         session.run(fetch)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
         session.run(fetch)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    return float(np.median(wall)), float(np.median(cpu))
 
 
 def build(clip, triangles, size, barycentrics_fn, weights):
@@ -109,12 +115,14 @@ def main():
         print("coverage: %.1f%% of pixels" % (100 * coverage))
         results = {}
         for name, (forward, backward) in graphs:
-            fwd = time_graph(session, forward, args.repeats) / args.batch * 1e3
-            fwd_bwd = time_graph(session, backward, args.repeats) / args.batch * 1e3
-            results[name] = fwd_bwd
-            print("%-8s forward %.3f ms/image   forward+backward %.3f ms/image" % (name, fwd, fwd_bwd))
+            fwd_wall, fwd_cpu = (t / args.batch * 1e3 for t in time_graph(session, forward, args.repeats))
+            both_wall, both_cpu = (t / args.batch * 1e3 for t in time_graph(session, backward, args.repeats))
+            results[name] = (both_wall, both_cpu)
+            print("%-8s forward %.3f ms/image (cpu %.3f)   forward+backward %.3f ms/image (cpu %.3f)"
+                  % (name, fwd_wall, fwd_cpu, both_wall, both_cpu))
     if args.reference:
-        print("speedup_fwd_bwd=%.2f" % (results["upstream"] / results["ours"]))
+        print("speedup_fwd_bwd_cpu=%.2f" % (results["upstream"][1] / results["ours"][1]))
+        print("speedup_fwd_bwd=%.2f" % (results["upstream"][0] / results["ours"][0]))
 
 
 if __name__ == "__main__":

@@ -88,21 +88,21 @@ def rasterize(clip_vertices, triangles, image_size, cull_backfaces=False, name=N
             raise ValueError("empty mesh: clip_vertices %s, triangles %s" % (clip_vertices.shape, triangles.shape))
         outputs = load_op().rasterize_clip_triangles(
             clip_vertices, triangles, image_height=height, image_width=width, cull_backfaces=bool(cull_backfaces))
-        return Rasterized(*outputs)
+        return Rasterized(*outputs[:4])  # outputs[4] (projected vertices) feeds the gradient only
 
 
 @tf.RegisterGradient("RasterizeClipTriangles")
-def _rasterize_gradient(op, d_triangle_ids, d_mask, d_barycentrics, d_depth):
+def _rasterize_gradient(op, d_triangle_ids, d_mask, d_barycentrics, d_depth, d_projected):
     """Gradient through barycentrics and depth; triangle ids and coverage are held fixed."""
-    del d_triangle_ids, d_mask  # piecewise constant: zero gradient almost everywhere
-    triangle_ids, mask = op.outputs[:2]
+    del d_triangle_ids, d_mask, d_projected  # piecewise constant, or internal
+    triangle_ids, mask, _, _, projected = op.outputs
     # An empty tensor tells the kernel that an output received no gradient.
     if d_barycentrics is None:
         d_barycentrics = tf.zeros([0], tf.float32)
     if d_depth is None:
         d_depth = tf.zeros([0], tf.float32)
     d_clip = load_op().rasterize_clip_triangles_grad(
-        op.inputs[0], op.inputs[1], triangle_ids, mask, d_barycentrics, d_depth)
+        op.inputs[0], op.inputs[1], projected, triangle_ids, mask, d_barycentrics, d_depth)
     return [d_clip, None]
 
 

@@ -1,39 +1,63 @@
 // Plain C++ rasterization core; see rasterize_core.h for the conventions.
 //
-// Two paths. Triangles with all vertices in front of the eye (w > 0) are
-// rasterized in pixel coordinates from the projected vertices: edge functions
-// in double precision, each shared edge computed from its lower-id endpoint so
-// that both neighbours get the same numbers up to an exact sign flip (no cracks,
-// no double coverage except exactly on the edge); this needs the compiler not
-// to contract a * b - c into fused multiply-adds (build.py passes
-// -ffp-contract=off). Triangles with a vertex at or behind the eye take the
-// slower homogeneous path (Olano and Greer), which tests every pixel.
+// Arithmetic notes. Edge functions are evaluated in double precision from the
+// float projected vertices. Written as three terms that each change exactly
+// sign when the edge's endpoints swap, the functions of an edge shared by two
+// triangles are exact negatives of each other (the watertightness argument),
+// provided the compiler does not contract a * b + c into fused multiply-adds:
+// build.py passes -ffp-contract=off. The code favours few instructions per
+// triangle, because dense meshes (a face at 224 x 224 has more triangles than
+// pixels) spend most of their time on triangles that cover no pixel centre.
 #include "rasterize_core.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace face3d {
 namespace {
 
-// Slack, in pixels, added to each triangle's bounding box. The box comes from
-// float-rounded projections while the inside test is exact, so without it a
-// pixel centre lying exactly on a vertex's row or column could be missed.
+// Slack, in pixels, added to each triangle's range of candidate pixels: the
+// range comes from float arithmetic while the inside test decides, so being
+// generous costs a test and never a pixel.
 constexpr float kBoundingBoxSlack = 1e-3f;
 
-// Clip-space x, y, w of a triangle's three vertices, and the unnormalised
-// inverse of the 3x3 matrix M whose columns they are.
-struct TriangleSetup {
+bool AllFinite(const float* v) {
+  return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]) &&
+         std::isfinite(v[3]);
+}
+
+// Index of the first pixel whose centre (index + 0.5) may be >= coordinate,
+// in [0, size]: floor(coordinate + 0.5 - slack). Clamping before the
+// conversion keeps it in range, and truncation is floor for values >= 0.
+inline int32_t FirstCentre(float coordinate, int size) {
+  const float v = std::min(std::max(coordinate + (0.5f - kBoundingBoxSlack), 0.0f),
+                           static_cast<float>(size));
+  return static_cast<int32_t>(v);
+}
+
+// Index of the last pixel whose centre may be <= coordinate, in [-1, size - 1]:
+// floor(coordinate - 0.5 + slack), as trunc(. + 1) - 1 so that values down
+// to -1 round the right way.
+inline int32_t LastCentre(float coordinate, int size) {
+  const float v = std::min(std::max(coordinate + (0.5f + kBoundingBoxSlack), 0.0f),
+                           static_cast<float>(size));
+  return static_cast<int32_t>(v) - 1;
+}
+
+// Clip-space x, y, z, w of a triangle's three vertices, and the unnormalised
+// inverse of the 3x3 matrix M whose columns are their (x, y, w).
+struct HomogeneousTriangle {
   double x[3], y[3], z[3], w[3];
   // edge[i] = row i of adj(M) = cross product of the other two columns, so
-  // edge[i] . (px, py, 1) = det(M) * (barycentric_i / w at that pixel).
+  // edge[i] . (ndc_x, ndc_y, 1) = det(M) * (barycentric_i / w at that pixel).
   double edge[3][3];
   double det;
 };
 
-void LoadTriangle(const float* clip, const int32_t* vertex_ids,
-                  TriangleSetup* s) {
+void LoadHomogeneousTriangle(const float* clip, const int32_t* vertex_ids,
+                             HomogeneousTriangle* s) {
   for (int i = 0; i < 3; ++i) {
     const float* v = clip + 4 * static_cast<int64_t>(vertex_ids[i]);
     s->x[i] = v[0];
@@ -59,27 +83,148 @@ inline double PixelNdcY(int row, int height) {
   return 1.0 - (2.0 * row + 1.0) / height;
 }
 
-// First pixel index whose centre (index + 0.5) is >= coordinate, in [lo, hi].
-inline int FirstCentreAtOrAfter(float coordinate, int lo, int hi) {
-  const float v = coordinate - 0.5f - kBoundingBoxSlack;
-  if (!(v > lo)) return lo;
-  if (v >= hi) return hi;
-  const int i = static_cast<int>(v);  // v > lo >= 0, so truncation is floor
-  return i + (static_cast<float>(i) < v ? 1 : 0);
+// Slow path: rasterizes one triangle that has a vertex at or behind the eye
+// (or beyond float range once projected), testing every pixel of the rows.
+void RasterizeHomogeneousTriangle(const float* clip, const int32_t* ids,
+                                  int32_t triangle_id, int width, int height,
+                                  int row_begin, int row_end,
+                                  bool cull_backfaces, int32_t* triangle_ids,
+                                  float* mask, float* barycentrics,
+                                  float* depth) {
+  for (int i = 0; i < 3; ++i) {
+    if (!AllFinite(clip + 4 * static_cast<int64_t>(ids[i]))) return;
+  }
+  HomogeneousTriangle s;
+  LoadHomogeneousTriangle(clip, ids, &s);
+  if (!(s.w[0] > 0.0) && !(s.w[1] > 0.0) && !(s.w[2] > 0.0)) return;
+  if (!(s.det != 0.0) || !std::isfinite(s.det)) return;
+  // det > 0 exactly when the triangle is counter-clockwise in NDC (front).
+  if (cull_backfaces && s.det < 0.0) return;
+  // With the rows flipped to a positive determinant, l_i = |det| b_i / w at
+  // the pixel: all >= 0 exactly where the pixel sees the triangle in front of
+  // the eye, and sum_i l_i w_i = |det|, so NDC z = sum_i l_i z_i / |det|.
+  const double sign = s.det > 0.0 ? 1.0 : -1.0;
+  const double inv_abs_det = 1.0 / (sign * s.det);
+  for (int row = row_begin; row < row_end; ++row) {
+    const double py = PixelNdcY(row, height);
+    for (int col = 0; col < width; ++col) {
+      const double px = PixelNdcX(col, width);
+      double l[3];
+      for (int i = 0; i < 3; ++i) {
+        l[i] = sign * (s.edge[i][0] * px + s.edge[i][1] * py + s.edge[i][2]);
+      }
+      if (l[0] < 0.0 || l[1] < 0.0 || l[2] < 0.0) continue;
+      const double sum = l[0] + l[1] + l[2];
+      if (!(sum > 0.0)) continue;
+      const double z = (l[0] * s.z[0] + l[1] * s.z[1] + l[2] * s.z[2]) * inv_abs_det;
+      if (!(z >= -1.0 && z <= 1.0)) continue;
+      const int64_t pixel = static_cast<int64_t>(row) * width + col;
+      const float z_float = static_cast<float>(z);
+      if (z_float > depth[pixel]) continue;
+      depth[pixel] = z_float;
+      triangle_ids[pixel] = triangle_id;
+      mask[pixel] = 1.0f;
+      for (int i = 0; i < 3; ++i) {
+        barycentrics[3 * pixel + i] = static_cast<float>(l[i] / sum);
+      }
+    }
+  }
 }
 
-// Last pixel index whose centre is <= coordinate, in [lo, hi] (lo = -1 means
-// none).
-inline int LastCentreAtOrBefore(float coordinate, int lo, int hi) {
-  const float v = coordinate - 0.5f + kBoundingBoxSlack;
-  if (!(v >= 0.0f)) return lo;
-  if (v >= hi) return hi;
-  return static_cast<int>(v);
+// Slow-path gradient of one pixel: with M the matrix of clip (x, y, w)
+// columns and p = (ndc_x, ndc_y, 1), lambda = M^-1 p, barycentrics
+// b = lambda / sum(lambda) and depth = lambda . z. Since d lambda =
+// -M^-1 dM lambda, a loss with gradient q with respect to lambda has
+// dLoss/d(x, y, w)_j = -lambda_j M^-T q and dLoss/dz_j = d_depth lambda_j.
+void AccumulateHomogeneousPixel(const float* clip, const int32_t* ids,
+                                const double g[3], double g_depth, double px,
+                                double py, float* d_clip) {
+  HomogeneousTriangle s;
+  LoadHomogeneousTriangle(clip, ids, &s);
+  if (!(s.det != 0.0)) return;
+  double l[3];
+  for (int i = 0; i < 3; ++i) {
+    l[i] = s.edge[i][0] * px + s.edge[i][1] * py + s.edge[i][2];
+  }
+  const double l_sum = l[0] + l[1] + l[2];
+  if (l_sum == 0.0) return;
+  // lambda = l / det; barycentrics b = l / l_sum.
+  const double inv_det = 1.0 / s.det;
+  const double inv_l_sum = 1.0 / l_sum;
+  const double g_dot_b = (g[0] * l[0] + g[1] * l[1] + g[2] * l[2]) * inv_l_sum;
+  const double scale = s.det * inv_l_sum;
+  double q[3];
+  for (int i = 0; i < 3; ++i) {
+    q[i] = (g[i] - g_dot_b) * scale + g_depth * s.z[i];
+  }
+  double u[3];  // M^-T q = sum_i q_i edge_i / det
+  for (int k = 0; k < 3; ++k) {
+    u[k] = (q[0] * s.edge[0][k] + q[1] * s.edge[1][k] + q[2] * s.edge[2][k]) * inv_det;
+  }
+  for (int j = 0; j < 3; ++j) {
+    const double lambda = l[j] * inv_det;
+    float* d = d_clip + 4 * static_cast<int64_t>(ids[j]);
+    d[0] += static_cast<float>(-lambda * u[0]);
+    d[1] += static_cast<float>(-lambda * u[1]);
+    d[2] += static_cast<float>(g_depth * lambda);
+    d[3] += static_cast<float>(-lambda * u[2]);
+  }
 }
 
-bool AllFinite(const float* v) {
-  return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]) &&
-         std::isfinite(v[3]);
+// Edge function i of a fast-path triangle (opposite vertex i, from vertex j to
+// vertex k) at pixel (px, py) is twice the signed area of (v_j, v_k, p),
+//   (x_j y_k - y_j x_k) + px (y_j - y_k) + py (x_k - x_j),
+// with c, cx, cy its three coefficients. Each term changes exactly sign when j
+// and k swap, so a neighbour sharing the edge computes exactly the negation.
+struct EdgeFunctions {
+  double c[3], cx[3], cy[3];
+
+  explicit EdgeFunctions(const ProjectedVertex* const v[3]) {
+    for (int i = 0; i < 3; ++i) {
+      const ProjectedVertex& a = *v[i == 2 ? 0 : i + 1];
+      const ProjectedVertex& b = *v[i == 0 ? 2 : i - 1];
+      c[i] = static_cast<double>(a.x) * b.y - static_cast<double>(a.y) * b.x;
+      cx[i] = static_cast<double>(a.y) - b.y;
+      cy[i] = static_cast<double>(b.x) - a.x;
+    }
+  }
+  // Twice the signed area in pixel coordinates (y down): negative for
+  // triangles counter-clockwise in NDC (y up), i.e. front faces.
+  double Area() const { return c[0] + c[1] + c[2]; }
+  void Negate() {
+    for (int i = 0; i < 3; ++i) {
+      c[i] = -c[i];
+      cx[i] = -cx[i];
+      cy[i] = -cy[i];
+    }
+  }
+  double At(int i, double px, double py) const {
+    return c[i] + px * cx[i] + py * cy[i];
+  }
+};
+
+// Depth-tests pixel `pixel` against a fast-path triangle whose edge functions
+// there are e[0..2] (all >= 0) and, if it is nearer, writes it.
+inline void ShadePixel(const double e[3], const ProjectedVertex* const v[3],
+                       int32_t triangle_id, int64_t pixel,
+                       int32_t* triangle_ids, float* mask,
+                       float* barycentrics, float* depth) {
+  const double sum = e[0] + e[1] + e[2];
+  if (!(sum > 0.0)) return;
+  // NDC z is affine in screen space; barycentrics are perspective corrected
+  // by weighting the screen-space ones with 1 / w.
+  const double z = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) / sum;
+  if (!(z >= -1.0 && z <= 1.0)) return;
+  const float z_float = static_cast<float>(z);
+  if (z_float > depth[pixel]) return;
+  const double t0 = e[0] * v[0]->inv_w, t1 = e[1] * v[1]->inv_w, t2 = e[2] * v[2]->inv_w;
+  const double inv_t = 1.0 / (t0 + t1 + t2);
+  depth[pixel] = z_float;
+  triangle_ids[pixel] = triangle_id;
+  mask[pixel] = 1.0f;
+  barycentrics[3 * pixel + 0] = static_cast<float>(t0 * inv_t);
+  barycentrics[3 * pixel + 1] = static_cast<float>(t1 * inv_t);
+  barycentrics[3 * pixel + 2] = static_cast<float>(t2 * inv_t);
 }
 
 }  // namespace
@@ -96,84 +241,31 @@ int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
 }
 
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
-                     int height, float* screen) {
+                     int height, ProjectedVertex* projected) {
   const float half_width = 0.5f * width, half_height = 0.5f * height;
-  const float infinity = std::numeric_limits<float>::infinity();
   for (int64_t v = 0; v < vertex_count; ++v) {
     const float* c = clip + 4 * v;
-    float* s = screen + 4 * v;
-    const float inv_w = 1.0f / c[3];
-    s[0] = (c[0] * inv_w + 1.0f) * half_width;
-    s[1] = (1.0f - c[1] * inv_w) * half_height;
-    s[2] = c[2] * inv_w;
-    s[3] = inv_w;
-    if (!(c[3] > 0.0f) || !AllFinite(s) || !AllFinite(c)) {
-      s[0] = s[1] = s[2] = s[3] = infinity;
+    ProjectedVertex& p = projected[v];
+    p.inv_w = 1.0f / c[3];
+    p.x = (c[0] * p.inv_w + 1.0f) * half_width;
+    p.y = (1.0f - c[1] * p.inv_w) * half_height;
+    p.z = c[2] * p.inv_w;
+    if (c[3] > 0.0f && AllFinite(&p.x) && AllFinite(c)) {
+      p.col_first = FirstCentre(p.x, width);
+      p.col_last = LastCentre(p.x, width);
+      p.row_first = FirstCentre(p.y, height);
+      p.row_last = LastCentre(p.y, height);
+    } else {
+      p.x = std::numeric_limits<float>::infinity();
+      p.col_first = width;
+      p.col_last = -1;
+      p.row_first = height;
+      p.row_last = -1;
     }
   }
 }
 
-namespace {
-
-// Rasterizes one triangle that has a vertex at or behind the eye (or beyond
-// float range after projection) with homogeneous edge functions, which select
-// exactly the part in front of the eye, testing every pixel of the rows.
-void RasterizeHomogeneousTriangle(const float* clip, const int32_t* ids,
-                                  int32_t triangle_id, int width, int height,
-                                  int row_begin, int row_end,
-                                  bool cull_backfaces, int32_t* triangle_ids,
-                                  float* mask, float* barycentrics,
-                                  float* depth) {
-  for (int i = 0; i < 3; ++i) {
-    if (!AllFinite(clip + 4 * static_cast<int64_t>(ids[i]))) return;
-  }
-  TriangleSetup s;
-  LoadTriangle(clip, ids, &s);
-  if (!(s.w[0] > 0.0) && !(s.w[1] > 0.0) && !(s.w[2] > 0.0)) return;
-  if (!(s.det != 0.0) || !std::isfinite(s.det)) return;
-  // det > 0 exactly when the triangle is counter-clockwise in NDC (front).
-  if (cull_backfaces && s.det < 0.0) return;
-  // Flipping the rows to a positive determinant makes the inside test one
-  // sign for both windings.
-  const double sign = s.det > 0.0 ? 1.0 : -1.0;
-  const double inv_abs_det = 1.0 / (sign * s.det);
-  for (int row = row_begin; row < row_end; ++row) {
-    const double py = PixelNdcY(row, height);
-    for (int col = 0; col < width; ++col) {
-      const double px = PixelNdcX(col, width);
-      double l[3];
-      for (int i = 0; i < 3; ++i) {
-        l[i] = sign * (s.edge[i][0] * px + s.edge[i][1] * py + s.edge[i][2]);
-      }
-      if (l[0] < 0.0 || l[1] < 0.0 || l[2] < 0.0) continue;
-      const double sum = l[0] + l[1] + l[2];
-      if (!(sum > 0.0)) continue;
-      // l_i = |det| barycentric_i / w_pixel and sum_i l_i w_i = |det|, so
-      // NDC z = sum_i l_i z_i / |det|.
-      const double z = (l[0] * s.z[0] + l[1] * s.z[1] + l[2] * s.z[2]) * inv_abs_det;
-      if (!(z >= -1.0 && z <= 1.0)) continue;
-      const int64_t pixel = static_cast<int64_t>(row) * width + col;
-      const float z_float = static_cast<float>(z);
-      if (z_float > depth[pixel]) continue;
-      depth[pixel] = z_float;
-      triangle_ids[pixel] = triangle_id;
-      mask[pixel] = 1.0f;
-      for (int i = 0; i < 3; ++i) {
-        barycentrics[3 * pixel + i] = static_cast<float>(l[i] / sum);
-      }
-    }
-  }
-}
-
-// One edge function E(p) = dx (p.y - from_y) - dy (p.x - from_x) in pixel
-// coordinates, positive inside the triangle.
-struct Edge {
-  double from_x, from_y, dx, dy;
-};
-
-}  // namespace
-
-void RasterizeRows(const float* clip, const float* screen,
+void RasterizeRows(const float* clip, const ProjectedVertex* projected,
                    const int32_t* triangles, int64_t triangle_count, int width,
                    int height, int row_begin, int row_end, bool cull_backfaces,
                    int32_t* triangle_ids, float* mask, float* barycentrics,
@@ -187,138 +279,130 @@ void RasterizeRows(const float* clip, const float* screen,
 
   for (int64_t t = 0; t < triangle_count; ++t) {
     const int32_t* ids = triangles + 3 * t;
-    const float* v[3] = {screen + 4 * static_cast<int64_t>(ids[0]),
-                         screen + 4 * static_cast<int64_t>(ids[1]),
-                         screen + 4 * static_cast<int64_t>(ids[2])};
-    if (!std::isfinite(v[0][0] + v[1][0] + v[2][0])) {
+    const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
+                                         projected + ids[2]};
+    if (!std::isfinite(v[0]->x + v[1]->x + v[2]->x)) {
       RasterizeHomogeneousTriangle(clip, ids, static_cast<int32_t>(t), width,
                                    height, row_begin, row_end, cull_backfaces,
                                    triangle_ids, mask, barycentrics, depth);
       continue;
     }
-    const float y_min = std::min(std::min(v[0][1], v[1][1]), v[2][1]);
-    const float y_max = std::max(std::max(v[0][1], v[1][1]), v[2][1]);
-    const int row_min = FirstCentreAtOrAfter(y_min, row_begin, row_end);
-    const int row_max = LastCentreAtOrBefore(y_max, row_begin - 1, row_end - 1);
-    if (row_min > row_max) continue;
-    const float x_min = std::min(std::min(v[0][0], v[1][0]), v[2][0]);
-    const float x_max = std::max(std::max(v[0][0], v[1][0]), v[2][0]);
-    const int col_min = FirstCentreAtOrAfter(x_min, 0, width);
-    const int col_max = LastCentreAtOrBefore(x_max, -1, width - 1);
-    if (col_min > col_max) continue;
+    const int row_min = std::max(
+        std::min(std::min(v[0]->row_first, v[1]->row_first), v[2]->row_first), row_begin);
+    const int row_max = std::min(
+        std::max(std::max(v[0]->row_last, v[1]->row_last), v[2]->row_last), row_end - 1);
+    const int col_min = std::min(std::min(v[0]->col_first, v[1]->col_first), v[2]->col_first);
+    const int col_max = std::max(std::max(v[0]->col_last, v[1]->col_last), v[2]->col_last);
+    if (row_min > row_max || col_min > col_max) continue;
 
-    const double x[3] = {v[0][0], v[1][0], v[2][0]};
-    const double y[3] = {v[0][1], v[1][1], v[2][1]};
-    // Twice the signed area in pixel coordinates (y down): negative for
-    // triangles counter-clockwise in NDC, i.e. front faces.
-    const double area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0]);
+    EdgeFunctions edges(v);
+    const double area = edges.Area();
     if (!(area != 0.0)) continue;
     if (cull_backfaces && area > 0.0) continue;
-    // Edge i is opposite vertex i. It is computed from its lower-id endpoint
-    // so that a neighbour sharing it computes the same numbers, then negated
-    // as needed (exactly) to be positive inside this triangle.
-    Edge edge[3];
-    for (int i = 0; i < 3; ++i) {
-      int a = (i + 1) % 3, b = (i + 2) % 3;
-      double sign = area < 0.0 ? -1.0 : 1.0;
-      if (ids[b] < ids[a]) {
-        std::swap(a, b);
-        sign = -sign;
-      }
-      edge[i] = {x[a], y[a], sign * (x[b] - x[a]), sign * (y[b] - y[a])};
-    }
+    if (area < 0.0) edges.Negate();  // inside is then where all are >= 0
+    const int32_t id = static_cast<int32_t>(t);
     for (int row = row_min; row <= row_max; ++row) {
       const double py = row + 0.5;
-      const double r0 = edge[0].dx * (py - edge[0].from_y);
-      const double r1 = edge[1].dx * (py - edge[1].from_y);
-      const double r2 = edge[2].dx * (py - edge[2].from_y);
       const int64_t row_offset = static_cast<int64_t>(row) * width;
       for (int col = col_min; col <= col_max; ++col) {
         const double px = col + 0.5;
-        const double e0 = r0 - edge[0].dy * (px - edge[0].from_x);
-        const double e1 = r1 - edge[1].dy * (px - edge[1].from_x);
-        const double e2 = r2 - edge[2].dy * (px - edge[2].from_x);
-        if (e0 < 0.0 || e1 < 0.0 || e2 < 0.0) continue;
-        const double sum = e0 + e1 + e2;
-        if (!(sum > 0.0)) continue;
-        // NDC z is affine in screen space; barycentrics are perspective
-        // corrected by weighting the screen-space ones with 1 / w.
-        const double inv_sum = 1.0 / sum;
-        const double z = (e0 * v[0][2] + e1 * v[1][2] + e2 * v[2][2]) * inv_sum;
-        if (!(z >= -1.0 && z <= 1.0)) continue;
-        const int64_t pixel = row_offset + col;
-        const float z_float = static_cast<float>(z);
-        if (z_float > depth[pixel]) continue;
-        const double t0 = e0 * v[0][3], t1 = e1 * v[1][3], t2 = e2 * v[2][3];
-        const double inv_t = 1.0 / (t0 + t1 + t2);
-        depth[pixel] = z_float;
-        triangle_ids[pixel] = static_cast<int32_t>(t);
-        mask[pixel] = 1.0f;
-        barycentrics[3 * pixel + 0] = static_cast<float>(t0 * inv_t);
-        barycentrics[3 * pixel + 1] = static_cast<float>(t1 * inv_t);
-        barycentrics[3 * pixel + 2] = static_cast<float>(t2 * inv_t);
+        const double e[3] = {edges.At(0, px, py), edges.At(1, px, py), edges.At(2, px, py)};
+        if (e[0] < 0.0 || e[1] < 0.0 || e[2] < 0.0) continue;
+        ShadePixel(e, v, id, row_offset + col, triangle_ids, mask, barycentrics, depth);
       }
     }
   }
 }
 
-void AccumulateGradientRows(const float* clip, const int32_t* triangles,
+void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
+                            const int32_t* triangles,
                             const int32_t* triangle_ids, const float* mask,
                             const float* d_barycentrics, const float* d_depth,
                             int width, int height, int row_begin, int row_end,
-                            float* d_clip) {
-  // With M the matrix of clip-space (x, y, w) columns and p = (px, py, 1),
-  // lambda = M^-1 p, barycentrics = lambda / sum(lambda), depth = lambda . z.
-  // d lambda = -M^-1 dM lambda, so for a loss with gradient q with respect to
-  // lambda, dLoss/d(x, y, w)_j = -lambda_j M^-T q and dLoss/dz_j =
-  // d_depth * lambda_j.
-  TriangleSetup s;
+                            float* d_projected, float* d_clip_slow) {
   for (int row = row_begin; row < row_end; ++row) {
-    const double py = PixelNdcY(row, height);
     for (int col = 0; col < width; ++col) {
       const int64_t pixel = static_cast<int64_t>(row) * width + col;
       if (mask[pixel] == 0.0f) continue;
-      const double g[3] = {
-          d_barycentrics ? d_barycentrics[3 * pixel + 0] : 0.0,
-          d_barycentrics ? d_barycentrics[3 * pixel + 1] : 0.0,
-          d_barycentrics ? d_barycentrics[3 * pixel + 2] : 0.0};
+      const double g[3] = {d_barycentrics ? d_barycentrics[3 * pixel + 0] : 0.0,
+                           d_barycentrics ? d_barycentrics[3 * pixel + 1] : 0.0,
+                           d_barycentrics ? d_barycentrics[3 * pixel + 2] : 0.0};
       const double g_depth = d_depth ? d_depth[pixel] : 0.0;
       if (g[0] == 0.0 && g[1] == 0.0 && g[2] == 0.0 && g_depth == 0.0) continue;
-
       const int32_t* ids = triangles + 3 * static_cast<int64_t>(triangle_ids[pixel]);
-      LoadTriangle(clip, ids, &s);
-      if (!(s.det != 0.0)) continue;
-      const double px = PixelNdcX(col, width);
-      double l[3];
+      const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
+                                           projected + ids[2]};
+      if (!std::isfinite(v[0]->x + v[1]->x + v[2]->x)) {
+        AccumulateHomogeneousPixel(clip, ids, g, g_depth, PixelNdcX(col, width),
+                                   PixelNdcY(row, height), d_clip_slow);
+        continue;
+      }
+      // Fast path, in the forward pass's own terms: with edge functions e_i,
+      // t_i = e_i inv_w_i, barycentrics b_i = t_i / sum(t) and depth
+      // sum_i e_i z_i / sum(e). Gradients go to the projected vertices here
+      // and through the projection in FinishGradient.
+      const double px = col + 0.5, py = row + 0.5;
+      const EdgeFunctions edges(v);
+      double e[3], t[3];
       for (int i = 0; i < 3; ++i) {
-        l[i] = s.edge[i][0] * px + s.edge[i][1] * py + s.edge[i][2];
+        e[i] = edges.At(i, px, py);
+        t[i] = e[i] * v[i]->inv_w;
       }
-      const double l_sum = l[0] + l[1] + l[2];
-      if (l_sum == 0.0) continue;
-      // lambda = l / det; barycentrics b = l / l_sum.
-      const double inv_det = 1.0 / s.det;
-      const double inv_l_sum = 1.0 / l_sum;
-      const double g_dot_b = (g[0] * l[0] + g[1] * l[1] + g[2] * l[2]) * inv_l_sum;
-      const double scale = s.det * inv_l_sum;
-      double q[3];
+      const double e_sum = e[0] + e[1] + e[2];
+      const double t_sum = t[0] + t[1] + t[2];
+      if (e_sum == 0.0 || t_sum == 0.0) continue;
+      const double inv_e_sum = 1.0 / e_sum, inv_t_sum = 1.0 / t_sum;
+      const double g_dot_b = (g[0] * t[0] + g[1] * t[1] + g[2] * t[2]) * inv_t_sum;
+      const double pixel_depth = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) * inv_e_sum;
+      double d_e[3];  // dLoss / d e_i
       for (int i = 0; i < 3; ++i) {
-        q[i] = (g[i] - g_dot_b) * scale + g_depth * s.z[i];
+        const double d_t = (g[i] - g_dot_b) * inv_t_sum;
+        d_e[i] = d_t * v[i]->inv_w + g_depth * (v[i]->z - pixel_depth) * inv_e_sum;
+        float* d = d_projected + 4 * static_cast<int64_t>(ids[i]);
+        d[2] += static_cast<float>(g_depth * e[i] * inv_e_sum);
+        d[3] += static_cast<float>(d_t * e[i]);
       }
-      // u = M^-T q = sum_i q_i edge_i / det.
-      double u[3];
-      for (int k = 0; k < 3; ++k) {
-        u[k] = (q[0] * s.edge[0][k] + q[1] * s.edge[1][k] + q[2] * s.edge[2][k]) *
-               inv_det;
-      }
-      for (int j = 0; j < 3; ++j) {
-        const double lambda = l[j] * inv_det;
-        float* d = d_clip + 4 * static_cast<int64_t>(ids[j]);
-        d[0] += static_cast<float>(-lambda * u[0]);
-        d[1] += static_cast<float>(-lambda * u[1]);
-        d[2] += static_cast<float>(g_depth * lambda);
-        d[3] += static_cast<float>(-lambda * u[2]);
+      // Vertex m is the start of edge m - 1 and the end of edge m + 1.
+      for (int m = 0; m < 3; ++m) {
+        const int next = m == 2 ? 0 : m + 1, prev = m == 0 ? 2 : m - 1;
+        float* d = d_projected + 4 * static_cast<int64_t>(ids[m]);
+        d[0] += static_cast<float>(d_e[prev] * (v[next]->y - py) + d_e[next] * (py - v[prev]->y));
+        d[1] += static_cast<float>(d_e[prev] * (px - v[next]->x) + d_e[next] * (v[prev]->x - px));
       }
     }
+  }
+}
+
+void FinishGradient(const float* clip, const float* const* d_projected,
+                    const float* const* d_clip_slow, int band_count,
+                    int64_t vertex_begin, int64_t vertex_end, int width,
+                    int height, float* d_clip) {
+  const double half_width = 0.5 * width, half_height = 0.5 * height;
+  for (int64_t v = vertex_begin; v < vertex_end; ++v) {
+    double projected[4] = {0.0, 0.0, 0.0, 0.0}, slow[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int band = 0; band < band_count; ++band) {
+      for (int k = 0; k < 4; ++k) {
+        projected[k] += d_projected[band][4 * v + k];
+        if (d_clip_slow != nullptr) slow[k] += d_clip_slow[band][4 * v + k];
+      }
+    }
+    float* out = d_clip + 4 * v;
+    const double d_x = projected[0], d_y = projected[1], d_z = projected[2];
+    if (d_x == 0.0 && d_y == 0.0 && d_z == 0.0 && projected[3] == 0.0) {
+      // Also the case of vertices that take the slow path, whose projection
+      // may be undefined.
+      for (int k = 0; k < 4; ++k) out[k] = static_cast<float>(slow[k]);
+      continue;
+    }
+    // Projection: x_px = (x q + 1) W / 2, y_px = (1 - y q) H / 2, z_ndc = z q,
+    // q = 1 / w.
+    const float* c = clip + 4 * v;
+    const double q = 1.0 / c[3];
+    const double d_q = projected[3] + d_x * c[0] * half_width - d_y * c[1] * half_height + d_z * c[2];
+    out[0] = static_cast<float>(slow[0] + d_x * q * half_width);
+    out[1] = static_cast<float>(slow[1] - d_y * q * half_height);
+    out[2] = static_cast<float>(slow[2] + d_z * q);
+    out[3] = static_cast<float>(slow[3] - d_q * q * q);
   }
 }
 

@@ -3,7 +3,8 @@
 // No TensorFlow in here, so the core can be compiled and tested alone and later
 // twinned for CUDA. Every function works on one image (one batch element) and a
 // band of its rows, so callers parallelise over batch elements and row bands
-// without locks: bands of one image write disjoint pixels.
+// without locks: bands of one image write disjoint pixels, and gradient bands
+// accumulate into buffers of their own.
 //
 // Conventions (shared with renderer/rasterizer.py):
 //  * Clip-space vertices are [vertex_count, 4] floats (x, y, z, w), OpenGL style:
@@ -12,14 +13,18 @@
 //    (NDC y = +1). Pixel (row r, column c) is sampled at its centre,
 //    NDC x = 2 (c + 0.5) / width - 1, NDC y = 1 - 2 (r + 0.5) / height.
 //  * Front faces are counter-clockwise in NDC (x right, y up).
-//  * A pixel belongs to a triangle when all three homogeneous edge functions
-//    (Olano and Greer, "Triangle Scan Conversion using 2D Homogeneous
-//    Coordinates", 1997) are >= 0. Triangles that share an edge compute that
-//    edge's function from the same two vertices with exactly opposite signs, so
-//    meshes have no cracks; a pixel exactly on a shared edge goes to the depth
-//    test, and on equal depth the triangle with the larger id wins.
+//  * A pixel belongs to a triangle when its centre is inside or on the edge.
+//    Triangles that share an edge compute that edge's function as exact
+//    negatives of each other, so meshes have no cracks and no double coverage;
+//    a pixel exactly on a shared edge goes to the depth test, and on equal
+//    depth the triangle with the larger id wins.
 //  * Pixels whose NDC depth lies outside [-1, 1] are not drawn (near and far
 //    clipping per pixel).
+//  * Triangles with all vertices in front of the eye (w > 0) take the fast
+//    path, in pixel coordinates. Triangles with a vertex at or behind the eye
+//    take a slow path with homogeneous edge functions (Olano and Greer,
+//    "Triangle Scan Conversion using 2D Homogeneous Coordinates", 1997), which
+//    draws exactly their part in front of the eye but tests every pixel.
 #ifndef FACE3D_RENDERER_KERNELS_RASTERIZE_CORE_H_
 #define FACE3D_RENDERER_KERNELS_RASTERIZE_CORE_H_
 
@@ -30,17 +35,27 @@ namespace face3d {
 // Value written to `depth` where no triangle covers a pixel (the far plane).
 constexpr float kBackgroundDepth = 1.0f;
 
+// A vertex in pixel space, with the range of pixel centres its coordinates
+// round to, so that a triangle's candidate pixels are min/max of its three.
+struct ProjectedVertex {
+  float x, y;    // pixel coordinates, x right, y down; +infinity: slow path
+  float z;       // NDC z
+  float inv_w;   // 1 / clip w
+  int32_t col_first, col_last;  // columns whose centres may be >= / <= x
+  int32_t row_first, row_last;  // rows whose centres may be >= / <= y
+};
+
 // Returns the index of the first triangle with a vertex index outside
 // [0, vertex_count), or -1 when all are valid.
 int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
                             int64_t vertex_count);
 
-// Projects clip-space vertices [vertex_count, 4] into `screen`
-// [vertex_count, 4]: pixel x (right), pixel y (down), NDC z and 1 / w. A vertex
-// that is non-finite, at or behind the eye (w <= 0), or projects beyond float
-// range gets +infinity in all four, sending its triangles to the slow path.
+// Projects clip-space vertices [vertex_count, 4] for an image of the given
+// size. A vertex that is non-finite, at or behind the eye (w <= 0), or
+// projects beyond float range gets x = +infinity, sending its triangles to
+// the slow path.
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
-                     int height, float* screen);
+                     int height, ProjectedVertex* projected);
 
 // Rasterizes `triangles` [triangle_count, 3] (indices already validated) into
 // rows [row_begin, row_end) of one image. Clears those rows first.
@@ -50,22 +65,36 @@ void ProjectVertices(const float* clip, int64_t vertex_count, int width,
 // [height, width] NDC z (kBackgroundDepth where uncovered).
 // Triangles with a non-finite vertex are dropped; with cull_backfaces,
 // clockwise (back-facing) triangles are dropped too.
-void RasterizeRows(const float* clip, const float* screen,
+void RasterizeRows(const float* clip, const ProjectedVertex* projected,
                    const int32_t* triangles, int64_t triangle_count, int width,
                    int height, int row_begin, int row_end, bool cull_backfaces,
                    int32_t* triangle_ids, float* mask, float* barycentrics,
                    float* depth);
 
-// Adds to d_clip [vertex_count, 4] the gradient of a loss with respect to the
-// clip-space vertices through the barycentrics and depth of rows
+// Adds the gradient of a loss through the barycentrics and depth of rows
 // [row_begin, row_end), given d_barycentrics [height, width, 3] and d_depth
-// [height, width] (either may be null, meaning zero). Coverage (which
-// triangle a pixel shows) is held fixed, as in any rasterizer gradient.
-void AccumulateGradientRows(const float* clip, const int32_t* triangles,
+// [height, width] (either may be null, meaning zero), to two accumulators of
+// [vertex_count, 4] floats: d_projected, with respect to each vertex's
+// projected (x, y, z, inv_w), from fast-path pixels; and d_clip_slow, with
+// respect to clip (x, y, z, w), from slow-path pixels (may be null when no
+// vertex takes the slow path). Coverage (which triangle a pixel shows) is held
+// fixed, as in any rasterizer gradient.
+void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
+                            const int32_t* triangles,
                             const int32_t* triangle_ids, const float* mask,
                             const float* d_barycentrics, const float* d_depth,
                             int width, int height, int row_begin, int row_end,
-                            float* d_clip);
+                            float* d_projected, float* d_clip_slow);
+
+// For vertices [vertex_begin, vertex_end) of one image, writes d_clip
+// [vertex_count, 4]: the sums over `band_count` accumulators of
+// AccumulateGradientRows, d_projected[band] chained through the projection
+// plus d_clip_slow[band] (d_clip_slow itself may be null). d_clip may be
+// d_projected[0]: each vertex is read before it is written.
+void FinishGradient(const float* clip, const float* const* d_projected,
+                    const float* const* d_clip_slow, int band_count,
+                    int64_t vertex_begin, int64_t vertex_end, int width,
+                    int height, float* d_clip);
 
 }  // namespace face3d
 

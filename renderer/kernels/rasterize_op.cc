@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <vector>
+#include <cmath>
 
 #include "rasterize_core.h"
 #include "tensorflow/core/framework/op.h"
@@ -53,11 +55,34 @@ Bands ChooseBands(OpKernelContext* context, int64_t batch, int height) {
   return {count, rows_per_band};
 }
 
+ProjectedVertex* AsProjected(Tensor* storage) {
+  return reinterpret_cast<ProjectedVertex*>(storage->flat<int8_t>().data());
+}
+
 void RunSharded(OpKernelContext* context, int64_t units, int64_t cost_per_unit,
                 const std::function<void(int64_t, int64_t)>& work) {
   auto* workers = context->device()->tensorflow_cpu_worker_threads();
   ::tensorflow::Shard(workers->num_threads, workers->workers, units,
                       cost_per_unit, work);
+}
+
+constexpr int64_t kProjectedBytes = sizeof(ProjectedVertex);
+
+// Projects every image's vertices into `storage` [batch, vertices *
+// kProjectedBytes] int8 (an output of the forward op, so that the gradient op
+// does not project again).
+ProjectedVertex* ProjectAll(OpKernelContext* context, const Tensor& clip,
+                            int width, int height, Tensor* storage) {
+  const int64_t batch = clip.dim_size(0), vertex_count = clip.dim_size(1);
+  ProjectedVertex* projected = AsProjected(storage);
+  const float* clip_data = clip.flat<float>().data();
+  RunSharded(context, batch, 20 * vertex_count, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      ProjectVertices(clip_data + 4 * vertex_count * b, vertex_count, width,
+                      height, projected + vertex_count * b);
+    }
+  });
+  return projected;
 }
 
 // Checks the inputs shared by both ops.
@@ -129,31 +154,22 @@ class RasterizeClipTrianglesOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(
                                 3, TensorShape({batch, height, width}),
                                 &depth_tensor));
+    Tensor* projected_tensor = nullptr;
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(
+                       4, TensorShape({batch, vertex_count * kProjectedBytes}),
+                       &projected_tensor));
     if (batch == 0) return;
-
-    Tensor screen_tensor;
-    OP_REQUIRES_OK(context, context->allocate_temp(
-                                ::tensorflow::DT_FLOAT,
-                                TensorShape({batch, vertex_count, 4}),
-                                &screen_tensor));
+    ProjectedVertex* projected = ProjectAll(context, clip, width, height,
+                                            projected_tensor);
 
     const float* clip_data = clip.flat<float>().data();
     const int32_t* tri_data = triangles.flat<int32_t>().data();
-    float* screen = screen_tensor.flat<float>().data();
     int32_t* ids = ids_tensor->flat<int32_t>().data();
     float* mask = mask_tensor->flat<float>().data();
     float* bary = bary_tensor->flat<float>().data();
     float* depth = depth_tensor->flat<float>().data();
     const int64_t pixels = static_cast<int64_t>(height) * width;
-
-    RunSharded(context, batch, 20 * vertex_count,
-               [&](int64_t begin, int64_t end) {
-                 for (int64_t b = begin; b < end; ++b) {
-                   ProjectVertices(clip_data + 4 * vertex_count * b,
-                                   vertex_count, width, height,
-                                   screen + 4 * vertex_count * b);
-                 }
-               });
 
     const Bands bands = ChooseBands(context, batch, height);
     RunSharded(
@@ -165,7 +181,7 @@ class RasterizeClipTrianglesOp : public OpKernel {
             const int row_begin = band * bands.rows_per_band;
             const int row_end = std::min(height, row_begin + bands.rows_per_band);
             RasterizeRows(clip_data + 4 * vertex_count * b,
-                          screen + 4 * vertex_count * b, tri_data,
+                          projected + vertex_count * b, tri_data,
                           triangle_count, width, height, row_begin, row_end,
                           cull_backfaces_, ids + pixels * b, mask + pixels * b,
                           bary + 3 * pixels * b, depth + pixels * b);
@@ -187,10 +203,11 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
   void Compute(OpKernelContext* context) override {
     const Tensor& clip = context->input(0);
     const Tensor& triangles = context->input(1);
-    const Tensor& ids_tensor = context->input(2);
-    const Tensor& mask_tensor = context->input(3);
-    const Tensor& d_bary_tensor = context->input(4);
-    const Tensor& d_depth_tensor = context->input(5);
+    Tensor projected_tensor = context->input(2);
+    const Tensor& ids_tensor = context->input(3);
+    const Tensor& mask_tensor = context->input(4);
+    const Tensor& d_bary_tensor = context->input(5);
+    const Tensor& d_depth_tensor = context->input(6);
     OP_REQUIRES(context, ids_tensor.dims() == 3,
                 InvalidArgument("triangle_ids must have shape [batch, height, "
                                 "width], got ",
@@ -207,6 +224,11 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
                     mask_tensor.shape() == image_shape,
                 InvalidArgument("triangle_ids and mask must have shape ",
                                 image_shape.DebugString()));
+    OP_REQUIRES(context,
+                projected_tensor.dtype() == ::tensorflow::DT_INT8 &&
+                    projected_tensor.shape() ==
+                        TensorShape({batch, vertex_count * kProjectedBytes}),
+                InvalidArgument("projected must be the forward op's output 4"));
     // An empty gradient stands for zeros (an output nothing depends on).
     const bool has_d_depth = d_depth_tensor.NumElements() > 0;
     const bool has_d_bary = d_bary_tensor.NumElements() > 0;
@@ -222,33 +244,50 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
                                 d_bary_tensor.shape().DebugString()));
     const int32_t* ids = ids_tensor.flat<int32_t>().data();
     const int64_t pixels = static_cast<int64_t>(height) * width;
-    for (int64_t i = 0; i < batch * pixels; ++i) {
-      OP_REQUIRES(context, ids[i] >= 0 && ids[i] < triangle_count,
-                  InvalidArgument("triangle_ids holds ", ids[i],
-                                  ", outside [0, ", triangle_count, ")"));
+    int64_t bad = -1;
+    for (int64_t i = 0; i < batch * pixels && bad < 0; ++i) {
+      if (ids[i] < 0 || ids[i] >= triangle_count) bad = i;
     }
+    OP_REQUIRES(context, bad < 0,
+                InvalidArgument("triangle_ids holds ", bad < 0 ? 0 : ids[bad],
+                                ", outside [0, ", triangle_count, ")"));
 
     Tensor* d_clip_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, clip.shape(),
                                                      &d_clip_tensor));
-    float* d_clip = d_clip_tensor->flat<float>().data();
-    std::fill(d_clip, d_clip + 4 * batch * vertex_count, 0.0f);
     if (batch == 0) return;
-
-    // Bands of one image scatter into the same vertices, so each band beyond
-    // the first accumulates into its own buffer, summed afterwards.
-    const Bands bands = ChooseBands(context, batch, height);
-    Tensor partial_tensor;
-    float* partial = nullptr;
-    if (bands.count > 1) {
-      OP_REQUIRES_OK(context,
-                     context->allocate_temp(
-                         ::tensorflow::DT_FLOAT,
-                         TensorShape({batch, bands.count - 1, vertex_count, 4}),
-                         &partial_tensor));
-      partial = partial_tensor.flat<float>().data();
-      std::fill(partial, partial + partial_tensor.NumElements(), 0.0f);
+    float* d_clip = d_clip_tensor->flat<float>().data();
+    const ProjectedVertex* projected = AsProjected(&projected_tensor);
+    bool any_slow = false;
+    for (int64_t v = 0; v < batch * vertex_count && !any_slow; ++v) {
+      any_slow = !std::isfinite(projected[v].x);
     }
+
+    // Bands of one image scatter into the same vertices, so each band
+    // accumulates into buffers of its own: band 0 into the output itself,
+    // the others into a temporary; FinishGradient sums them. Slow-path
+    // pixels need buffers of their own only when some vertex is behind the
+    // eye.
+    const Bands bands = ChooseBands(context, batch, height);
+    const int64_t image_floats = 4 * vertex_count;
+    Tensor extra_tensor, slow_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(
+                                ::tensorflow::DT_FLOAT,
+                                TensorShape({batch * (bands.count - 1) * image_floats}),
+                                &extra_tensor));
+    OP_REQUIRES_OK(context, context->allocate_temp(
+                                ::tensorflow::DT_FLOAT,
+                                TensorShape({any_slow ? batch * bands.count * image_floats : 0}),
+                                &slow_tensor));
+    float* extra = extra_tensor.flat<float>().data();
+    float* slow = any_slow ? slow_tensor.flat<float>().data() : nullptr;
+    auto projected_buffer = [&](int64_t b, int band) {
+      return band == 0 ? d_clip + image_floats * b
+                       : extra + image_floats * (b * (bands.count - 1) + band - 1);
+    };
+    auto slow_buffer = [&](int64_t b, int band) {
+      return slow == nullptr ? nullptr : slow + image_floats * (b * bands.count + band);
+    };
 
     const float* clip_data = clip.flat<float>().data();
     const int32_t* tri_data = triangles.flat<int32_t>().data();
@@ -263,34 +302,38 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
             const int band = static_cast<int>(unit % bands.count);
             const int row_begin = band * bands.rows_per_band;
             const int row_end = std::min(height, row_begin + bands.rows_per_band);
-            float* target =
-                band == 0 ? d_clip + 4 * vertex_count * b
-                          : partial + 4 * vertex_count *
-                                          (b * (bands.count - 1) + band - 1);
-            AccumulateGradientRows(clip_data + 4 * vertex_count * b, tri_data,
-                                   ids + pixels * b, mask + pixels * b,
-                                   d_bary ? d_bary + 3 * pixels * b : nullptr,
-                                   d_depth ? d_depth + pixels * b : nullptr,
-                                   width, height, row_begin, row_end, target);
+            float* d_projected = projected_buffer(b, band);
+            float* d_slow = slow_buffer(b, band);
+            std::fill(d_projected, d_projected + image_floats, 0.0f);
+            if (d_slow != nullptr) std::fill(d_slow, d_slow + image_floats, 0.0f);
+            AccumulateGradientRows(
+                clip_data + 4 * vertex_count * b, projected + vertex_count * b,
+                tri_data, ids + pixels * b, mask + pixels * b,
+                d_bary ? d_bary + 3 * pixels * b : nullptr,
+                d_depth ? d_depth + pixels * b : nullptr, width, height,
+                row_begin, row_end, d_projected, d_slow);
           }
         });
-    if (bands.count > 1) {
-      RunSharded(context, batch * vertex_count, 4 * bands.count,
-                 [&](int64_t begin, int64_t end) {
-                   for (int64_t i = begin; i < end; ++i) {
-                     const int64_t b = i / vertex_count;
-                     const int64_t v = i % vertex_count;
-                     float* out = d_clip + 4 * i;
-                     for (int band = 1; band < bands.count; ++band) {
-                       const float* p =
-                           partial +
-                           4 * (vertex_count * (b * (bands.count - 1) + band - 1) +
-                                v);
-                       for (int k = 0; k < 4; ++k) out[k] += p[k];
-                     }
+    RunSharded(context, batch * vertex_count, 10 * bands.count,
+               [&](int64_t begin, int64_t end) {
+                 std::vector<const float*> projected_bands(bands.count);
+                 std::vector<const float*> slow_bands(bands.count);
+                 while (begin < end) {
+                   const int64_t b = begin / vertex_count;
+                   const int64_t v_begin = begin % vertex_count;
+                   const int64_t v_end = std::min(vertex_count, v_begin + end - begin);
+                   for (int band = 0; band < bands.count; ++band) {
+                     projected_bands[band] = projected_buffer(b, band);
+                     slow_bands[band] = slow_buffer(b, band);
                    }
-                 });
-    }
+                   FinishGradient(clip_data + 4 * vertex_count * b,
+                                  projected_bands.data(),
+                                  slow == nullptr ? nullptr : slow_bands.data(),
+                                  bands.count, v_begin, v_end, width, height,
+                                  d_clip + image_floats * b);
+                   begin += v_end - v_begin;
+                 }
+               });
   }
 };
 
@@ -306,6 +349,7 @@ REGISTER_OP("RasterizeClipTriangles")
     .Output("mask: float32")
     .Output("barycentrics: float32")
     .Output("depth: float32")
+    .Output("projected: int8")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle clip, triangles;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &clip));
@@ -326,6 +370,7 @@ REGISTER_OP("RasterizeClipTriangles")
       c->set_output(1, image);
       c->set_output(2, c->MakeShape({batch, height, width, 3}));
       c->set_output(3, image);
+      c->set_output(4, c->MakeShape({batch, c->UnknownDim()}));
       return ::tensorflow::OkStatus();
     })
     .Doc(R"doc(
@@ -340,11 +385,13 @@ mask: [batch, height, width] 1 where a triangle covers the pixel centre, else 0.
 barycentrics: [batch, height, width, 3] perspective-correct barycentric
   coordinates of the pixel centre in its triangle, 0 where uncovered.
 depth: [batch, height, width] NDC z, 1 where uncovered.
+projected: the vertices in pixel space, for RasterizeClipTrianglesGrad only.
 )doc");
 
 REGISTER_OP("RasterizeClipTrianglesGrad")
     .Input("clip_vertices: float32")
     .Input("triangles: int32")
+    .Input("projected: int8")
     .Input("triangle_ids: int32")
     .Input("mask: float32")
     .Input("d_barycentrics: float32")
