@@ -240,12 +240,20 @@ _worker = {}
 
 def _init_worker(face_model_path, map_size, image_format):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from model.face_model import FaceModel
-    _worker["renderer"] = SampleRenderer(FaceModel(face_model_path), map_size=map_size)
+    # A failing pool initializer makes multiprocessing start replacement workers forever; keep
+    # the error and raise it with the first task instead, which ends the run with its message.
+    try:
+        from model.face_model import FaceModel
+        _worker["renderer"] = SampleRenderer(FaceModel(face_model_path), map_size=map_size)
+        _worker["error"] = None
+    except Exception as error:  # noqa: BLE001 -- re-raised by _make_record
+        _worker["error"] = error
     _worker["image_format"] = image_format
 
 
 def _make_record(seed_and_index):
+    if _worker["error"] is not None:
+        raise _worker["error"]
     seed, index = seed_and_index
     sample = _worker["renderer"].sample(sample_rng(seed, index))
     return encode_sample(sample, "synthetic/%d/%d" % (seed, index), _worker["image_format"])
@@ -265,6 +273,8 @@ def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="
         bar = tqdm(total=num, unit="face", disable=not progress, file=sys.stderr)
         if workers <= 1:
             _init_worker(*init_args)
+            if _worker["error"] is not None:
+                raise _worker["error"]
             records = map(_make_record, tasks)
             for record in records:
                 writer.write(record)
@@ -290,7 +300,7 @@ def main(argv):
                            records_per_shard=FLAGS.records_per_shard, prefix=FLAGS.prefix,
                            face_model_path=FLAGS.face_model, map_size=FLAGS.map_size,
                            image_format=FLAGS.image_format, overwrite=FLAGS.overwrite)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print("synthesize: %s" % error, file=sys.stderr)
         return 2
     print("written: %d record(s) in %d shard(s) under %s" % (FLAGS.num, len(paths), FLAGS.out))

@@ -113,3 +113,11 @@ def test_parallel_output_is_identical_to_serial(tmp_path):
                                      map_size=64, progress=False)
     read = lambda paths: [r for p in paths for r in tf.io.tf_record_iterator(p)]  # noqa: E731
     assert read(serial) == read(parallel)
+
+
+def test_missing_face_model_is_a_clear_error_in_workers_too(tmp_path):
+    missing = str(tmp_path / "no_model.npz")
+    with pytest.raises(FileNotFoundError, match="no_model.npz"):
+        synthesize.synthesize(2, str(tmp_path / "out"), face_model_path=missing, workers=2,
+                              progress=False)
+    assert not [f for f in os.listdir(tmp_path / "out") if f.endswith(".tmp")]
