@@ -1,11 +1,11 @@
 // Plain C++ rasterization core; see rasterize_core.h for the conventions.
 //
-// Arithmetic notes. Edge functions are evaluated in double precision from the
-// float projected vertices. Written as three terms that each change exactly
-// sign when the edge's endpoints swap, the functions of an edge shared by two
-// triangles are exact negatives of each other (the watertightness argument),
-// provided the compiler does not contract a * b + c into fused multiply-adds:
-// build.py passes -ffp-contract=off. The code favours few instructions per
+// Arithmetic notes. Edge functions are evaluated in float, in coordinates
+// relative to the pixel centre, as a difference of two products that swap when
+// the edge's endpoints swap: the functions of an edge shared by two triangles
+// are exact negatives of each other (the watertightness argument), provided the
+// compiler does not contract a * b - c into fused multiply-adds: build.py
+// passes -ffp-contract=off. The code favours few instructions per
 // triangle, because dense meshes (a face at 224 x 224 has more triangles than
 // pixels) spend most of their time on triangles that cover no pixel centre.
 #include "rasterize_core.h"
@@ -14,6 +14,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace face3d {
 namespace {
@@ -137,7 +141,7 @@ void RasterizeHomogeneousTriangle(const float* clip, const int32_t* ids,
 // -M^-1 dM lambda, a loss with gradient q with respect to lambda has
 // dLoss/d(x, y, w)_j = -lambda_j M^-T q and dLoss/dz_j = d_depth lambda_j.
 void AccumulateHomogeneousPixel(const float* clip, const int32_t* ids,
-                                const double g[3], double g_depth, double px,
+                                const float g[3], double g_depth, double px,
                                 double py, float* d_clip) {
   HomogeneousTriangle s;
   LoadHomogeneousTriangle(clip, ids, &s);
@@ -171,53 +175,61 @@ void AccumulateHomogeneousPixel(const float* clip, const int32_t* ids,
   }
 }
 
-// Edge function i of a fast-path triangle (opposite vertex i, from vertex j to
-// vertex k) at pixel (px, py) is twice the signed area of (v_j, v_k, p),
-//   (x_j y_k - y_j x_k) + px (y_j - y_k) + py (x_k - x_j),
-// with c, cx, cy its three coefficients. Each term changes exactly sign when j
-// and k swap, so a neighbour sharing the edge computes exactly the negation.
-struct EdgeFunctions {
-  double c[3], cx[3], cy[3];
+// Edge functions of a fast-path triangle at one pixel, in coordinates relative
+// to the pixel centre (small numbers, so float keeps its precision): edge i
+// (opposite vertex i, from vertex j to vertex k) is twice the signed area of
+// (v_j, v_k, p), e_i = X_j Y_k - Y_j X_k with X = x - px, Y = y - py. Swapping
+// j and k swaps the two (commuting) products, so a neighbour sharing the edge
+// computes exactly the negation: no cracks, no double coverage.
+struct PixelEdges {
+  float x[3], y[3];  // vertices relative to the pixel centre
+  float e[3];
 
-  explicit EdgeFunctions(const ProjectedVertex* const v[3]) {
+  PixelEdges(const ProjectedVertex* const v[3], float px, float py) {
     for (int i = 0; i < 3; ++i) {
-      const ProjectedVertex& a = *v[i == 2 ? 0 : i + 1];
-      const ProjectedVertex& b = *v[i == 0 ? 2 : i - 1];
-      c[i] = static_cast<double>(a.x) * b.y - static_cast<double>(a.y) * b.x;
-      cx[i] = static_cast<double>(a.y) - b.y;
-      cy[i] = static_cast<double>(b.x) - a.x;
+      x[i] = v[i]->x - px;
+      y[i] = v[i]->y - py;
     }
-  }
-  // Twice the signed area in pixel coordinates (y down): negative for
-  // triangles counter-clockwise in NDC (y up), i.e. front faces.
-  double Area() const { return c[0] + c[1] + c[2]; }
-  void Negate() {
-    for (int i = 0; i < 3; ++i) {
-      c[i] = -c[i];
-      cx[i] = -cx[i];
-      cy[i] = -cy[i];
-    }
-  }
-  double At(int i, double px, double py) const {
-    return c[i] + px * cx[i] + py * cy[i];
+    e[0] = x[1] * y[2] - y[1] * x[2];
+    e[1] = x[2] * y[0] - y[2] * x[0];
+    e[2] = x[0] * y[1] - y[0] * x[1];
   }
 };
 
+// Four floats or ints (GCC and Clang vector extensions: SSE on x86-64, NEON on
+// ARM, plain code elsewhere), for a 2x2 block of pixels; lane = 2 row + column.
+typedef float Float4 __attribute__((vector_size(16)));
+typedef int32_t Int4 __attribute__((vector_size(16)));
+constexpr Float4 kBlockX = {0.5f, 1.5f, 0.5f, 1.5f};
+constexpr Float4 kBlockY = {0.5f, 0.5f, 1.5f, 1.5f};
+
+// Bit p set where lane p of `lanes` is true (-1).
+inline unsigned LaneMask(Int4 lanes) {
+#if defined(__SSE2__)
+  return static_cast<unsigned>(_mm_movemask_ps(reinterpret_cast<__m128>(lanes)));
+#else
+  return (lanes[0] & 1u) | (lanes[1] & 2u) | (lanes[2] & 4u) | (lanes[3] & 8u);
+#endif
+}
+
 // Depth-tests pixel `pixel` against a fast-path triangle whose edge functions
 // there are e[0..2] (all >= 0) and, if it is nearer, writes it.
-inline void ShadePixel(const double e[3], const ProjectedVertex* const v[3],
+inline void ShadePixel(const float e[3], const ProjectedVertex* const v[3],
                        int32_t triangle_id, int64_t pixel,
                        int32_t* triangle_ids, float* mask,
                        float* barycentrics, float* depth) {
-  const double sum = e[0] + e[1] + e[2];
+  const double sum = static_cast<double>(e[0]) + e[1] + e[2];
   if (!(sum > 0.0)) return;
   // NDC z is affine in screen space; barycentrics are perspective corrected
   // by weighting the screen-space ones with 1 / w.
-  const double z = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) / sum;
+  const double z = (static_cast<double>(e[0]) * v[0]->z + static_cast<double>(e[1]) * v[1]->z +
+                    static_cast<double>(e[2]) * v[2]->z) / sum;
   if (!(z >= -1.0 && z <= 1.0)) return;
   const float z_float = static_cast<float>(z);
   if (z_float > depth[pixel]) return;
-  const double t0 = e[0] * v[0]->inv_w, t1 = e[1] * v[1]->inv_w, t2 = e[2] * v[2]->inv_w;
+  const double t0 = static_cast<double>(e[0]) * v[0]->inv_w;
+  const double t1 = static_cast<double>(e[1]) * v[1]->inv_w;
+  const double t2 = static_cast<double>(e[2]) * v[2]->inv_w;
   const double inv_t = 1.0 / (t0 + t1 + t2);
   depth[pixel] = z_float;
   triangle_ids[pixel] = triangle_id;
@@ -295,19 +307,48 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
     const int col_max = std::max(std::max(v[0]->col_last, v[1]->col_last), v[2]->col_last);
     if (row_min > row_max || col_min > col_max) continue;
 
-    EdgeFunctions edges(v);
-    const double area = edges.Area();
+    // Twice the signed area in pixel coordinates (y down), exact but for one
+    // rounding: negative for triangles counter-clockwise in NDC (y up), i.e.
+    // front faces. Inside is where the edge functions all have its sign.
+    const double area = (static_cast<double>(v[1]->x) - v[0]->x) * (static_cast<double>(v[2]->y) - v[0]->y) -
+                        (static_cast<double>(v[1]->y) - v[0]->y) * (static_cast<double>(v[2]->x) - v[0]->x);
     if (!(area != 0.0)) continue;
     if (cull_backfaces && area > 0.0) continue;
-    if (area < 0.0) edges.Negate();  // inside is then where all are >= 0
+    const float sign = area < 0.0 ? -1.0f : 1.0f;
     const int32_t id = static_cast<int32_t>(t);
+    if (row_max - row_min <= 1 && col_max - col_min <= 1) {
+      // Most triangles of a dense mesh have at most a 2x2 block of candidate
+      // pixels: test all four at once (same arithmetic as PixelEdges, lane by
+      // lane), then shade those inside.
+      const Float4 px = kBlockX + static_cast<float>(col_min);
+      const Float4 py = kBlockY + static_cast<float>(row_min);
+      Float4 x[3], y[3];
+      for (int i = 0; i < 3; ++i) {
+        x[i] = v[i]->x - px;
+        y[i] = v[i]->y - py;
+      }
+      const Float4 e0 = sign * (x[1] * y[2] - y[1] * x[2]);
+      const Float4 e1 = sign * (x[2] * y[0] - y[2] * x[0]);
+      const Float4 e2 = sign * (x[0] * y[1] - y[0] * x[1]);
+      const Float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      unsigned inside = LaneMask((e0 >= zero) & (e1 >= zero) & (e2 >= zero)) &
+                        (row_max > row_min ? 0xFu : 0x3u) & (col_max > col_min ? 0xFu : 0x5u);
+      while (inside != 0) {
+        const int lane = __builtin_ctz(inside);
+        inside &= inside - 1;
+        const float e[3] = {e0[lane], e1[lane], e2[lane]};
+        ShadePixel(e, v, id, static_cast<int64_t>(row_min + (lane >> 1)) * width + col_min + (lane & 1),
+                   triangle_ids, mask, barycentrics, depth);
+      }
+      continue;
+    }
     for (int row = row_min; row <= row_max; ++row) {
-      const double py = row + 0.5;
+      const float py = row + 0.5f;
       const int64_t row_offset = static_cast<int64_t>(row) * width;
       for (int col = col_min; col <= col_max; ++col) {
-        const double px = col + 0.5;
-        const double e[3] = {edges.At(0, px, py), edges.At(1, px, py), edges.At(2, px, py)};
-        if (e[0] < 0.0 || e[1] < 0.0 || e[2] < 0.0) continue;
+        PixelEdges edges(v, col + 0.5f, py);
+        const float e[3] = {sign * edges.e[0], sign * edges.e[1], sign * edges.e[2]};
+        if (e[0] < 0.0f || e[1] < 0.0f || e[2] < 0.0f) continue;
         ShadePixel(e, v, id, row_offset + col, triangle_ids, mask, barycentrics, depth);
       }
     }
@@ -324,11 +365,11 @@ void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
     for (int col = 0; col < width; ++col) {
       const int64_t pixel = static_cast<int64_t>(row) * width + col;
       if (mask[pixel] == 0.0f) continue;
-      const double g[3] = {d_barycentrics ? d_barycentrics[3 * pixel + 0] : 0.0,
-                           d_barycentrics ? d_barycentrics[3 * pixel + 1] : 0.0,
-                           d_barycentrics ? d_barycentrics[3 * pixel + 2] : 0.0};
-      const double g_depth = d_depth ? d_depth[pixel] : 0.0;
-      if (g[0] == 0.0 && g[1] == 0.0 && g[2] == 0.0 && g_depth == 0.0) continue;
+      const float g[3] = {d_barycentrics ? d_barycentrics[3 * pixel + 0] : 0.0f,
+                          d_barycentrics ? d_barycentrics[3 * pixel + 1] : 0.0f,
+                          d_barycentrics ? d_barycentrics[3 * pixel + 2] : 0.0f};
+      const float g_depth = d_depth ? d_depth[pixel] : 0.0f;
+      if (g[0] == 0.0f && g[1] == 0.0f && g[2] == 0.0f && g_depth == 0.0f) continue;
       const int32_t* ids = triangles + 3 * static_cast<int64_t>(triangle_ids[pixel]);
       const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
                                            projected + ids[2]};
@@ -341,33 +382,31 @@ void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
       // t_i = e_i inv_w_i, barycentrics b_i = t_i / sum(t) and depth
       // sum_i e_i z_i / sum(e). Gradients go to the projected vertices here
       // and through the projection in FinishGradient.
-      const double px = col + 0.5, py = row + 0.5;
-      const EdgeFunctions edges(v);
-      double e[3], t[3];
+      const PixelEdges edges(v, col + 0.5f, row + 0.5f);
+      const float* e = edges.e;
+      const float t[3] = {e[0] * v[0]->inv_w, e[1] * v[1]->inv_w, e[2] * v[2]->inv_w};
+      const float e_sum = e[0] + e[1] + e[2];
+      const float t_sum = t[0] + t[1] + t[2];
+      if (e_sum == 0.0f || t_sum == 0.0f) continue;
+      const float inv_e_sum = 1.0f / e_sum, inv_t_sum = 1.0f / t_sum;
+      const float g_dot_b = (g[0] * t[0] + g[1] * t[1] + g[2] * t[2]) * inv_t_sum;
+      const float pixel_depth = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) * inv_e_sum;
+      float d_e[3];  // dLoss / d e_i
       for (int i = 0; i < 3; ++i) {
-        e[i] = edges.At(i, px, py);
-        t[i] = e[i] * v[i]->inv_w;
-      }
-      const double e_sum = e[0] + e[1] + e[2];
-      const double t_sum = t[0] + t[1] + t[2];
-      if (e_sum == 0.0 || t_sum == 0.0) continue;
-      const double inv_e_sum = 1.0 / e_sum, inv_t_sum = 1.0 / t_sum;
-      const double g_dot_b = (g[0] * t[0] + g[1] * t[1] + g[2] * t[2]) * inv_t_sum;
-      const double pixel_depth = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) * inv_e_sum;
-      double d_e[3];  // dLoss / d e_i
-      for (int i = 0; i < 3; ++i) {
-        const double d_t = (g[i] - g_dot_b) * inv_t_sum;
+        const float d_t = (g[i] - g_dot_b) * inv_t_sum;
         d_e[i] = d_t * v[i]->inv_w + g_depth * (v[i]->z - pixel_depth) * inv_e_sum;
         float* d = d_projected + 4 * static_cast<int64_t>(ids[i]);
-        d[2] += static_cast<float>(g_depth * e[i] * inv_e_sum);
-        d[3] += static_cast<float>(d_t * e[i]);
+        d[2] += g_depth * e[i] * inv_e_sum;
+        d[3] += d_t * e[i];
       }
-      // Vertex m is the start of edge m - 1 and the end of edge m + 1.
+      // Vertex m is the start of edge m - 1 and the end of edge m + 1:
+      // d e_{m-1} / d(x_m, y_m) = (Y_{m+1}, -X_{m+1}), d e_{m+1} / d(x_m, y_m)
+      // = (-Y_{m-1}, X_{m-1}).
       for (int m = 0; m < 3; ++m) {
         const int next = m == 2 ? 0 : m + 1, prev = m == 0 ? 2 : m - 1;
         float* d = d_projected + 4 * static_cast<int64_t>(ids[m]);
-        d[0] += static_cast<float>(d_e[prev] * (v[next]->y - py) + d_e[next] * (py - v[prev]->y));
-        d[1] += static_cast<float>(d_e[prev] * (px - v[next]->x) + d_e[next] * (v[prev]->x - px));
+        d[0] += d_e[prev] * edges.y[next] - d_e[next] * edges.y[prev];
+        d[1] += d_e[next] * edges.x[prev] - d_e[prev] * edges.x[next];
       }
     }
   }
