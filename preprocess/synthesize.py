@@ -62,7 +62,8 @@ def define_flags():
     flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
 
 MAX_ANGLES_DEG = np.array([20.0, 60.0, 15.0])   # pitch, yaw, roll: uniform in +-these
-EXPRESSION_STD = 0.7
+# Smaller than the bases' unit: all 49 expression components at 1 sd at once give grimaces.
+EXPRESSION_STD = 0.5
 # SH light: white light of random brightness (band 0) and direction (bands 1-3; 4-8 are weak),
 # then tinted by one colour factor per channel. Units of renderer.shading (band 0 = 0 is the
 # renderer's ambient DEFAULT_AMBIENT).

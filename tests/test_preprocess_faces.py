@@ -83,3 +83,9 @@ def test_crop_face_puts_the_landmarks_where_the_crop_rule_says(astronaut):
 
 def test_crop_face_of_a_faceless_photo_is_none():
     assert photo.crop_face(skimage.data.coffee()) is None
+
+
+def test_weak_spurious_detections_are_dropped(astronaut):
+    # At upsample 1 dlib's HOG also fires, weakly, on her suit; only the face is kept.
+    boxes = faces.detect_faces(astronaut, upsample=1)
+    assert len(boxes) == 1 and _inside(np.array([[225.0, 125.0]]), boxes[0])
