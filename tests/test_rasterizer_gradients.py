@@ -50,9 +50,16 @@ class Rasterizer:
                                                 self.depth_weights: depth_weights})
 
 
-def finite_difference_check(w_range, seed):
+def finite_difference_check(w_range, seed, behind_eye=None):
+    """Analytic and central-difference gradients of a random weighted sum of the outputs.
+
+    behind_eye: optional vertex index whose clip coordinates are negated (w < 0), so that its
+    triangles cross the eye plane and take the kernel's slow path.
+    """
     rng = np.random.default_rng(seed)
     clip, triangles = jittered_grid(3, 3, rng, w_range)
+    if behind_eye is not None:
+        clip[0, behind_eye] *= -1.0
     rasterizer = Rasterizer(triangles, clip.shape[1])
     base = rasterizer.forward(clip)
     delta = 1e-3
@@ -92,6 +99,12 @@ def test_orthographic_gradient_matches_finite_differences(seed):
 def test_perspective_gradient_matches_finite_differences(seed):
     analytic, numeric = finite_difference_check((0.5, 2.0), seed)
     assert np.abs(numeric[..., 3]).max() > 0.5  # w matters when it varies
+    np.testing.assert_allclose(analytic, numeric, rtol=2e-2, atol=2e-2 * np.abs(numeric).max())
+
+
+def test_gradient_of_triangles_crossing_the_eye_plane_matches_finite_differences():
+    analytic, numeric = finite_difference_check((0.5, 2.0), 2, behind_eye=5)
+    assert np.abs(numeric[0, 5]).max() > 0.1  # the vertex behind the eye moves pixels
     np.testing.assert_allclose(analytic, numeric, rtol=2e-2, atol=2e-2 * np.abs(numeric).max())
 
 
