@@ -5,8 +5,10 @@
 
 Malformed records: every record travels with the name of its tfrecord file, and is validated
 (keys present, value counts, image signature and size) before it is decoded; a failure is an
-`InvalidArgumentError` whose message holds that file name and the key. Whether ground truth (gt/*)
-is expected is read from the first record of the first file; then every record must carry it.
+`InvalidArgumentError` whose message holds that file name and the key. (Bytes that start like a
+PNG or JPEG but are corrupt further in fail inside TensorFlow's decoder, whose message has no
+file name.) With augment=False, whether ground truth (gt/*) is expected is read from the first
+record of the first file; then every record must carry it, with the same sizes.
 
 Augmentation (augment=True), as in the paper, in this order:
   - colour: each RGB channel multiplied by its own factor, uniform in [0.8, 1.2], then clipped
