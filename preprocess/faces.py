@@ -108,7 +108,11 @@ def detect_largest_face(image, detector="hog", upsample=None):
     Returns:
       (left, top, right, bottom) floats, continuous pixels; None when no face is found.
     """
-    boxes = detect_faces(image, detector=detector, upsample=upsample)
+    return largest_box(detect_faces(image, detector=detector, upsample=upsample))
+
+
+def largest_box(boxes):
+    """The box of largest area among (left, top, right, bottom) boxes; None for no boxes."""
     if not boxes:
         return None
     return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))

@@ -47,7 +47,7 @@ def crop_face(image, detector="hog"):
     boxes = faces.detect_faces(image, detector=detector)
     if not boxes:
         return None
-    box = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    box = faces.largest_box(boxes)
     landmarks = faces.predict_landmarks(image, box)
     matrix = crop.crop_matrix_from_landmarks(landmarks)
     cropped = crop.warp_to_crop(image, matrix)
