@@ -213,13 +213,13 @@ inline unsigned LaneMask(Int4 lanes) {
 }
 
 // Depth-tests pixel `pixel` against a fast-path triangle whose edge functions
-// there are e[0..2] (all >= 0) and, if it is nearer, writes it.
+// there are e[0..2] (all of one sign) and, if it is nearer, writes it.
 inline void ShadePixel(const float e[3], const ProjectedVertex* const v[3],
                        int32_t triangle_id, int64_t pixel,
                        int32_t* triangle_ids, float* mask,
                        float* barycentrics, float* depth) {
   const double sum = static_cast<double>(e[0]) + e[1] + e[2];
-  if (!(sum > 0.0)) return;
+  if (!(sum != 0.0)) return;
   // NDC z is affine in screen space; barycentrics are perspective corrected
   // by weighting the screen-space ones with 1 / w.
   const double z = (static_cast<double>(e[0]) * v[0]->z + static_cast<double>(e[1]) * v[1]->z +
@@ -307,19 +307,13 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
     const int col_max = std::max(std::max(v[0]->col_last, v[1]->col_last), v[2]->col_last);
     if (row_min > row_max || col_min > col_max) continue;
 
-    // Twice the signed area in pixel coordinates (y down), exact but for one
-    // rounding: negative for triangles counter-clockwise in NDC (y up), i.e.
-    // front faces. Inside is where the edge functions all have its sign.
-    const double area = (static_cast<double>(v[1]->x) - v[0]->x) * (static_cast<double>(v[2]->y) - v[0]->y) -
-                        (static_cast<double>(v[1]->y) - v[0]->y) * (static_cast<double>(v[2]->x) - v[0]->x);
-    if (!(area != 0.0)) continue;
-    if (cull_backfaces && area > 0.0) continue;
-    const float sign = area < 0.0 ? -1.0f : 1.0f;
     const int32_t id = static_cast<int32_t>(t);
     if (row_max - row_min <= 1 && col_max - col_min <= 1) {
       // Most triangles of a dense mesh have at most a 2x2 block of candidate
       // pixels: test all four at once (same arithmetic as PixelEdges, lane by
-      // lane), then shade those inside.
+      // lane), then shade those inside. A pixel is inside when its three edge
+      // functions share a sign, the sign of the triangle's area (negative,
+      // with y down, for front faces); ShadePixel works with either sign.
       const Float4 px = kBlockX + static_cast<float>(col_min);
       const Float4 py = kBlockY + static_cast<float>(row_min);
       Float4 x[3], y[3];
@@ -327,12 +321,14 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
         x[i] = v[i]->x - px;
         y[i] = v[i]->y - py;
       }
-      const Float4 e0 = sign * (x[1] * y[2] - y[1] * x[2]);
-      const Float4 e1 = sign * (x[2] * y[0] - y[2] * x[0]);
-      const Float4 e2 = sign * (x[0] * y[1] - y[0] * x[1]);
+      const Float4 e0 = x[1] * y[2] - y[1] * x[2];
+      const Float4 e1 = x[2] * y[0] - y[2] * x[0];
+      const Float4 e2 = x[0] * y[1] - y[0] * x[1];
       const Float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
-      unsigned inside = LaneMask((e0 >= zero) & (e1 >= zero) & (e2 >= zero)) &
-                        (row_max > row_min ? 0xFu : 0x3u) & (col_max > col_min ? 0xFu : 0x5u);
+      Int4 inside_lanes = (e0 <= zero) & (e1 <= zero) & (e2 <= zero);
+      if (!cull_backfaces) inside_lanes |= (e0 >= zero) & (e1 >= zero) & (e2 >= zero);
+      unsigned inside = LaneMask(inside_lanes) & (row_max > row_min ? 0xFu : 0x3u) &
+                        (col_max > col_min ? 0xFu : 0x5u);
       while (inside != 0) {
         const int lane = __builtin_ctz(inside);
         inside &= inside - 1;
@@ -342,6 +338,14 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
       }
       continue;
     }
+    // Twice the signed area in pixel coordinates (y down), exact but for one
+    // rounding: negative for triangles counter-clockwise in NDC (y up), i.e.
+    // front faces. Inside is where the edge functions all have its sign.
+    const double area = (static_cast<double>(v[1]->x) - v[0]->x) * (static_cast<double>(v[2]->y) - v[0]->y) -
+                        (static_cast<double>(v[1]->y) - v[0]->y) * (static_cast<double>(v[2]->x) - v[0]->x);
+    if (!(area != 0.0)) continue;
+    if (cull_backfaces && area > 0.0) continue;
+    const float sign = area < 0.0 ? -1.0f : 1.0f;
     for (int row = row_min; row <= row_max; ++row) {
       const float py = row + 0.5f;
       const int64_t row_offset = static_cast<int64_t>(row) * width;
