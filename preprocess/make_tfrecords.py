@@ -14,6 +14,7 @@ renamed when complete. The summary (written, skipped by reason) is printed and s
 Exit status: 0 when at least one record was written, 1 otherwise.
 """
 import collections
+import concurrent.futures
 import multiprocessing
 import os
 import sys
@@ -85,9 +86,15 @@ def _results(tasks, workers):
             yield process_photo(task)
         return
     # spawn, not fork: the parent has TensorFlow's threads running, which fork would copy broken.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        yield from pool.imap(process_photo, tasks, chunksize=1)
+    # An executor rather than multiprocessing.Pool: if a worker process dies (a crash inside a
+    # native library), the run ends with BrokenProcessPool instead of waiting forever.
+    pool = concurrent.futures.ProcessPoolExecutor(workers,
+                                                  mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from pool.map(process_photo, tasks)
+    finally:
+        # On an error downstream, don't process the remaining photos first.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_tfrecords(image_dir, out_dir, detector="hog", workers=1, records_per_shard=1000,

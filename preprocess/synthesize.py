@@ -36,6 +36,7 @@ import sys
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import concurrent.futures
 import multiprocessing
 
 import numpy as np
@@ -241,8 +242,8 @@ _worker = {}
 
 def _init_worker(face_model_path, map_size, image_format):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # A failing pool initializer makes multiprocessing start replacement workers forever; keep
-    # the error and raise it with the first task instead, which ends the run with its message.
+    # A failing initializer would only break the pool ("terminated abruptly"); keep the error
+    # and raise it with the first task instead, so the run ends with its message.
     try:
         from model.face_model import FaceModel
         _worker["renderer"] = SampleRenderer(FaceModel(face_model_path), map_size=map_size)
@@ -282,11 +283,18 @@ def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="
                 bar.update(1)
         else:
             # spawn: each worker builds its own TF graph; forking a process with TF running is unsafe.
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
-                for record in pool.imap(_make_record, tasks, chunksize=4):
+            # An executor rather than multiprocessing.Pool: a worker that dies ends the run with
+            # BrokenProcessPool instead of a wait forever.
+            pool = concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=init_args)
+            try:
+                for record in pool.map(_make_record, tasks, chunksize=4):
                     writer.write(record)
                     bar.update(1)
+            finally:
+                # On an error, don't render the remaining samples first.
+                pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
     return writer.paths
 
