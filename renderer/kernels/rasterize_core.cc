@@ -359,7 +359,7 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
   }
 }
 
-void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
+bool AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
                             const int32_t* triangles,
                             const int32_t* triangle_ids, const float* mask,
                             const float* d_barycentrics, const float* d_depth,
@@ -378,6 +378,7 @@ void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
       const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
                                            projected + ids[2]};
       if (!std::isfinite(v[0]->x + v[1]->x + v[2]->x)) {
+        if (d_clip_slow == nullptr) return false;
         AccumulateHomogeneousPixel(clip, ids, g, g_depth, PixelNdcX(col, width),
                                    PixelNdcY(row, height), d_clip_slow);
         continue;
@@ -414,6 +415,7 @@ void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
       }
     }
   }
+  return true;
 }
 
 void FinishGradient(const float* clip, const float* const* d_projected,
@@ -426,7 +428,9 @@ void FinishGradient(const float* clip, const float* const* d_projected,
     for (int band = 0; band < band_count; ++band) {
       for (int k = 0; k < 4; ++k) {
         projected[k] += d_projected[band][4 * v + k];
-        if (d_clip_slow != nullptr) slow[k] += d_clip_slow[band][4 * v + k];
+        if (d_clip_slow != nullptr && d_clip_slow[band] != nullptr) {
+          slow[k] += d_clip_slow[band][4 * v + k];
+        }
       }
     }
     float* out = d_clip + 4 * v;

@@ -76,10 +76,12 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
 // [height, width] (either may be null, meaning zero), to two accumulators of
 // [vertex_count, 4] floats: d_projected, with respect to each vertex's
 // projected (x, y, z, inv_w), from fast-path pixels; and d_clip_slow, with
-// respect to clip (x, y, z, w), from slow-path pixels (may be null when no
-// vertex takes the slow path). Coverage (which triangle a pixel shows) is held
-// fixed, as in any rasterizer gradient.
-void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
+// respect to clip (x, y, z, w), from slow-path pixels. Coverage (which
+// triangle a pixel shows) is held fixed, as in any rasterizer gradient.
+// d_clip_slow may be null: the function then returns false, having stopped,
+// at the first slow-path pixel (the caller retries with a buffer, after
+// zeroing d_projected again); otherwise it returns true.
+bool AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
                             const int32_t* triangles,
                             const int32_t* triangle_ids, const float* mask,
                             const float* d_barycentrics, const float* d_depth,
@@ -89,7 +91,8 @@ void AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
 // For vertices [vertex_begin, vertex_end) of one image, writes d_clip
 // [vertex_count, 4]: the sums over `band_count` accumulators of
 // AccumulateGradientRows, d_projected[band] chained through the projection
-// plus d_clip_slow[band] (d_clip_slow itself may be null). d_clip may be
+// plus d_clip_slow[band] (d_clip_slow or any of its entries may be null,
+// meaning zeros). d_clip may be
 // d_projected[0]: each vertex is read before it is written.
 void FinishGradient(const float* clip, const float* const* d_projected,
                     const float* const* d_clip_slow, int band_count,

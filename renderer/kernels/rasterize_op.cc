@@ -258,35 +258,24 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
     if (batch == 0) return;
     float* d_clip = d_clip_tensor->flat<float>().data();
     const ProjectedVertex* projected = AsProjected(&projected_tensor);
-    bool any_slow = false;
-    for (int64_t v = 0; v < batch * vertex_count && !any_slow; ++v) {
-      any_slow = !std::isfinite(projected[v].x);
-    }
 
     // Bands of one image scatter into the same vertices, so each band
     // accumulates into buffers of its own: band 0 into the output itself,
     // the others into a temporary; FinishGradient sums them. Slow-path
-    // pixels need buffers of their own only when some vertex is behind the
-    // eye.
+    // pixels (vertices behind the eye) are rare: their buffers are made only
+    // for the units that meet one.
     const Bands bands = ChooseBands(context, batch, height);
     const int64_t image_floats = 4 * vertex_count;
-    Tensor extra_tensor, slow_tensor;
+    Tensor extra_tensor;
     OP_REQUIRES_OK(context, context->allocate_temp(
                                 ::tensorflow::DT_FLOAT,
                                 TensorShape({batch * (bands.count - 1) * image_floats}),
                                 &extra_tensor));
-    OP_REQUIRES_OK(context, context->allocate_temp(
-                                ::tensorflow::DT_FLOAT,
-                                TensorShape({any_slow ? batch * bands.count * image_floats : 0}),
-                                &slow_tensor));
     float* extra = extra_tensor.flat<float>().data();
-    float* slow = any_slow ? slow_tensor.flat<float>().data() : nullptr;
+    std::vector<std::vector<float>> slow(batch * bands.count);
     auto projected_buffer = [&](int64_t b, int band) {
       return band == 0 ? d_clip + image_floats * b
                        : extra + image_floats * (b * (bands.count - 1) + band - 1);
-    };
-    auto slow_buffer = [&](int64_t b, int band) {
-      return slow == nullptr ? nullptr : slow + image_floats * (b * bands.count + band);
     };
 
     const float* clip_data = clip.flat<float>().data();
@@ -303,15 +292,20 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
             const int row_begin = band * bands.rows_per_band;
             const int row_end = std::min(height, row_begin + bands.rows_per_band);
             float* d_projected = projected_buffer(b, band);
-            float* d_slow = slow_buffer(b, band);
-            std::fill(d_projected, d_projected + image_floats, 0.0f);
-            if (d_slow != nullptr) std::fill(d_slow, d_slow + image_floats, 0.0f);
-            AccumulateGradientRows(
-                clip_data + 4 * vertex_count * b, projected + vertex_count * b,
-                tri_data, ids + pixels * b, mask + pixels * b,
-                d_bary ? d_bary + 3 * pixels * b : nullptr,
-                d_depth ? d_depth + pixels * b : nullptr, width, height,
-                row_begin, row_end, d_projected, d_slow);
+            float* d_slow = nullptr;
+            while (true) {
+              std::fill(d_projected, d_projected + image_floats, 0.0f);
+              if (AccumulateGradientRows(
+                      clip_data + 4 * vertex_count * b, projected + vertex_count * b,
+                      tri_data, ids + pixels * b, mask + pixels * b,
+                      d_bary ? d_bary + 3 * pixels * b : nullptr,
+                      d_depth ? d_depth + pixels * b : nullptr, width, height,
+                      row_begin, row_end, d_projected, d_slow)) {
+                break;
+              }
+              slow[unit].assign(image_floats, 0.0f);
+              d_slow = slow[unit].data();
+            }
           }
         });
     RunSharded(context, batch * vertex_count, 10 * bands.count,
@@ -322,13 +316,16 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
                    const int64_t b = begin / vertex_count;
                    const int64_t v_begin = begin % vertex_count;
                    const int64_t v_end = std::min(vertex_count, v_begin + end - begin);
+                   bool any_slow = false;
                    for (int band = 0; band < bands.count; ++band) {
+                     const std::vector<float>& unit_slow = slow[b * bands.count + band];
                      projected_bands[band] = projected_buffer(b, band);
-                     slow_bands[band] = slow_buffer(b, band);
+                     slow_bands[band] = unit_slow.empty() ? nullptr : unit_slow.data();
+                     any_slow |= !unit_slow.empty();
                    }
                    FinishGradient(clip_data + 4 * vertex_count * b,
                                   projected_bands.data(),
-                                  slow == nullptr ? nullptr : slow_bands.data(),
+                                  any_slow ? slow_bands.data() : nullptr,
                                   bands.count, v_begin, v_end, width, height,
                                   d_clip + image_floats * b);
                    begin += v_end - v_begin;
