@@ -218,3 +218,21 @@ def test_bases_are_embedded_once_per_graph(fm):
         fm.shape(zeros_id, zeros_exp)
         constants = [op for op in graph.get_operations() if op.name.startswith("face_model_id_basis")]
     assert len(constants) == 1
+
+
+def test_identity_pca_without_samples_matches_an_explicit_pca():
+    # The builder never forms the [samples, 3N] matrix; its result must equal PCA of that matrix.
+    from resources.build_face_model import pca_of_mixes
+    rng = np.random.default_rng(1)
+    offsets = rng.normal(size=(6, 40))
+    weights = rng.uniform(size=(500, 6)) ** 2
+    mean, basis, variances = pca_of_mixes(offsets, weights, 4)
+    samples = weights @ offsets
+    centred = samples - samples.mean(axis=0)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    assert np.allclose(mean, samples.mean(axis=0))
+    assert np.allclose(variances, sv[:6] ** 2 / (len(samples) - 1))
+    # Columns: principal directions (up to sign) times the standard deviation along them.
+    assert np.allclose(np.abs(basis.T @ vt[:4].T), np.diag(np.sqrt(variances[:4])), atol=1e-8)
+    assert np.allclose(np.var(centred @ (basis / np.linalg.norm(basis, axis=0)), axis=0, ddof=1),
+                       variances[:4])

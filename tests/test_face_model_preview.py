@@ -23,6 +23,27 @@ def test_dlib_landmarks_on_the_mean_face_render_are_within_8_percent_of_the_inte
     assert error < 0.08
 
 
+def test_mean_face_render_has_no_holes_inside_the_face():
+    # Eye sockets and the closed mouth cavity leave no see-through gaps between the brows and
+    # the lower lip (the jagged outer border may enclose a stray background pixel; it is outside).
+    import scipy.ndimage
+    import tensorflow.compat.v1 as tf
+    import renderer
+    tf.disable_eager_execution()
+    fm = FaceModel()
+    with tf.Graph().as_default():
+        out = fm.reconstruct(tf.constant(preview_face_model.default_coefficients(fm, 0, seed=0)), 600)
+        mask = renderer.render(out["clip"], fm.triangles, out["colours"], (600, 600))["mask"]
+        with tf.Session() as sess:
+            covered, landmarks = sess.run([mask, out["landmarks"]])
+    covered, landmarks = covered[0, ..., 0] > 0.5, landmarks[0]
+    holes = scipy.ndimage.binary_fill_holes(covered) & ~covered
+    top, bottom = int(landmarks[17:27, 1].min()), int(landmarks[57, 1]) + 10
+    left, right = int(landmarks[36, 0]) - 20, int(landmarks[45, 0]) + 20
+    assert covered[top:bottom, left:right].all()
+    assert not holes[top:bottom, left:right].any()
+
+
 def test_preview_writes_the_image_and_the_projected_landmarks(preview):
     from PIL import Image
     out, status = preview
