@@ -162,6 +162,19 @@ def test_a_triangle_crossing_the_eye_plane_draws_only_its_part_in_front():
     np.testing.assert_array_equal(out.mask[0], in_front)
 
 
+def test_a_triangle_reaching_far_outside_the_image_is_rasterized_exactly():
+    clip = np.array([[-0.6, -0.7, 0.0, 1.0], [3e37, -0.1, 0.0, 1.0], [-0.2, 0.8, 0.0, 1.0]], np.float32)
+    out = rasterize_np(clip[None], [[0, 1, 2]], (16, 16))
+    expected = np.all(oracle_barycentrics(clip, pixel_centres_ndc(16, 16)) > 0, axis=-1)
+    assert 0 < expected.sum() < 16 * 16
+    np.testing.assert_array_equal(out.mask[0], expected)
+
+
+def test_an_empty_batch_gives_empty_images():
+    out = rasterize_np(np.zeros([0, 3, 4], np.float32), [[0, 1, 2]], (5, 7))
+    assert out.mask.shape == (0, 5, 7) and out.barycentrics.shape == (0, 5, 7, 3)
+
+
 def test_a_triangle_wholly_behind_the_eye_is_not_drawn():
     out = rasterize_np(-TRIANGLE[None], [[0, 1, 2]], (16, 16))
     assert out.mask.sum() == 0

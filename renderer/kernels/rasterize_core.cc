@@ -27,6 +27,10 @@ namespace {
 // generous costs a test and never a pixel.
 constexpr float kBoundingBoxSlack = 1e-3f;
 
+// Vertices projecting further from the image than this (in pixels) take the
+// slow path, whose double-precision homogeneous arithmetic has the range.
+constexpr float kMaxPixelCoordinate = 1e6f;
+
 bool AllFinite(const float* v) {
   return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]) &&
          std::isfinite(v[3]);
@@ -262,7 +266,10 @@ void ProjectVertices(const float* clip, int64_t vertex_count, int width,
     p.x = (c[0] * p.inv_w + 1.0f) * half_width;
     p.y = (1.0f - c[1] * p.inv_w) * half_height;
     p.z = c[2] * p.inv_w;
-    if (c[3] > 0.0f && AllFinite(&p.x) && AllFinite(c)) {
+    // Beyond kMaxPixelCoordinate, products of pixel coordinates could overflow
+    // float in the fast path's edge functions.
+    if (c[3] > 0.0f && AllFinite(&p.x) && AllFinite(c) &&
+        std::fabs(p.x) < kMaxPixelCoordinate && std::fabs(p.y) < kMaxPixelCoordinate) {
       p.col_first = FirstCentre(p.x, width);
       p.col_last = LastCentre(p.x, width);
       p.row_first = FirstCentre(p.y, height);

@@ -38,7 +38,7 @@ constexpr float kBackgroundDepth = 1.0f;
 // A vertex in pixel space, with the range of pixel centres its coordinates
 // round to, so that a triangle's candidate pixels are min/max of its three.
 struct ProjectedVertex {
-  float x, y;    // pixel coordinates, x right, y down; +infinity: slow path
+  float x, y;    // pixel coordinates, x right, y down; x = +infinity: slow path
   float z;       // NDC z
   float inv_w;   // 1 / clip w
   int32_t col_first, col_last;  // columns whose centres may be >= / <= x
@@ -52,8 +52,8 @@ int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
 
 // Projects clip-space vertices [vertex_count, 4] for an image of the given
 // size. A vertex that is non-finite, at or behind the eye (w <= 0), or
-// projects beyond float range gets x = +infinity, sending its triangles to
-// the slow path.
+// projects a million pixels or more away gets x = +infinity, sending its
+// triangles to the slow path.
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
                      int height, ProjectedVertex* projected);
 
