@@ -5,11 +5,11 @@
 // CPU thread pool. Bands are only used when the batch alone cannot keep every
 // thread busy, because each band walks all triangles of its image.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <vector>
-#include <cmath>
 
 #include "rasterize_core.h"
 #include "tensorflow/core/framework/op.h"
