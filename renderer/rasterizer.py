@@ -9,6 +9,7 @@ Conventions (see renderer/README.md):
 - triangles [T, 3] int32 shared by the batch; front faces are counter-clockwise in NDC.
 """
 import collections
+import numbers
 import os
 
 import tensorflow.compat.v1 as tf
@@ -43,7 +44,7 @@ def load_op():
 
 def image_size_hw(image_size):
     """Returns (height, width) as ints from an int (square) or an (H, W) pair; raises ValueError."""
-    if isinstance(image_size, int):
+    if isinstance(image_size, numbers.Integral):
         image_size = (image_size, image_size)
     try:
         height, width = (int(s) for s in image_size)

@@ -213,7 +213,7 @@ def test_empty_mesh_of_unknown_static_shape_is_invalid_argument():
         run(build)
 
 
-@pytest.mark.parametrize("image_size", [(0, 8), (8, 0), (-2, 4), 0])
+@pytest.mark.parametrize("image_size", [(0, 8), (8, 0), (-2, 4), 0, np.int64(0)])
 def test_zero_size_image_is_a_clear_error(image_size):
     with pytest.raises(ValueError, match="image_size must be positive"):
         rasterize_np(TRIANGLE[None], [[0, 1, 2]], image_size)
