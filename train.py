@@ -7,7 +7,9 @@ floored at --min_learning_rate, and element-wise gradient clipping. A checkpoint
 steps (and at the end); a run started again with the same --checkpoint_dir resumes from the latest
 one at its global step. TensorBoard summaries (losses, learning rate, and input | render | landmarks
 pictures) go to --checkpoint_dir. The run stops with an error naming the step when a loss is not
-finite; checkpoints written before that step are untouched.
+finite; checkpoints written before that step are untouched. At the end (or when started again at
+--step) the network's weights alone are written to --checkpoint_dir/network/: that is what test.py
+loads and what a release ships.
 
 The fine stage (--stage=fine) belongs to a later issue and is refused.
 """
@@ -54,6 +56,9 @@ flags.DEFINE_float("tex_weight", 1e-3, "Regularisation weight of the albedo coef
 flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).")
 
 CHECKPOINT_NAME = "model.ckpt"
+# Sub-folder of --checkpoint_dir for the network's weights alone (no optimizer state): what test.py
+# needs and what a release ships, a third of a training checkpoint's size.
+NETWORK_DIR = "network"
 # Pictures per image summary.
 _SUMMARY_IMAGES = 3
 
@@ -90,6 +95,20 @@ def latest_step(checkpoint_dir):
     if path is None:
         return None, 0
     return path, int(tf.train.load_variable(path, "global_step"))
+
+
+def export_network(checkpoint, face_model, backbone, out_dir):
+    """Copies the coarse network's variables from a training checkpoint into a checkpoint of their own,
+    out_dir/model.ckpt-<global step>. Returns its path."""
+    step = int(tf.train.load_variable(checkpoint, "global_step"))
+    with tf.Graph().as_default():
+        net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
+        net(tf.zeros([1, coarse.ENCODER_SIZE, coarse.ENCODER_SIZE, 3]))
+        saver = tf.train.Saver(net.variables(), save_relative_paths=True)
+        with tf.Session() as session:
+            saver.restore(session, checkpoint)
+            return saver.save(session, os.path.join(out_dir, CHECKPOINT_NAME), global_step=step,
+                              write_meta_graph=False)
 
 
 def format_duration(seconds):
@@ -146,16 +165,19 @@ def build_coarse_training(face_model, start_step):
     saved = [v for v in tf.global_variables() if not v.name.startswith("perceptual_vgg_face/")]
     return dict(train_op=train_op, losses=losses, step_after=step_after, learning_rate=learning_rate,
                 scalar_summary=tf.summary.merge(scalars), image_summary=_image_summary(batch, outputs),
-                saver=tf.train.Saver(saved, max_to_keep=3), net=net, perceptual_net=perceptual_net,
+                saver=tf.train.Saver(saved, max_to_keep=3, save_relative_paths=True), net=net, perceptual_net=perceptual_net,
                 vgg_weights=vgg_weights)
 
 
 def train_coarse():
     face_model = FaceModel(FLAGS.face_model_path or None)
     checkpoint, start_step = latest_step(FLAGS.checkpoint_dir)
+    network_dir = os.path.join(FLAGS.checkpoint_dir, NETWORK_DIR)
     if start_step >= FLAGS.step:
-        print("train.py: the latest checkpoint %s is at step %d >= --step=%d; nothing to do"
+        print("train.py: the latest checkpoint %s is at step %d >= --step=%d; nothing to train"
               % (checkpoint, start_step, FLAGS.step))
+        print("train.py: network weights in %s"
+              % export_network(checkpoint, face_model, FLAGS.backbone, network_dir))
         return
     tf.set_random_seed(FLAGS.seed)
     graph = build_coarse_training(face_model, start_step)
@@ -206,7 +228,10 @@ def train_coarse():
         if step % FLAGS.save_step == 0 or step >= FLAGS.step:
             graph["saver"].save(session, save_path, global_step=step, write_meta_graph=False)
     writer.close()
+    session.close()
     print("train.py: done at step %d; checkpoint in %s" % (step, FLAGS.checkpoint_dir))
+    print("train.py: network weights in %s" % export_network(
+        tf.train.latest_checkpoint(FLAGS.checkpoint_dir), face_model, FLAGS.backbone, network_dir))
 
 
 def main(argv):

@@ -116,3 +116,14 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint_at_the_same_st
     assert "resuming from" in result.stdout and "at step %d" % killed_at in result.stdout
     assert "step %d/%d" % (killed_at + 1, killed_at + 2) in result.stdout
     assert train.latest_step(str(checkpoints))[1] == killed_at + 2
+
+
+@pytest.mark.slow
+def test_finished_training_exports_the_network_weights_without_optimizer_state(synthetic_dir, tmp_path):
+    result = run_train("--data_dir=%s" % synthetic_dir, "--checkpoint_dir=%s" % tmp_path, "--batch_size=2",
+                       "--step=2", "--log_step=1", "--save_step=2")
+    assert result.returncode == 0, result.stderr
+    exported = tf.train.latest_checkpoint(str(tmp_path / train.NETWORK_DIR))
+    assert exported is not None and exported.endswith("model.ckpt-2")
+    names = [name for name, _ in tf.train.list_variables(exported)]
+    assert names and all(name.startswith(coarse.SCOPE + "/") and "Adam" not in name for name in names)
