@@ -9,7 +9,8 @@ Prints:
      on the example photo, and the network-and-render part alone;
   3. on --num_eval held-out synthetic faces (written with a seed the training data does not use):
      mean per-vertex error in millimetres of the coarse shape (identity + expression) after rigid
-     alignment (rotation + translation, Kabsch) to the ground-truth shape, and the mean 2D landmark
+     alignment (rotation + translation, Kabsch) to the ground-truth shape (all vertices, and the
+     face regions alone), and the mean 2D landmark
      error in crop pixels and as a fraction of the inter-ocular distance, for the checkpoint and for
      the mean face (zero coefficients: the network's starting point).
 """
@@ -114,7 +115,10 @@ def bench_accuracy(checkpoint, eval_dir):
             fetches[name + "/landmarks"] = face_model.reconstruct(coeffs, 300)["landmarks"]
         session = tf.Session(graph=graph)
         tf.train.Saver(net.variables()).restore(session, checkpoint)
-    errors = {name: {"vertex": [], "landmark": [], "landmark_iod": []} for name in candidates}
+    face = np.zeros(face_model.num_vertices, bool)
+    for region in ("skin", "eyes", "brows", "nose", "lips"):
+        face |= face_model.regions[region]
+    errors = {name: {"vertex": [], "face": [], "landmark": [], "landmark_iod": []} for name in candidates}
     while True:
         try:
             values = session.run(fetches)
@@ -126,16 +130,20 @@ def bench_accuracy(checkpoint, eval_dir):
             for shape, truth_shape in zip(values[name + "/shape"], values["gt_shape"]):
                 aligned = rigid_align(shape.astype(np.float64), truth_shape.astype(np.float64))
                 errors[name]["vertex"].append(np.linalg.norm(aligned - truth_shape, axis=1).mean())
+                aligned = rigid_align(shape[face].astype(np.float64), truth_shape[face].astype(np.float64))
+                errors[name]["face"].append(np.linalg.norm(aligned - truth_shape[face], axis=1).mean())
             distance = np.linalg.norm(values[name + "/landmarks"] - target, axis=2).mean(1)
             errors[name]["landmark"].extend(distance)
             errors[name]["landmark_iod"].extend(distance / interocular)
     count = len(errors["checkpoint"]["vertex"])
-    print("held-out synthetic faces: %d (%s)" % (count, eval_dir))
+    print("held-out synthetic faces: %d (%s); per-vertex error after rigid alignment over all %d "
+          "vertices / over the %d face-region vertices (skin, eyes, brows, nose, lips)"
+          % (count, eval_dir, face_model.num_vertices, face.sum()))
     for name in candidates:
         e = errors[name]
-        print("  %-10s mean per-vertex error %.2f mm (rigid alignment) | landmark error %.2f px "
-              "(300 crop) = %.3f inter-ocular" % (name, np.mean(e["vertex"]), np.mean(e["landmark"]),
-                                                  np.mean(e["landmark_iod"])))
+        print("  %-10s per-vertex %.2f mm / face region %.2f mm | landmarks %.2f px (300 crop) = "
+              "%.3f inter-ocular" % (name, np.mean(e["vertex"]), np.mean(e["face"]),
+                                     np.mean(e["landmark"]), np.mean(e["landmark_iod"])))
 
 
 def main():
