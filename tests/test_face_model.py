@@ -80,7 +80,9 @@ def test_mean_shape_is_centred_and_face_sized(fm):
 def test_triangles_face_the_viewer_on_the_face_front(fm):
     normals = fm.normals_np(fm.mean_shape[None])[0]
     assert np.all(normals[fm.landmarks68[27:31], 2] > 0.5)  # nose bridge and tip
-    assert normals[fm.landmarks68[17:], 2].mean() > 0.5
+    # Brows, nose and outer lips; eye and inner-lip points sit on the openings' edges, seen edge-on.
+    front = np.r_[17:36, 48:60]
+    assert normals[fm.landmarks68[front], 2].mean() > 0.5
 
 
 def test_uv_chart_has_no_flipped_or_overlapping_triangles(fm):
@@ -133,6 +135,21 @@ def test_landmarks_run_from_image_left_to_image_right(fm):
 def test_landmarks_run_from_brows_to_chin(fm):
     y = fm.mean_shape[fm.landmarks68, 1]
     assert y[19] > y[37] > y[33] > y[62] > y[57] > y[8]
+
+
+# iBUG pairs that swap under x -> -x (the rest lie on the midline: 8, 27-30, 33, 51, 57, 62, 66).
+IBUG_PAIRS = ([(k, 16 - k) for k in range(8)] + [(17 + k, 26 - k) for k in range(5)]
+              + [(31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+              + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)])
+
+
+def test_landmarks_are_mirror_twins(fm):
+    lm = np.asarray(fm.landmarks68)
+    for a, b in IBUG_PAIRS:
+        assert fm.mirror[lm[a]] == lm[b], (a, b)
+    paired = {k for pair in IBUG_PAIRS for k in pair}
+    for k in sorted(set(range(68)) - paired):
+        assert fm.mirror[lm[k]] == lm[k], k
 
 
 def test_jaw_landmarks_lie_on_the_frontal_outline(fm):
@@ -236,3 +253,19 @@ def test_identity_pca_without_samples_matches_an_explicit_pca():
     assert np.allclose(np.abs(basis.T @ vt[:4].T), np.diag(np.sqrt(variances[:4])), atol=1e-8)
     assert np.allclose(np.var(centred @ (basis / np.linalg.norm(basis, axis=0)), axis=0, ddof=1),
                        variances[:4])
+
+
+def test_model_file_is_replaced_atomically_and_left_intact_on_error(tmp_path):
+    from resources.build_face_model import write_npz_atomically
+    path = tmp_path / "model.npz"
+    write_npz_atomically(str(path), dict(a=np.arange(3)))
+
+    class Unsavable:
+        def __array__(self, *args, **kwargs):
+            raise RuntimeError("cannot be converted")
+
+    # "a" is written into the new zip before "b" fails: a half-written file exists for a moment.
+    with pytest.raises(RuntimeError, match="cannot be converted"):
+        write_npz_atomically(str(path), dict(a=np.arange(5), b=Unsavable()))
+    assert np.array_equal(np.load(str(path))["a"], np.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
