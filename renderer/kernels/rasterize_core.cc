@@ -31,27 +31,68 @@ constexpr float kBoundingBoxSlack = 1e-3f;
 // slow path, whose double-precision homogeneous arithmetic has the range.
 constexpr float kMaxPixelCoordinate = 1e6f;
 
+// Four floats or ints (GCC and Clang vector extensions: SSE on x86-64, NEON on
+// ARM, plain code elsewhere): a ProjectedVertex (x, y, z, inv_w), the three
+// vertices of a triangle lane by lane, or a 2x2 block of pixels (lane =
+// 2 row + column).
+typedef float Float4 __attribute__((vector_size(16)));
+typedef int32_t Int4 __attribute__((vector_size(16)));
+constexpr Float4 kBlockX = {0.5f, 1.5f, 0.5f, 1.5f};
+constexpr Float4 kBlockY = {0.5f, 0.5f, 1.5f, 1.5f};
+
+// Added to a triangle's (x_min, y_min, x_max, y_max) to get the first and
+// one-past-last candidate pixel, (c0, r0, c1, r1), by flooring.
+constexpr Int4 kCountLimits = {0, 0, 2, 2};
+constexpr Int4 kTwo = {2, 2, 2, 2};
+// Lanes of the 2x2 block that are candidates, indexed by (two columns) +
+// 2 (two rows).
+constexpr unsigned kBlockLanes[4] = {0x1u, 0x3u, 0x5u, 0xFu};
+constexpr float kInfinity = std::numeric_limits<float>::infinity();
+
+constexpr Float4 kBoxOffset = {0.5f - kBoundingBoxSlack, 0.5f - kBoundingBoxSlack,
+                               0.5f + kBoundingBoxSlack, 0.5f + kBoundingBoxSlack};
+
+// Lanes i, j, k, l of the concatenation (a, b), i.e. 0-3 pick from a, 4-7 from b.
+#if defined(__clang__)
+#define FACE3D_SHUFFLE(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+#define FACE3D_SHUFFLE(a, b, i, j, k, l) __builtin_shuffle(a, b, Int4{i, j, k, l})
+#endif
+
+// Bit p set where lane p of `lanes` is true (-1).
+inline unsigned LaneMask(Int4 lanes) {
+#if defined(__SSE2__)
+  return static_cast<unsigned>(_mm_movemask_ps(reinterpret_cast<__m128>(lanes)));
+#else
+  return (lanes[0] & 1u) | (lanes[1] & 2u) | (lanes[2] & 4u) | (lanes[3] & 8u);
+#endif
+}
+
+inline Float4 LoadVertex(const ProjectedVertex* v) {
+  Float4 r;
+  std::memcpy(&r, v, sizeof(r));
+  return r;
+}
+
+// Adds `value` to the four floats at `sum` (no alignment needed).
+inline void AddToVertex(Float4 value, float* sum) {
+  Float4 r;
+  std::memcpy(&r, sum, sizeof(r));
+  r += value;
+  std::memcpy(sum, &r, sizeof(r));
+}
+
+#if defined(__SSE2__)
+inline Float4 Min4(Float4 a, Float4 b) { return _mm_min_ps(a, b); }
+inline Float4 Max4(Float4 a, Float4 b) { return _mm_max_ps(a, b); }
+#else
+inline Float4 Min4(Float4 a, Float4 b) { return a < b ? a : b; }
+inline Float4 Max4(Float4 a, Float4 b) { return a > b ? a : b; }
+#endif
+
 bool AllFinite(const float* v) {
   return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]) &&
          std::isfinite(v[3]);
-}
-
-// Index of the first pixel whose centre (index + 0.5) may be >= coordinate,
-// in [0, size]: floor(coordinate + 0.5 - slack). Clamping before the
-// conversion keeps it in range, and truncation is floor for values >= 0.
-inline int32_t FirstCentre(float coordinate, int size) {
-  const float v = std::min(std::max(coordinate + (0.5f - kBoundingBoxSlack), 0.0f),
-                           static_cast<float>(size));
-  return static_cast<int32_t>(v);
-}
-
-// Index of the last pixel whose centre may be <= coordinate, in [-1, size - 1]:
-// floor(coordinate - 0.5 + slack), as trunc(. + 1) - 1 so that values down
-// to -1 round the right way.
-inline int32_t LastCentre(float coordinate, int size) {
-  const float v = std::min(std::max(coordinate + (0.5f + kBoundingBoxSlack), 0.0f),
-                           static_cast<float>(size));
-  return static_cast<int32_t>(v) - 1;
 }
 
 // Clip-space x, y, z, w of a triangle's three vertices, and the unnormalised
@@ -200,47 +241,31 @@ struct PixelEdges {
   }
 };
 
-// Four floats or ints (GCC and Clang vector extensions: SSE on x86-64, NEON on
-// ARM, plain code elsewhere), for a 2x2 block of pixels; lane = 2 row + column.
-typedef float Float4 __attribute__((vector_size(16)));
-typedef int32_t Int4 __attribute__((vector_size(16)));
-constexpr Float4 kBlockX = {0.5f, 1.5f, 0.5f, 1.5f};
-constexpr Float4 kBlockY = {0.5f, 0.5f, 1.5f, 1.5f};
-
-// Bit p set where lane p of `lanes` is true (-1).
-inline unsigned LaneMask(Int4 lanes) {
-#if defined(__SSE2__)
-  return static_cast<unsigned>(_mm_movemask_ps(reinterpret_cast<__m128>(lanes)));
-#else
-  return (lanes[0] & 1u) | (lanes[1] & 2u) | (lanes[2] & 4u) | (lanes[3] & 8u);
-#endif
-}
-
 // Depth-tests pixel `pixel` against a fast-path triangle whose edge functions
 // there are e[0..2] (all of one sign) and, if it is nearer, writes it.
 inline void ShadePixel(const float e[3], const ProjectedVertex* const v[3],
                        int32_t triangle_id, int64_t pixel,
                        int32_t* triangle_ids, float* mask,
                        float* barycentrics, float* depth) {
-  const double sum = static_cast<double>(e[0]) + e[1] + e[2];
-  if (!(sum != 0.0)) return;
+  // In float: inside the triangle the e_i share a sign (and so do the
+  // t_i below), so the sums do not cancel.
+  const float sum = e[0] + e[1] + e[2];
+  if (!(sum != 0.0f)) return;
   // NDC z is affine in screen space; barycentrics are perspective corrected
   // by weighting the screen-space ones with 1 / w.
-  const double z = (static_cast<double>(e[0]) * v[0]->z + static_cast<double>(e[1]) * v[1]->z +
-                    static_cast<double>(e[2]) * v[2]->z) / sum;
-  if (!(z >= -1.0 && z <= 1.0)) return;
-  const float z_float = static_cast<float>(z);
-  if (z_float > depth[pixel]) return;
-  const double t0 = static_cast<double>(e[0]) * v[0]->inv_w;
-  const double t1 = static_cast<double>(e[1]) * v[1]->inv_w;
-  const double t2 = static_cast<double>(e[2]) * v[2]->inv_w;
-  const double inv_t = 1.0 / (t0 + t1 + t2);
-  depth[pixel] = z_float;
+  const float z = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) / sum;
+  if (!(z >= -1.0f && z <= 1.0f)) return;
+  if (z > depth[pixel]) return;
+  const float t0 = e[0] * v[0]->inv_w;
+  const float t1 = e[1] * v[1]->inv_w;
+  const float t2 = e[2] * v[2]->inv_w;
+  const float inv_t = 1.0f / (t0 + t1 + t2);
+  depth[pixel] = z;
   triangle_ids[pixel] = triangle_id;
   mask[pixel] = 1.0f;
-  barycentrics[3 * pixel + 0] = static_cast<float>(t0 * inv_t);
-  barycentrics[3 * pixel + 1] = static_cast<float>(t1 * inv_t);
-  barycentrics[3 * pixel + 2] = static_cast<float>(t2 * inv_t);
+  barycentrics[3 * pixel + 0] = t0 * inv_t;
+  barycentrics[3 * pixel + 1] = t1 * inv_t;
+  barycentrics[3 * pixel + 2] = t2 * inv_t;
 }
 
 }  // namespace
@@ -268,18 +293,9 @@ void ProjectVertices(const float* clip, int64_t vertex_count, int width,
     p.z = c[2] * p.inv_w;
     // Beyond kMaxPixelCoordinate, products of pixel coordinates could overflow
     // float in the fast path's edge functions.
-    if (c[3] > 0.0f && AllFinite(&p.x) && AllFinite(c) &&
-        std::fabs(p.x) < kMaxPixelCoordinate && std::fabs(p.y) < kMaxPixelCoordinate) {
-      p.col_first = FirstCentre(p.x, width);
-      p.col_last = LastCentre(p.x, width);
-      p.row_first = FirstCentre(p.y, height);
-      p.row_last = LastCentre(p.y, height);
-    } else {
-      p.x = std::numeric_limits<float>::infinity();
-      p.col_first = width;
-      p.col_last = -1;
-      p.row_first = height;
-      p.row_last = -1;
+    if (!(c[3] > 0.0f && AllFinite(&p.x) && AllFinite(c) &&
+          std::fabs(p.x) < kMaxPixelCoordinate && std::fabs(p.y) < kMaxPixelCoordinate)) {
+      p.x = p.y = std::numeric_limits<float>::infinity();
     }
   }
 }
@@ -296,26 +312,37 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
   std::fill(barycentrics + 3 * first, barycentrics + 3 * last, 0.0f);
   std::fill(depth + first, depth + last, kBackgroundDepth);
 
+  const Float4 box_low = {0.0f, static_cast<float>(row_begin), 0.0f, static_cast<float>(row_begin)};
+  const Float4 box_high = {static_cast<float>(width), static_cast<float>(row_end),
+                           static_cast<float>(width), static_cast<float>(row_end)};
   for (int64_t t = 0; t < triangle_count; ++t) {
     const int32_t* ids = triangles + 3 * t;
     const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
                                          projected + ids[2]};
-    if (!std::isfinite(v[0]->x + v[1]->x + v[2]->x)) {
+    // Candidate pixels: columns [c0, c1) and rows [r0, r1) of the centres
+    // that may lie in the bounding box, with (c0, r0, c1, r1) =
+    // floor(clamp((x_min, y_min, x_max, y_max) + 0.5 -+ slack)), all four at
+    // once; clamping before the conversion keeps it in range, and truncation
+    // is floor for values >= 0. Slow-path vertices have x = y = +infinity.
+    const Float4 a = LoadVertex(v[0]), b = LoadVertex(v[1]), c = LoadVertex(v[2]);
+    const Float4 box = FACE3D_SHUFFLE(Min4(Min4(a, b), c), Max4(Max4(a, b), c), 0, 1, 4, 5);
+    if (!(box[2] < kInfinity)) {
       RasterizeHomogeneousTriangle(clip, ids, static_cast<int32_t>(t), width,
                                    height, row_begin, row_end, cull_backfaces,
                                    triangle_ids, mask, barycentrics, depth);
       continue;
     }
-    const int row_min = std::max(
-        std::min(std::min(v[0]->row_first, v[1]->row_first), v[2]->row_first), row_begin);
-    const int row_max = std::min(
-        std::max(std::max(v[0]->row_last, v[1]->row_last), v[2]->row_last), row_end - 1);
-    const int col_min = std::min(std::min(v[0]->col_first, v[1]->col_first), v[2]->col_first);
-    const int col_max = std::max(std::max(v[0]->col_last, v[1]->col_last), v[2]->col_last);
-    if (row_min > row_max || col_min > col_max) continue;
+    const Int4 range = __builtin_convertvector(
+        Min4(Max4(box + kBoxOffset, box_low), box_high), Int4);
+    // Candidate counts (columns, rows, columns, rows): lanes 0-1 must be
+    // positive, lanes 2-3 at most 2 for the 2x2 block.
+    const Int4 counts = FACE3D_SHUFFLE(range, range, 2, 3, 2, 3) - FACE3D_SHUFFLE(range, range, 0, 1, 0, 1);
+    const unsigned count_bits = LaneMask(counts > kCountLimits);
+    if ((count_bits & 3u) != 3u) continue;
+    const int col_min = range[0], row_min = range[1];
 
     const int32_t id = static_cast<int32_t>(t);
-    if (row_max - row_min <= 1 && col_max - col_min <= 1) {
+    if ((count_bits & 12u) == 0u) {
       // Most triangles of a dense mesh have at most a 2x2 block of candidate
       // pixels: test all four at once (same arithmetic as PixelEdges, lane by
       // lane), then shade those inside. A pixel is inside when its three edge
@@ -334,8 +361,7 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
       const Float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
       Int4 inside_lanes = (e0 <= zero) & (e1 <= zero) & (e2 <= zero);
       if (!cull_backfaces) inside_lanes |= (e0 >= zero) & (e1 >= zero) & (e2 >= zero);
-      unsigned inside = LaneMask(inside_lanes) & (row_max > row_min ? 0xFu : 0x3u) &
-                        (col_max > col_min ? 0xFu : 0x5u);
+      unsigned inside = LaneMask(inside_lanes) & kBlockLanes[LaneMask(counts == kTwo) & 3u];
       while (inside != 0) {
         const int lane = __builtin_ctz(inside);
         inside &= inside - 1;
@@ -353,6 +379,7 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
     if (!(area != 0.0)) continue;
     if (cull_backfaces && area > 0.0) continue;
     const float sign = area < 0.0 ? -1.0f : 1.0f;
+    const int col_max = range[2] - 1, row_max = range[3] - 1;
     for (int row = row_min; row <= row_max; ++row) {
       const float py = row + 0.5f;
       const int64_t row_offset = static_cast<int64_t>(row) * width;
@@ -393,33 +420,48 @@ bool AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
       // Fast path, in the forward pass's own terms: with edge functions e_i,
       // t_i = e_i inv_w_i, barycentrics b_i = t_i / sum(t) and depth
       // sum_i e_i z_i / sum(e). Gradients go to the projected vertices here
-      // and through the projection in FinishGradient.
-      const PixelEdges edges(v, col + 0.5f, row + 0.5f);
-      const float* e = edges.e;
-      const float t[3] = {e[0] * v[0]->inv_w, e[1] * v[1]->inv_w, e[2] * v[2]->inv_w};
+      // and through the projection in FinishGradient. Lane i of a vector
+      // holds vertex i's value (lane 3 repeats vertex 2 with e_3 = 0 exactly,
+      // so it adds nothing to the sums and is never stored); `next` and
+      // `prev` rotate lanes 0-2 to vertices i + 1 and i - 1 (mod 3).
+      const Float4 a = LoadVertex(v[0]), b = LoadVertex(v[1]), c = LoadVertex(v[2]);
+      const Float4 xy01 = FACE3D_SHUFFLE(a, b, 0, 4, 1, 5);  // x0 x1 y0 y1
+      const Float4 zq01 = FACE3D_SHUFFLE(a, b, 2, 6, 3, 7);  // z0 z1 q0 q1
+      const Float4 x = FACE3D_SHUFFLE(xy01, c, 0, 1, 4, 4) - (col + 0.5f);
+      const Float4 y = FACE3D_SHUFFLE(xy01, c, 2, 3, 5, 5) - (row + 0.5f);
+      const Float4 z = FACE3D_SHUFFLE(zq01, c, 0, 1, 6, 6);
+      const Float4 inv_w = FACE3D_SHUFFLE(zq01, c, 2, 3, 7, 7);
+      const Float4 x_next = FACE3D_SHUFFLE(x, x, 1, 2, 0, 3), x_prev = FACE3D_SHUFFLE(x, x, 2, 0, 1, 3);
+      const Float4 y_next = FACE3D_SHUFFLE(y, y, 1, 2, 0, 3), y_prev = FACE3D_SHUFFLE(y, y, 2, 0, 1, 3);
+      // The forward pass's products, e_i = X_{i+1} Y_{i-1} - Y_{i+1} X_{i-1}.
+      const Float4 e = x_next * y_prev - y_next * x_prev;
+      const Float4 t = e * inv_w;
       const float e_sum = e[0] + e[1] + e[2];
       const float t_sum = t[0] + t[1] + t[2];
       if (e_sum == 0.0f || t_sum == 0.0f) continue;
       const float inv_e_sum = 1.0f / e_sum, inv_t_sum = 1.0f / t_sum;
       const float g_dot_b = (g[0] * t[0] + g[1] * t[1] + g[2] * t[2]) * inv_t_sum;
-      const float pixel_depth = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) * inv_e_sum;
-      float d_e[3];  // dLoss / d e_i
-      for (int i = 0; i < 3; ++i) {
-        const float d_t = (g[i] - g_dot_b) * inv_t_sum;
-        d_e[i] = d_t * v[i]->inv_w + g_depth * (v[i]->z - pixel_depth) * inv_e_sum;
-        float* d = d_projected + 4 * static_cast<int64_t>(ids[i]);
-        d[2] += g_depth * e[i] * inv_e_sum;
-        d[3] += d_t * e[i];
-      }
+      const float pixel_depth = (e[0] * z[0] + e[1] * z[1] + e[2] * z[2]) * inv_e_sum;
+      const Float4 g4 = {g[0], g[1], g[2], 0.0f};
+      const Float4 d_t = (g4 - g_dot_b) * inv_t_sum;  // dLoss / d t_i
+      const Float4 d_e = d_t * inv_w + g_depth * (z - pixel_depth) * inv_e_sum;
+      const Float4 d_z = g_depth * e * inv_e_sum;
+      const Float4 d_inv_w = d_t * e;
       // Vertex m is the start of edge m - 1 and the end of edge m + 1:
       // d e_{m-1} / d(x_m, y_m) = (Y_{m+1}, -X_{m+1}), d e_{m+1} / d(x_m, y_m)
       // = (-Y_{m-1}, X_{m-1}).
-      for (int m = 0; m < 3; ++m) {
-        const int next = m == 2 ? 0 : m + 1, prev = m == 0 ? 2 : m - 1;
-        float* d = d_projected + 4 * static_cast<int64_t>(ids[m]);
-        d[0] += d_e[prev] * edges.y[next] - d_e[next] * edges.y[prev];
-        d[1] += d_e[next] * edges.x[prev] - d_e[prev] * edges.x[next];
-      }
+      const Float4 d_e_next = FACE3D_SHUFFLE(d_e, d_e, 1, 2, 0, 3);
+      const Float4 d_e_prev = FACE3D_SHUFFLE(d_e, d_e, 2, 0, 1, 3);
+      const Float4 d_x = d_e_prev * y_next - d_e_next * y_prev;
+      const Float4 d_y = d_e_next * x_prev - d_e_prev * x_next;
+      // Transposed to one (x, y, z, inv_w) vector per vertex.
+      const Float4 dxy01 = FACE3D_SHUFFLE(d_x, d_y, 0, 4, 1, 5);
+      const Float4 dzq01 = FACE3D_SHUFFLE(d_z, d_inv_w, 0, 4, 1, 5);
+      const Float4 dxy2 = FACE3D_SHUFFLE(d_x, d_y, 2, 6, 2, 6);
+      const Float4 dzq2 = FACE3D_SHUFFLE(d_z, d_inv_w, 2, 6, 2, 6);
+      AddToVertex(FACE3D_SHUFFLE(dxy01, dzq01, 0, 1, 4, 5), d_projected + 4 * static_cast<int64_t>(ids[0]));
+      AddToVertex(FACE3D_SHUFFLE(dxy01, dzq01, 2, 3, 6, 7), d_projected + 4 * static_cast<int64_t>(ids[1]));
+      AddToVertex(FACE3D_SHUFFLE(dxy2, dzq2, 0, 1, 4, 5), d_projected + 4 * static_cast<int64_t>(ids[2]));
     }
   }
   return true;

@@ -35,14 +35,13 @@ namespace face3d {
 // Value written to `depth` where no triangle covers a pixel (the far plane).
 constexpr float kBackgroundDepth = 1.0f;
 
-// A vertex in pixel space, with the range of pixel centres its coordinates
-// round to, so that a triangle's candidate pixels are min/max of its three.
-struct ProjectedVertex {
-  float x, y;    // pixel coordinates, x right, y down; x = +infinity: slow path
+// A vertex in pixel space: 16 bytes, loaded as one 4-float vector by the
+// rasterizer and the gradient (a triangle's candidate pixels come from the
+// min/max of its three vertices' x and y).
+struct alignas(16) ProjectedVertex {
+  float x, y;    // pixel coordinates, x right, y down; +infinity: slow path
   float z;       // NDC z
   float inv_w;   // 1 / clip w
-  int32_t col_first, col_last;  // columns whose centres may be >= / <= x
-  int32_t row_first, row_last;  // rows whose centres may be >= / <= y
 };
 
 // Returns the index of the first triangle with a vertex index outside
@@ -52,7 +51,7 @@ int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
 
 // Projects clip-space vertices [vertex_count, 4] for an image of the given
 // size. A vertex that is non-finite, at or behind the eye (w <= 0), or
-// projects a million pixels or more away gets x = +infinity, sending its
+// projects a million pixels or more away gets x = y = +infinity, sending its
 // triangles to the slow path.
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
                      int height, ProjectedVertex* projected);
