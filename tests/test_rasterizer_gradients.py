@@ -156,3 +156,21 @@ def test_interpolation_is_differentiable_with_respect_to_vertices():
     numeric = (values[0] - values[1]) / 2e-3
     assert abs(numeric) > 0.1
     np.testing.assert_allclose(analytic[index], numeric, rtol=3e-2)
+
+
+def test_gradients_of_barycentrics_alone_and_depth_alone_add_up_to_the_joint_gradient():
+    """The kernel's paths for a missing output gradient agree with its path for both."""
+    rng = np.random.default_rng(6)
+    clip, triangles = jittered_grid(3, 3, rng, (0.5, 2.0))
+    bary_weights = rng.normal(size=(1,) + IMAGE_SIZE + (3,)).astype(np.float32)
+    depth_weights = rng.normal(size=(1,) + IMAGE_SIZE).astype(np.float32)
+    with tf.Graph().as_default(), tf.Session() as session:
+        out = renderer.rasterize(clip, triangles, IMAGE_SIZE)
+        clip_t = out.barycentrics.op.inputs[0]
+        bary_loss = tf.reduce_sum(out.barycentrics * bary_weights)
+        depth_loss = tf.reduce_sum(out.depth * depth_weights)
+        bary_only, depth_only, joint = session.run(
+            [tf.gradients(bary_loss, clip_t)[0], tf.gradients(depth_loss, clip_t)[0],
+             tf.gradients(bary_loss + depth_loss, clip_t)[0]])
+    assert np.abs(bary_only).max() > 0.1 and np.abs(depth_only).max() > 0.1
+    np.testing.assert_allclose(bary_only + depth_only, joint, rtol=1e-5, atol=1e-5 * np.abs(joint).max())

@@ -358,9 +358,10 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
       const Float4 e0 = x[1] * y[2] - y[1] * x[2];
       const Float4 e1 = x[2] * y[0] - y[2] * x[0];
       const Float4 e2 = x[0] * y[1] - y[0] * x[1];
+      // All three <= 0 is all of their maximum; all >= 0, their minimum.
       const Float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
-      Int4 inside_lanes = (e0 <= zero) & (e1 <= zero) & (e2 <= zero);
-      if (!cull_backfaces) inside_lanes |= (e0 >= zero) & (e1 >= zero) & (e2 >= zero);
+      Int4 inside_lanes = Max4(Max4(e0, e1), e2) <= zero;
+      if (!cull_backfaces) inside_lanes |= Min4(Min4(e0, e1), e2) >= zero;
       unsigned inside = LaneMask(inside_lanes) & kBlockLanes[LaneMask(counts == kTwo) & 3u];
       while (inside != 0) {
         const int lane = __builtin_ctz(inside);
@@ -393,21 +394,27 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
   }
 }
 
-bool AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
-                            const int32_t* triangles,
-                            const int32_t* triangle_ids, const float* mask,
-                            const float* d_barycentrics, const float* d_depth,
-                            int width, int height, int row_begin, int row_end,
-                            float* d_projected, float* d_clip_slow) {
+namespace {
+
+// AccumulateGradientRows for d_barycentrics (kBary) and d_depth (kDepth)
+// given or null, so that absent gradients cost nothing per pixel.
+template <bool kBary, bool kDepth>
+bool AccumulateGradientRowsImpl(const float* clip, const ProjectedVertex* projected,
+                                const int32_t* triangles,
+                                const int32_t* triangle_ids, const float* mask,
+                                const float* d_barycentrics, const float* d_depth,
+                                int width, int height, int row_begin, int row_end,
+                                float* d_projected, float* d_clip_slow) {
   for (int row = row_begin; row < row_end; ++row) {
     for (int col = 0; col < width; ++col) {
       const int64_t pixel = static_cast<int64_t>(row) * width + col;
       if (mask[pixel] == 0.0f) continue;
-      const float g[3] = {d_barycentrics ? d_barycentrics[3 * pixel + 0] : 0.0f,
-                          d_barycentrics ? d_barycentrics[3 * pixel + 1] : 0.0f,
-                          d_barycentrics ? d_barycentrics[3 * pixel + 2] : 0.0f};
-      const float g_depth = d_depth ? d_depth[pixel] : 0.0f;
-      if (g[0] == 0.0f && g[1] == 0.0f && g[2] == 0.0f && g_depth == 0.0f) continue;
+      const float g[3] = {kBary ? d_barycentrics[3 * pixel + 0] : 0.0f,
+                          kBary ? d_barycentrics[3 * pixel + 1] : 0.0f,
+                          kBary ? d_barycentrics[3 * pixel + 2] : 0.0f};
+      const float g_depth = kDepth ? d_depth[pixel] : 0.0f;
+      const Float4 g4 = {g[0], g[1], g[2], g_depth};
+      if (LaneMask(g4 != Float4{0.0f, 0.0f, 0.0f, 0.0f}) == 0u) continue;
       const int32_t* ids = triangles + 3 * static_cast<int64_t>(triangle_ids[pixel]);
       const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
                                            projected + ids[2]};
@@ -439,13 +446,17 @@ bool AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
       const float e_sum = e[0] + e[1] + e[2];
       const float t_sum = t[0] + t[1] + t[2];
       if (e_sum == 0.0f || t_sum == 0.0f) continue;
-      const float inv_e_sum = 1.0f / e_sum, inv_t_sum = 1.0f / t_sum;
+      const float inv_t_sum = 1.0f / t_sum;
+      const float inv_e_sum = kDepth ? 1.0f / e_sum : 0.0f;
       const float g_dot_b = (g[0] * t[0] + g[1] * t[1] + g[2] * t[2]) * inv_t_sum;
-      const float pixel_depth = (e[0] * z[0] + e[1] * z[1] + e[2] * z[2]) * inv_e_sum;
-      const Float4 g4 = {g[0], g[1], g[2], 0.0f};
-      const Float4 d_t = (g4 - g_dot_b) * inv_t_sum;  // dLoss / d t_i
-      const Float4 d_e = d_t * inv_w + g_depth * (z - pixel_depth) * inv_e_sum;
-      const Float4 d_z = g_depth * e * inv_e_sum;
+      const Float4 d_t = (Float4{g[0], g[1], g[2], 0.0f} - g_dot_b) * inv_t_sum;  // dLoss / d t_i
+      Float4 d_e = d_t * inv_w;
+      Float4 d_z = {0.0f, 0.0f, 0.0f, 0.0f};
+      if (kDepth) {
+        const float pixel_depth = (e[0] * z[0] + e[1] * z[1] + e[2] * z[2]) * inv_e_sum;
+        d_e += g_depth * (z - pixel_depth) * inv_e_sum;
+        d_z = g_depth * e * inv_e_sum;
+      }
       const Float4 d_inv_w = d_t * e;
       // Vertex m is the start of edge m - 1 and the end of edge m + 1:
       // d e_{m-1} / d(x_m, y_m) = (Y_{m+1}, -X_{m+1}), d e_{m+1} / d(x_m, y_m)
@@ -467,11 +478,57 @@ bool AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
   return true;
 }
 
+}  // namespace
+
+bool AccumulateGradientRows(const float* clip, const ProjectedVertex* projected,
+                            const int32_t* triangles,
+                            const int32_t* triangle_ids, const float* mask,
+                            const float* d_barycentrics, const float* d_depth,
+                            int width, int height, int row_begin, int row_end,
+                            float* d_projected, float* d_clip_slow) {
+  if (d_barycentrics != nullptr && d_depth != nullptr) {
+    return AccumulateGradientRowsImpl<true, true>(
+        clip, projected, triangles, triangle_ids, mask, d_barycentrics, d_depth,
+        width, height, row_begin, row_end, d_projected, d_clip_slow);
+  }
+  if (d_barycentrics != nullptr) {
+    return AccumulateGradientRowsImpl<true, false>(
+        clip, projected, triangles, triangle_ids, mask, d_barycentrics, d_depth,
+        width, height, row_begin, row_end, d_projected, d_clip_slow);
+  }
+  if (d_depth != nullptr) {
+    return AccumulateGradientRowsImpl<false, true>(
+        clip, projected, triangles, triangle_ids, mask, d_barycentrics, d_depth,
+        width, height, row_begin, row_end, d_projected, d_clip_slow);
+  }
+  return true;
+}
+
 void FinishGradient(const float* clip, const float* const* d_projected,
                     const float* const* d_clip_slow, int band_count,
                     int64_t vertex_begin, int64_t vertex_end, int width,
                     int height, float* d_clip) {
   const double half_width = 0.5 * width, half_height = 0.5 * height;
+  if (band_count == 1 && d_clip_slow == nullptr) {
+    // The common case (one band, nothing behind the eye), without the sums.
+    for (int64_t v = vertex_begin; v < vertex_end; ++v) {
+      const float* d = d_projected[0] + 4 * v;
+      const double d_x = d[0], d_y = d[1], d_z = d[2], d_inv_w = d[3];
+      float* out = d_clip + 4 * v;
+      if (d_x == 0.0 && d_y == 0.0 && d_z == 0.0 && d_inv_w == 0.0) {
+        out[0] = out[1] = out[2] = out[3] = 0.0f;
+        continue;
+      }
+      const float* c = clip + 4 * v;
+      const double q = 1.0 / c[3];
+      const double d_q = d_inv_w + d_x * c[0] * half_width - d_y * c[1] * half_height + d_z * c[2];
+      out[0] = static_cast<float>(d_x * q * half_width);
+      out[1] = static_cast<float>(-d_y * q * half_height);
+      out[2] = static_cast<float>(d_z * q);
+      out[3] = static_cast<float>(-d_q * q * q);
+    }
+    return;
+  }
   for (int64_t v = vertex_begin; v < vertex_end; ++v) {
     double projected[4] = {0.0, 0.0, 0.0, 0.0}, slow[4] = {0.0, 0.0, 0.0, 0.0};
     for (int band = 0; band < band_count; ++band) {
