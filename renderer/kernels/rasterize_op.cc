@@ -306,8 +306,16 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
               slow[unit].assign(image_floats, 0.0f);
               d_slow = slow[unit].data();
             }
+            if (bands.count == 1) {
+              // Chained through the projection while the sums are still in
+              // cache (d_clip of this image is d_projected itself).
+              FinishGradient(clip_data + 4 * vertex_count * b, &d_projected,
+                             d_slow == nullptr ? nullptr : &d_slow, 1, 0,
+                             vertex_count, width, height, d_projected);
+            }
           }
         });
+    if (bands.count == 1) return;
     RunSharded(context, batch * vertex_count, 10 * bands.count,
                [&](int64_t begin, int64_t end) {
                  std::vector<const float*> projected_bands(bands.count);
