@@ -7,14 +7,24 @@ The mesh has 35,709 vertices (as many as the Basel Face Model) and about 70,000 
 bumpy sphere cap covering most of a 224 x 224 image, seen by the orthographic camera with a
 different small head rotation per batch element. Forward = rasterize; forward+backward =
 rasterize, then the gradient with respect to the clip-space vertices of a fixed random linear
-function of the barycentrics. With --reference the same graphs are timed for Google's
-tf_mesh_renderer kernel (mesh-renderer==1.4 built by bench/upstream_rasterizer.py, one op per
-image as its own wrapper does) in the same process, and the last line printed is
-speedup_fwd_bwd=<upstream time / our time> (wall-clock medians; the line before gives the
-ratio of CPU times, steadier on a shared machine).
+function of the barycentrics. Each figure is the median over --repeats runs of the batch, as
+wall time and as process CPU time (all threads; steadier on a shared machine), divided by the
+batch size.
+
+With --reference the same graphs are timed for Google's tf_mesh_renderer kernel
+(mesh-renderer==1.4 built by bench/upstream_rasterizer.py, one op per image in one session, as
+its own wrapper does) in the same process, under two thread settings: TensorFlow's default
+(all cores: our op splits the batch over its intra-op threads, upstream's per-image ops run in
+parallel on the inter-op threads) and one thread (a child process with --threads 1, since
+TensorFlow fixes its thread pools at the first session). Speedups (upstream / ours) are printed
+for both settings, wall and CPU, and against the issue's single-threaded upstream figure. The
+last line, speedup_fwd_bwd=<upstream time / our time>, is the like-for-like one: same session,
+TensorFlow's default threads (or --threads N), wall-clock medians.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -84,20 +94,17 @@ def build(clip, triangles, size, barycentrics_fn, weights):
     return barycentrics[0, 0, 0, 0], tf.gradients(loss, clip)[0][0, 0, 0]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reference", action="store_true", help="also time upstream tf_mesh_renderer")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224, help="image height and width in pixels")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="intra- and inter-op threads for TensorFlow (0: TensorFlow's default, all cores)")
-    args = parser.parse_args()
-    tf.disable_eager_execution()
+# The issue's figures for upstream, single-threaded, on the development machine (ms/image).
+ISSUE_UPSTREAM_FWD_BWD_MS = 8.7
 
+
+def measure(args):
+    """Times ours (and upstream with --reference) in one session with args.threads threads.
+
+    Returns {name: (forward wall, forward cpu, fwd+bwd wall, fwd+bwd cpu)} in ms per image.
+    """
+    tf.disable_eager_execution()
     clip_np, triangles_np = face_sized_mesh(args.batch, args.size)
-    print("mesh: %d vertices, %d triangles; batch %d; image %dx%d; threads %s"
-          % (clip_np.shape[1], len(triangles_np), args.batch, args.size, args.size, args.threads or "default"))
     config = tf.ConfigProto(intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=args.threads)
     with tf.Graph().as_default(), tf.Session(config=config) as session:
         clip = tf.Variable(clip_np, name="clip_vertices")  # a variable, so nothing is constant-folded
@@ -112,17 +119,60 @@ def main():
         graphs = [(name, build(clip, triangles, args.size, fn, weights)) for name, fn in variants]
         session.run(tf.global_variables_initializer())
         coverage = session.run(tf.reduce_mean(renderer.rasterize(clip, triangles, (args.size, args.size)).mask))
-        print("coverage: %.1f%% of pixels" % (100 * coverage))
+        print("mesh: %d vertices, %d triangles; batch %d; image %dx%d; coverage %.1f%% of pixels"
+              % (clip_np.shape[1], len(triangles_np), args.batch, args.size, args.size, 100 * coverage))
         results = {}
         for name, (forward, backward) in graphs:
-            fwd_wall, fwd_cpu = (t / args.batch * 1e3 for t in time_graph(session, forward, args.repeats))
-            both_wall, both_cpu = (t / args.batch * 1e3 for t in time_graph(session, backward, args.repeats))
-            results[name] = (both_wall, both_cpu)
-            print("%-8s forward %.3f ms/image (cpu %.3f)   forward+backward %.3f ms/image (cpu %.3f)"
-                  % (name, fwd_wall, fwd_cpu, both_wall, both_cpu))
-    if args.reference:
-        print("speedup_fwd_bwd_cpu=%.2f" % (results["upstream"][1] / results["ours"][1]))
-        print("speedup_fwd_bwd=%.2f" % (results["upstream"][0] / results["ours"][0]))
+            fwd = [t / args.batch * 1e3 for t in time_graph(session, forward, args.repeats)]
+            both = [t / args.batch * 1e3 for t in time_graph(session, backward, args.repeats)]
+            results[name] = tuple(fwd + both)
+    return results
+
+
+def print_results(results, threads_label):
+    for name, (fwd_wall, fwd_cpu, both_wall, both_cpu) in results.items():
+        print("[%s] %-8s forward %.3f ms/image (cpu %.3f)   forward+backward %.3f ms/image (cpu %.3f)"
+              % (threads_label, name, fwd_wall, fwd_cpu, both_wall, both_cpu))
+    if "upstream" in results:
+        ours, upstream = results["ours"], results["upstream"]
+        print("[%s] speedup forward: wall %.2f, cpu %.2f;  forward+backward: wall %.2f, cpu %.2f"
+              % (threads_label, upstream[0] / ours[0], upstream[1] / ours[1],
+                 upstream[2] / ours[2], upstream[3] / ours[3]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reference", action="store_true", help="also time upstream tf_mesh_renderer")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=224, help="image height and width in pixels")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra- and inter-op threads for TensorFlow (0: TensorFlow's default, all cores)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # child-process output
+    args = parser.parse_args()
+
+    results = measure(args)
+    if args.json:
+        print("RESULTS " + json.dumps(results))
+        return
+    label = "threads %s" % (args.threads or "default")
+    print_results(results, label)
+    if not args.reference:
+        return
+    if args.threads != 1:
+        child = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--reference", "--json", "--threads", "1",
+             "--batch", str(args.batch), "--size", str(args.size), "--repeats", str(args.repeats)],
+            capture_output=True, text=True)
+        lines = [line for line in child.stdout.splitlines() if line.startswith("RESULTS ")]
+        if child.returncode != 0 or not lines:
+            sys.exit("bench_rasterizer: the single-threaded child run failed:\n" + child.stderr[-2000:])
+        print_results(json.loads(lines[-1][len("RESULTS "):]), "threads 1")
+    print("[%s] speedup forward+backward against the issue's single-threaded upstream %.1f ms: wall %.2f, cpu %.2f"
+          % (label, ISSUE_UPSTREAM_FWD_BWD_MS, ISSUE_UPSTREAM_FWD_BWD_MS / results["ours"][2],
+             ISSUE_UPSTREAM_FWD_BWD_MS / results["ours"][3]))
+    print("last line: upstream / ours, forward+backward, same session, %s, wall-clock medians" % label)
+    print("speedup_fwd_bwd=%.2f" % (results["upstream"][2] / results["ours"][2]))
 
 
 if __name__ == "__main__":
