@@ -198,6 +198,20 @@ def test_out_of_range_triangle_index_is_invalid_argument(bad_index):
         rasterize_np(TRIANGLE[None], [[0, 1, 2], [0, bad_index, 2]], (8, 8))
 
 
+@pytest.mark.parametrize("bad_id", [-1, 1])
+def test_gradient_op_rejects_triangle_ids_outside_the_mesh(bad_id):
+    def build():
+        clip = tf.constant(TRIANGLE[None])
+        triangles = tf.constant([[0, 1, 2]])
+        out = renderer.rasterize(clip, triangles, (8, 8))
+        projected = out.barycentrics.op.outputs[4]
+        ids = tf.tensor_scatter_nd_update(out.triangle_ids, [[0, 5, 6]], [bad_id])
+        return renderer.rasterizer.load_op().rasterize_clip_triangles_grad(
+            clip, triangles, projected, ids, out.mask, tf.ones_like(out.barycentrics), tf.zeros([0]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="triangle_ids holds %d" % bad_id):
+        run(build)
+
+
 def test_empty_mesh_is_a_clear_error():
     with pytest.raises(ValueError, match="empty mesh"):
         rasterize_np(TRIANGLE[None], np.zeros([0, 3], np.int32), (8, 8))

@@ -244,8 +244,14 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
                                 d_bary_tensor.shape().DebugString()));
     const int32_t* ids = ids_tensor.flat<int32_t>().data();
     const int64_t pixels = static_cast<int64_t>(height) * width;
+    // A branch-free pass (it vectorises) first; the culprit is looked up only
+    // when there is one.
+    bool any_bad = false;
+    for (int64_t i = 0; i < batch * pixels; ++i) {
+      any_bad |= static_cast<uint32_t>(ids[i]) >= static_cast<uint64_t>(triangle_count);
+    }
     int64_t bad = -1;
-    for (int64_t i = 0; i < batch * pixels && bad < 0; ++i) {
+    for (int64_t i = 0; any_bad && i < batch * pixels && bad < 0; ++i) {
       if (ids[i] < 0 || ids[i] >= triangle_count) bad = i;
     }
     OP_REQUIRES(context, bad < 0,
