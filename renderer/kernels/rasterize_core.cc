@@ -526,22 +526,24 @@ void FinishGradient(const float* clip, const float* const* d_projected,
                     int height, float* d_clip) {
   const double half_width = 0.5 * width, half_height = 0.5 * height;
   if (band_count == 1 && d_clip_slow == nullptr) {
-    // The common case (one band, nothing behind the eye), without the sums.
+    // The common case (one band, nothing behind the eye), without the sums,
+    // in 4-float vectors: (x, y, z, inv_w) -> (x, y, z, w) of one vertex.
+    const Float4 scale = {static_cast<float>(half_width), -static_cast<float>(half_height), 1.0f, 0.0f};
+    const Float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int64_t v = vertex_begin; v < vertex_end; ++v) {
-      const float* d = d_projected[0] + 4 * v;
-      const double d_x = d[0], d_y = d[1], d_z = d[2], d_inv_w = d[3];
-      float* out = d_clip + 4 * v;
-      if (d_x == 0.0 && d_y == 0.0 && d_z == 0.0 && d_inv_w == 0.0) {
-        out[0] = out[1] = out[2] = out[3] = 0.0f;
-        continue;
+      Float4 d, c;
+      std::memcpy(&d, d_projected[0] + 4 * v, sizeof(d));
+      Float4 out = zero;
+      if (LaneMask(d != zero) != 0u) {
+        // x_px = (x q + 1) W / 2, y_px = (1 - y q) H / 2, z_ndc = z q, q = 1 / w.
+        std::memcpy(&c, clip + 4 * v, sizeof(c));
+        const float q = 1.0f / c[3];
+        const Float4 through_q = d * (c * scale);
+        const float d_q = d[3] + through_q[0] + through_q[1] + through_q[2];
+        out = d * scale * q;
+        out[3] = -d_q * q * q;
       }
-      const float* c = clip + 4 * v;
-      const double q = 1.0 / c[3];
-      const double d_q = d_inv_w + d_x * c[0] * half_width - d_y * c[1] * half_height + d_z * c[2];
-      out[0] = static_cast<float>(d_x * q * half_width);
-      out[1] = static_cast<float>(-d_y * q * half_height);
-      out[2] = static_cast<float>(d_z * q);
-      out[3] = static_cast<float>(-d_q * q * q);
+      std::memcpy(d_clip + 4 * v, &out, sizeof(out));
     }
     return;
   }
