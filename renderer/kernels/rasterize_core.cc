@@ -315,7 +315,8 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
   const Float4 box_low = {0.0f, static_cast<float>(row_begin), 0.0f, static_cast<float>(row_begin)};
   const Float4 box_high = {static_cast<float>(width), static_cast<float>(row_end),
                            static_cast<float>(width), static_cast<float>(row_end)};
-  for (int64_t t = 0; t < triangle_count; ++t) {
+  // One triangle, any size or kind.
+  auto rasterize_one = [&](int64_t t) {
     const int32_t* ids = triangles + 3 * t;
     const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
                                          projected + ids[2]};
@@ -330,7 +331,7 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
       RasterizeHomogeneousTriangle(clip, ids, static_cast<int32_t>(t), width,
                                    height, row_begin, row_end, cull_backfaces,
                                    triangle_ids, mask, barycentrics, depth);
-      continue;
+      return;
     }
     const Int4 range = __builtin_convertvector(
         Min4(Max4(box + kBoxOffset, box_low), box_high), Int4);
@@ -338,7 +339,7 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
     // positive, lanes 2-3 at most 2 for the 2x2 block.
     const Int4 counts = FACE3D_SHUFFLE(range, range, 2, 3, 2, 3) - FACE3D_SHUFFLE(range, range, 0, 1, 0, 1);
     const unsigned count_bits = LaneMask(counts > kCountLimits);
-    if ((count_bits & 3u) != 3u) continue;
+    if ((count_bits & 3u) != 3u) return;
     const int col_min = range[0], row_min = range[1];
 
     const int32_t id = static_cast<int32_t>(t);
@@ -370,15 +371,15 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
         ShadePixel(e, v, id, static_cast<int64_t>(row_min + (lane >> 1)) * width + col_min + (lane & 1),
                    triangle_ids, mask, barycentrics, depth);
       }
-      continue;
+      return;
     }
     // Twice the signed area in pixel coordinates (y down), exact but for one
     // rounding: negative for triangles counter-clockwise in NDC (y up), i.e.
     // front faces. Inside is where the edge functions all have its sign.
     const double area = (static_cast<double>(v[1]->x) - v[0]->x) * (static_cast<double>(v[2]->y) - v[0]->y) -
                         (static_cast<double>(v[1]->y) - v[0]->y) * (static_cast<double>(v[2]->x) - v[0]->x);
-    if (!(area != 0.0)) continue;
-    if (cull_backfaces && area > 0.0) continue;
+    if (!(area != 0.0)) return;
+    if (cull_backfaces && area > 0.0) return;
     const float sign = area < 0.0 ? -1.0f : 1.0f;
     const int col_max = range[2] - 1, row_max = range[3] - 1;
     for (int row = row_min; row <= row_max; ++row) {
@@ -391,7 +392,88 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
         ShadePixel(e, v, id, row_offset + col, triangle_ids, mask, barycentrics, depth);
       }
     }
+  };
+
+  // Groups of four triangles: the common case, a candidate block of at most
+  // 2x2 pixels, is tested one block position at a time for all four
+  // triangles at once (lane k = triangle t + k), with the same arithmetic as
+  // rasterize_one; the other triangles of the group go to rasterize_one.
+  // Triangles are shaded in order, so depth ties resolve as before.
+  const Float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+  const Float4 low_x = {0.0f, 0.0f, 0.0f, 0.0f};
+  const Float4 high_x = zero + static_cast<float>(width);
+  const Float4 low_y = zero + static_cast<float>(row_begin);
+  const Float4 high_y = zero + static_cast<float>(row_end);
+  const Int4 one = {1, 1, 1, 1};
+  const Int4 two = one + one;
+  int64_t t = 0;
+  for (; t + 4 <= triangle_count; t += 4) {
+    const int32_t* ids = triangles + 3 * t;
+    Float4 vx[3], vy[3];  // lane k: vertex i of triangle t + k
+    for (int i = 0; i < 3; ++i) {
+      const Float4 p0 = LoadVertex(projected + ids[i]), p1 = LoadVertex(projected + ids[3 + i]);
+      const Float4 p2 = LoadVertex(projected + ids[6 + i]), p3 = LoadVertex(projected + ids[9 + i]);
+      const Float4 xy01 = FACE3D_SHUFFLE(p0, p1, 0, 4, 1, 5);  // x0 x1 y0 y1
+      const Float4 xy23 = FACE3D_SHUFFLE(p2, p3, 0, 4, 1, 5);
+      vx[i] = FACE3D_SHUFFLE(xy01, xy23, 0, 1, 4, 5);
+      vy[i] = FACE3D_SHUFFLE(xy01, xy23, 2, 3, 6, 7);
+    }
+    const Float4 x_max = Max4(Max4(vx[0], vx[1]), vx[2]);
+    const Int4 c0 = __builtin_convertvector(
+        Min4(Max4(Min4(Min4(vx[0], vx[1]), vx[2]) + kBoxOffset[0], low_x), high_x), Int4);
+    const Int4 c1 = __builtin_convertvector(Min4(Max4(x_max + kBoxOffset[2], low_x), high_x), Int4);
+    const Int4 r0 = __builtin_convertvector(
+        Min4(Max4(Min4(Min4(vy[0], vy[1]), vy[2]) + kBoxOffset[1], low_y), high_y), Int4);
+    const Int4 r1 = __builtin_convertvector(
+        Min4(Max4(Max4(Max4(vy[0], vy[1]), vy[2]) + kBoxOffset[3], low_y), high_y), Int4);
+    const Int4 columns = c1 - c0, rows = r1 - r0;
+    const Int4 finite = x_max < kInfinity;
+    // Triangles with no candidate pixel (and every vertex in front).
+    const unsigned empty = LaneMask(finite & ((columns < one) | (rows < one)));
+    const Int4 block = finite & (columns >= one) & (rows >= one) & (columns <= two) & (rows <= two);
+    const unsigned blocks = LaneMask(block);
+    unsigned inside[4] = {0u, 0u, 0u, 0u};  // per block position, lane k set: pixel inside t + k
+    Float4 edge[4][3];
+    if (blocks != 0u) {
+      const Float4 px0 = __builtin_convertvector(c0, Float4) + 0.5f;
+      const Float4 py0 = __builtin_convertvector(r0, Float4) + 0.5f;
+      for (int position = 0; position < 4; ++position) {
+        const int dx = position & 1, dy = position >> 1;
+        const Float4 px = px0 + static_cast<float>(dx), py = py0 + static_cast<float>(dy);
+        Float4 x[3], y[3];
+        for (int i = 0; i < 3; ++i) {
+          x[i] = vx[i] - px;
+          y[i] = vy[i] - py;
+        }
+        const Float4 e0 = x[1] * y[2] - y[1] * x[2];
+        const Float4 e1 = x[2] * y[0] - y[2] * x[0];
+        const Float4 e2 = x[0] * y[1] - y[0] * x[1];
+        Int4 lanes = Max4(Max4(e0, e1), e2) <= zero;
+        if (!cull_backfaces) lanes |= Min4(Min4(e0, e1), e2) >= zero;
+        lanes &= block & (columns > dx) & (rows > dy);
+        inside[position] = LaneMask(lanes);
+        edge[position][0] = e0;
+        edge[position][1] = e1;
+        edge[position][2] = e2;
+      }
+    }
+    for (int k = 0; k < 4; ++k) {
+      if ((blocks >> k) & 1u) {
+        const int32_t* tri = ids + 3 * k;
+        const ProjectedVertex* const v[3] = {projected + tri[0], projected + tri[1], projected + tri[2]};
+        for (int position = 0; position < 4; ++position) {
+          if (!((inside[position] >> k) & 1u)) continue;
+          const float e[3] = {edge[position][0][k], edge[position][1][k], edge[position][2][k]};
+          ShadePixel(e, v, static_cast<int32_t>(t + k),
+                     static_cast<int64_t>(r0[k] + (position >> 1)) * width + c0[k] + (position & 1),
+                     triangle_ids, mask, barycentrics, depth);
+        }
+      } else if (!((empty >> k) & 1u)) {
+        rasterize_one(t + k);
+      }
+    }
   }
+  for (; t < triangle_count; ++t) rasterize_one(t);
 }
 
 namespace {

@@ -2,6 +2,7 @@
 // tests/test_rasterizer_core.py (g++ rasterize_core_test.cc rasterize_core.cc).
 // Prints one line per failed check and exits non-zero if any failed.
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -116,6 +117,112 @@ void TestNonFiniteVertexDropsItsTriangles() {
   Check(covered > 0.0f && only_second, "a NaN vertex drops only its triangle");
 }
 
+// Per pixel, per triangle, in list order: the rasterizer's arithmetic
+// (edge functions relative to the pixel centre, float depth, later triangle
+// wins ties) without any of its shortcuts. Fast-path triangles only.
+void ReferenceRasterize(const std::vector<float>& clip,
+                        const std::vector<int32_t>& triangles, Image* image) {
+  std::vector<ProjectedVertex> p(clip.size() / 4);
+  ProjectVertices(clip.data(), p.size(), image->width, image->height, p.data());
+  std::fill(image->ids.begin(), image->ids.end(), 0);
+  std::fill(image->mask.begin(), image->mask.end(), 0.0f);
+  std::fill(image->depth.begin(), image->depth.end(), kBackgroundDepth);
+  for (size_t t = 0; t < triangles.size() / 3; ++t) {
+    const ProjectedVertex* v[3];
+    bool finite = true;
+    for (int i = 0; i < 3; ++i) {
+      v[i] = &p[triangles[3 * t + i]];
+      finite &= std::isfinite(v[i]->x);
+    }
+    if (!finite) continue;
+    for (int row = 0; row < image->height; ++row) {
+      for (int col = 0; col < image->width; ++col) {
+        float x[3], y[3];
+        for (int i = 0; i < 3; ++i) {
+          x[i] = v[i]->x - (col + 0.5f);
+          y[i] = v[i]->y - (row + 0.5f);
+        }
+        const float e[3] = {x[1] * y[2] - y[1] * x[2], x[2] * y[0] - y[2] * x[0],
+                            x[0] * y[1] - y[0] * x[1]};
+        const bool inside = (e[0] <= 0.0f && e[1] <= 0.0f && e[2] <= 0.0f) ||
+                            (e[0] >= 0.0f && e[1] >= 0.0f && e[2] >= 0.0f);
+        const float sum = e[0] + e[1] + e[2];
+        if (!inside || sum == 0.0f) continue;
+        const float z = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) / sum;
+        const int pixel = row * image->width + col;
+        if (!(z >= -1.0f && z <= 1.0f) || z > image->depth[pixel]) continue;
+        image->depth[pixel] = z;
+        image->ids[pixel] = static_cast<int32_t>(t);
+        image->mask[pixel] = 1.0f;
+      }
+    }
+  }
+}
+
+void TestMixedTriangleSizesMatchThePerPixelReference() {
+  // A dense grid (at most 2x2 candidate pixels per triangle) and a copy
+  // moved by a third of a pixel and enlarged past the image edges, at the
+  // same depth and interleaved triangle by triangle (ties go by list order).
+  // Large triangles at random depths are spliced in at every position of the
+  // rasterizer's four-triangle groups, plus a triangle with a NaN vertex and
+  // a tail. Rasterized whole and in row bands, last band first (a band
+  // writing outside its rows would spoil a finished one).
+  std::mt19937 rng(3);
+  std::vector<float> clip;
+  std::vector<int32_t> first;
+  JitteredGrid(60, &rng, &clip, &first);
+  const int32_t offset = static_cast<int32_t>(clip.size() / 4);
+  for (int32_t v = 0; v < offset; ++v) {
+    const float* c = &clip[4 * v];
+    const float moved[4] = {1.1f * c[0] + 0.015f * c[3], 1.1f * c[1] - 0.01f * c[3], c[2], c[3]};
+    clip.insert(clip.end(), moved, moved + 4);
+  }
+  std::vector<int32_t> grids;
+  for (size_t t = 0; 3 * t < first.size(); ++t) {
+    grids.insert(grids.end(), first.begin() + 3 * t, first.begin() + 3 * t + 3);
+    for (int i = 0; i < 3; ++i) grids.push_back(first[3 * t + i] + offset);
+  }
+  std::uniform_real_distribution<float> coordinate(-1.2f, 1.2f), depth(-0.9f, 0.9f);
+  const int32_t first_extra = static_cast<int32_t>(clip.size() / 4);
+  for (int i = 0; i < 30; ++i) {
+    clip.insert(clip.end(), {coordinate(rng), coordinate(rng), depth(rng), 1.0f});
+  }
+  clip.insert(clip.end(), {NAN, 0.0f, 0.0f, 1.0f});
+  std::vector<int32_t> triangles;
+  size_t next = 0;
+  for (int big = 0; big < 10; ++big) {
+    for (int k = 0; k < 3 * (big % 5) + 1 && next < grids.size(); ++k, next += 3) {
+      triangles.insert(triangles.end(), grids.begin() + next, grids.begin() + next + 3);
+    }
+    triangles.insert(triangles.end(), {first_extra + 3 * big, first_extra + 3 * big + 1,
+                                       first_extra + 3 * big + 2});
+    triangles.insert(triangles.end(), {first_extra + big, first_extra + 30, first_extra + 29 - big});
+  }
+  triangles.insert(triangles.end(), grids.begin() + next, grids.end());
+  triangles.insert(triangles.end(), {first_extra, first_extra + 1, first_extra + 2});
+
+  const int width = 45, height = 38;
+  Image image(width, height), banded(width, height), reference(width, height);
+  Rasterize(clip, triangles, &image);
+  std::vector<ProjectedVertex> projected(clip.size() / 4);
+  ProjectVertices(clip.data(), projected.size(), width, height, projected.data());
+  for (int row = height - height % 5; row >= 0; row -= 5) {
+    RasterizeRows(clip.data(), projected.data(), triangles.data(), triangles.size() / 3,
+                  width, height, row, std::min(height, row + 5), false, banded.ids.data(),
+                  banded.mask.data(), banded.barycentrics.data(), banded.depth.data());
+  }
+  ReferenceRasterize(clip, triangles, &reference);
+  bool both_grids_win = false;
+  for (int32_t id : reference.ids) both_grids_win |= id > 0 && triangles[3 * id] >= offset;
+  Check(both_grids_win, "the test mesh has pixels won by the second grid");
+  Check(image.ids == reference.ids && image.mask == reference.mask &&
+            image.depth == reference.depth,
+        "mixed triangle sizes: ids, mask and depth equal the per-pixel reference");
+  Check(banded.ids == reference.ids && banded.mask == reference.mask &&
+            banded.depth == reference.depth,
+        "mixed triangle sizes in row bands: ids, mask and depth equal the per-pixel reference");
+}
+
 void TestFindInvalidTriangle() {
   const std::vector<int32_t> triangles = {0, 1, 2, 2, 3, 0, 0, -1, 2};
   Check(FindInvalidTriangle(triangles.data(), 2, 4) == -1, "valid indices pass");
@@ -131,6 +238,7 @@ int main() {
   face3d::TestBandsMatchTheWholeImage();
   face3d::TestNonFiniteVertexDropsItsTriangles();
   face3d::TestFindInvalidTriangle();
+  face3d::TestMixedTriangleSizesMatchThePerPixelReference();
   std::printf("%d failure(s)\n", face3d::failures);
   return face3d::failures == 0 ? 0 : 1;
 }
