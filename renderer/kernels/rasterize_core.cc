@@ -283,20 +283,28 @@ int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
 
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
                      int height, ProjectedVertex* projected) {
+  // Lane by lane: x = (x q + 1) W / 2, y = (1 - y q) H / 2 (as (y q - 1)
+  // (-H / 2), the same value), z = z q, then inv_w = q = 1 / w.
   const float half_width = 0.5f * width, half_height = 0.5f * height;
+  const Float4 shift = {1.0f, -1.0f, 0.0f, 0.0f};
+  const Float4 scale = {half_width, -half_height, 1.0f, 0.0f};
+  // Beyond kMaxPixelCoordinate, products of pixel coordinates could overflow
+  // float in the fast path's edge functions.
+  const Float4 limit = {kMaxPixelCoordinate, kMaxPixelCoordinate, kInfinity, kInfinity};
+  const Float4 infinity = {kInfinity, kInfinity, kInfinity, kInfinity};
+  const Int4 no_sign = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
   for (int64_t v = 0; v < vertex_count; ++v) {
-    const float* c = clip + 4 * v;
-    ProjectedVertex& p = projected[v];
-    p.inv_w = 1.0f / c[3];
-    p.x = (c[0] * p.inv_w + 1.0f) * half_width;
-    p.y = (1.0f - c[1] * p.inv_w) * half_height;
-    p.z = c[2] * p.inv_w;
-    // Beyond kMaxPixelCoordinate, products of pixel coordinates could overflow
-    // float in the fast path's edge functions.
-    if (!(c[3] > 0.0f && AllFinite(&p.x) && AllFinite(c) &&
-          std::fabs(p.x) < kMaxPixelCoordinate && std::fabs(p.y) < kMaxPixelCoordinate)) {
-      p.x = p.y = std::numeric_limits<float>::infinity();
+    Float4 c;
+    std::memcpy(&c, clip + 4 * v, sizeof(c));
+    const float q = 1.0f / c[3];
+    Float4 p = (c * q + shift) * scale;
+    p[3] = q;
+    const Float4 abs_c = reinterpret_cast<Float4>(reinterpret_cast<Int4>(c) & no_sign);
+    const Float4 abs_p = reinterpret_cast<Float4>(reinterpret_cast<Int4>(p) & no_sign);
+    if (!(c[3] > 0.0f && LaneMask((abs_c < infinity) & (abs_p < limit)) == 0xFu)) {
+      p[0] = p[1] = kInfinity;
     }
+    std::memcpy(projected + v, &p, sizeof(p));
   }
 }
 
