@@ -1009,7 +1009,8 @@ def build(assets, num_samples, num_identity, seed):
                                 expression=explained(exp_var, exp_basis.shape[1]),
                                 albedo=explained(tex_var, tex_basis.shape[1])),
         expression_units=unit_names,
-        landmarks="dlib 68-point predictor on a frontal render of the mean face",
+        landmarks="eyes (36-47) from the eye openings of the mesh; the others from dlib's 68-point "
+                  "predictor on a frontal render of the mean face, made mirror-symmetric",
     )
     arrays = dict(
         mean_shape=mean_shape.astype(np.float32),
