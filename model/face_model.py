@@ -20,6 +20,7 @@ pose 0 the mean face's 68 landmarks land where preprocess.crop frames a detected
 """
 import json
 import os
+import tempfile
 import weakref
 
 import numpy as np
@@ -33,6 +34,31 @@ NUM_POSE = 6
 NUM_LIGHT = 27
 REQUIRED_KEYS = ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "tex_basis", "triangles",
                  "uv", "landmarks68", "mirror", "meta") + tuple("region_" + r for r in REGION_NAMES)
+# Storage types of the file format (resources/README.md); other keys are stored as given.
+FILE_DTYPES = dict(mean_shape=np.float32, id_basis=np.float32, exp_basis=np.float32,
+                   mean_albedo=np.float32, tex_basis=np.float32, uv=np.float32,
+                   triangles=np.int32, landmarks68=np.int32, mirror=np.int32)
+
+
+def save_face_model(path, arrays):
+    """Writes a face model file: `arrays` (name -> array, `meta` a JSON string array) with the
+    keys of FILE_DTYPES cast to their storage types.
+
+    Written to a temporary file in path's folder, then os.replace onto path: a reader (a training
+    run loading the model during a rebuild) sees the old file or the new one, never a half-written
+    zip, and on an error the old file is left as it was.
+    """
+    arrays = {name: (np.asarray(value, FILE_DTYPES[name]) if name in FILE_DTYPES else value)
+              for name, value in arrays.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, partial = tempfile.mkstemp(suffix=".npz", prefix=".face_model-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(partial, path)
+    except BaseException:
+        os.remove(partial)
+        raise
 
 
 def _euler_rotation_np(angles):

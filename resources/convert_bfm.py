@@ -36,6 +36,7 @@ if REPO_ROOT not in sys.path:
 
 from resources.build_face_model import (UV_MASK_SIZE, boundary_loops, mean_value_uv,  # noqa: E402
                                         nose_and_brows, point_in_polygon, uv_face_mask)
+from model.face_model import save_face_model  # noqa: E402
 
 MICROMETRES_PER_MM = 1e3
 REQUIRED_FILES = ("01_MorphableModel.mat", "Exp_Pca.bin", "std_exp.txt", "BFM_exp_idx.mat",
@@ -149,16 +150,16 @@ def convert(bfm_dir, k_id=80, k_exp=64, k_tex=80):
         build=dict(script="resources/convert_bfm.py", k_id=k_id, k_exp=k_exp, k_tex=k_tex),
     )
     arrays = dict(
-        mean_shape=mean_shape.astype(np.float32),
-        id_basis=id_basis.astype(np.float32),
-        exp_basis=exp_basis.astype(np.float32),
-        mean_albedo=mean_albedo.astype(np.float32),
-        tex_basis=tex_basis.astype(np.float32),
-        triangles=triangles.astype(np.int32),
-        uv=uv.astype(np.float32),
+        mean_shape=mean_shape,
+        id_basis=id_basis,
+        exp_basis=exp_basis,
+        mean_albedo=mean_albedo,
+        tex_basis=tex_basis,
+        triangles=triangles,
+        uv=uv,
         uv_mask=uv_face_mask(uv, outer, UV_MASK_SIZE),
-        landmarks68=landmarks68.astype(np.int32),
-        mirror=mirror_by_nearest(mean_shape).astype(np.int32),
+        landmarks68=landmarks68,
+        mirror=mirror_by_nearest(mean_shape),
         meta=np.array(json.dumps(meta)),
     )
     for name, mask in landmark_regions(mean_shape, landmarks68).items():
@@ -175,7 +176,7 @@ def main(argv=None):
     parser.add_argument("--k-tex", type=int, default=80, help="albedo components kept")
     args = parser.parse_args(argv)
     arrays = convert(args.bfm_dir, args.k_id, args.k_exp, args.k_tex)
-    np.savez_compressed(args.out, **arrays)
+    save_face_model(args.out, arrays)
     print("wrote %s: %d vertices, %d triangles, k_id %d, k_exp %d, k_tex %d"
           % (args.out, len(arrays["mean_shape"]), len(arrays["triangles"]), arrays["id_basis"].shape[1],
              arrays["exp_basis"].shape[1], arrays["tex_basis"].shape[1]))

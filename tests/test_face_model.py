@@ -256,9 +256,9 @@ def test_identity_pca_without_samples_matches_an_explicit_pca():
 
 
 def test_model_file_is_replaced_atomically_and_left_intact_on_error(tmp_path):
-    from resources.build_face_model import write_npz_atomically
+    from model.face_model import save_face_model
     path = tmp_path / "model.npz"
-    write_npz_atomically(str(path), dict(a=np.arange(3)))
+    save_face_model(str(path), dict(a=np.arange(3)))
 
     class Unsavable:
         def __array__(self, *args, **kwargs):
@@ -266,6 +266,6 @@ def test_model_file_is_replaced_atomically_and_left_intact_on_error(tmp_path):
 
     # "a" is written into the new zip before "b" fails: a half-written file exists for a moment.
     with pytest.raises(RuntimeError, match="cannot be converted"):
-        write_npz_atomically(str(path), dict(a=np.arange(5), b=Unsavable()))
+        save_face_model(str(path), dict(a=np.arange(5), b=Unsavable()))
     assert np.array_equal(np.load(str(path))["a"], np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
