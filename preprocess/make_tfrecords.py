@@ -14,8 +14,6 @@ renamed when complete. The summary (written, skipped by reason) is printed and s
 Exit status: 0 when at least one record was written, 1 otherwise.
 """
 import collections
-import concurrent.futures
-import multiprocessing
 import os
 import sys
 
@@ -25,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from absl import app, flags
 from tqdm import tqdm
 
-from preprocess import images, photo
+from preprocess import images, parallel, photo
 
 FLAGS = flags.FLAGS
 
@@ -80,23 +78,6 @@ def process_photo(args):
     return "ok", path, fields, note
 
 
-def _results(tasks, workers):
-    if workers <= 1:
-        for task in tasks:
-            yield process_photo(task)
-        return
-    # spawn, not fork: the parent has TensorFlow's threads running, which fork would copy broken.
-    # An executor rather than multiprocessing.Pool: if a worker process dies (a crash inside a
-    # native library), the run ends with BrokenProcessPool instead of waiting forever.
-    pool = concurrent.futures.ProcessPoolExecutor(workers,
-                                                  mp_context=multiprocessing.get_context("spawn"))
-    try:
-        yield from pool.map(process_photo, tasks)
-    finally:
-        # On an error downstream, don't process the remaining photos first.
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def make_tfrecords(image_dir, out_dir, detector="hog", workers=1, records_per_shard=1000,
                    prefix="photos", image_format="png", max_pixels=images.DEFAULT_MAX_PIXELS,
                    overwrite=False, progress=True):
@@ -115,7 +96,7 @@ def make_tfrecords(image_dir, out_dir, detector="hog", workers=1, records_per_sh
     messages = []
     with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, overwrite) as writer:
         bar = tqdm(total=len(tasks), unit="photo", disable=not progress, file=sys.stderr)
-        for result in _results(tasks, workers):
+        for result in parallel.ordered_map(process_photo, tasks, workers):
             if result[0] == "ok":
                 _, path, fields, note = result
                 writer.write(tfrecord_writer.make_example(**fields))

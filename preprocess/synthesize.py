@@ -36,14 +36,11 @@ import sys
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import concurrent.futures
-import multiprocessing
-
 import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from preprocess import backgrounds, crop, detail, images, schema
+from preprocess import backgrounds, crop, detail, images, parallel, schema
 
 FLAGS = flags.FLAGS
 
@@ -273,28 +270,11 @@ def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="
     init_args = (face_model_path, map_size, image_format)
     with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, overwrite) as writer:
         bar = tqdm(total=num, unit="face", disable=not progress, file=sys.stderr)
-        if workers <= 1:
-            _init_worker(*init_args)
-            if _worker["error"] is not None:
-                raise _worker["error"]
-            records = map(_make_record, tasks)
-            for record in records:
-                writer.write(record)
-                bar.update(1)
-        else:
-            # spawn: each worker builds its own TF graph; forking a process with TF running is unsafe.
-            # An executor rather than multiprocessing.Pool: a worker that dies ends the run with
-            # BrokenProcessPool instead of a wait forever.
-            pool = concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=init_args)
-            try:
-                for record in pool.map(_make_record, tasks, chunksize=4):
-                    writer.write(record)
-                    bar.update(1)
-            finally:
-                # On an error, don't render the remaining samples first.
-                pool.shutdown(wait=True, cancel_futures=True)
+        records = parallel.ordered_map(_make_record, tasks, workers, initializer=_init_worker,
+                                       initargs=init_args, chunksize=4)
+        for record in records:
+            writer.write(record)
+            bar.update(1)
         bar.close()
     return writer.paths
 
