@@ -35,9 +35,24 @@ using ::tensorflow::shape_inference::ShapeHandle;
 // needs to know that a unit is expensive enough to deserve its own thread.
 constexpr int64_t kCostPerBand = 1 << 22;
 
+// One work unit of RunSharded: rows [row_begin, row_end) of image `image`.
+struct BandUnit {
+  int64_t image;
+  int band;
+  int row_begin;
+  int row_end;
+};
+
 struct Bands {
   int count;
   int rows_per_band;
+
+  // Work units are numbered image-major: unit = image * count + band.
+  BandUnit Unit(int64_t unit, int height) const {
+    const int band = static_cast<int>(unit % count);
+    const int row_begin = band * rows_per_band;
+    return {unit / count, band, row_begin, std::min(height, row_begin + rows_per_band)};
+  }
 };
 
 // Splits each image into enough row bands that batch * bands covers every
@@ -176,13 +191,11 @@ class RasterizeClipTrianglesOp : public OpKernel {
         context, batch * bands.count, kCostPerBand,
         [&](int64_t begin, int64_t end) {
           for (int64_t unit = begin; unit < end; ++unit) {
-            const int64_t b = unit / bands.count;
-            const int band = static_cast<int>(unit % bands.count);
-            const int row_begin = band * bands.rows_per_band;
-            const int row_end = std::min(height, row_begin + bands.rows_per_band);
+            const BandUnit work = bands.Unit(unit, height);
+            const int64_t b = work.image;
             RasterizeRows(clip_data + 4 * vertex_count * b,
                           projected + vertex_count * b, tri_data,
-                          triangle_count, width, height, row_begin, row_end,
+                          triangle_count, width, height, work.row_begin, work.row_end,
                           cull_backfaces_, ids + pixels * b, mask + pixels * b,
                           bary + 3 * pixels * b, depth + pixels * b);
           }
@@ -293,11 +306,9 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
         context, batch * bands.count, kCostPerBand,
         [&](int64_t begin, int64_t end) {
           for (int64_t unit = begin; unit < end; ++unit) {
-            const int64_t b = unit / bands.count;
-            const int band = static_cast<int>(unit % bands.count);
-            const int row_begin = band * bands.rows_per_band;
-            const int row_end = std::min(height, row_begin + bands.rows_per_band);
-            float* d_projected = projected_buffer(b, band);
+            const BandUnit work = bands.Unit(unit, height);
+            const int64_t b = work.image;
+            float* d_projected = projected_buffer(b, work.band);
             float* d_slow = nullptr;
             while (true) {
               std::fill(d_projected, d_projected + image_floats, 0.0f);
@@ -306,7 +317,7 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
                       tri_data, ids + pixels * b, mask + pixels * b,
                       d_bary ? d_bary + 3 * pixels * b : nullptr,
                       d_depth ? d_depth + pixels * b : nullptr, width, height,
-                      row_begin, row_end, d_projected, d_slow)) {
+                      work.row_begin, work.row_end, d_projected, d_slow)) {
                 break;
               }
               slow[unit].assign(image_floats, 0.0f);
