@@ -4,7 +4,8 @@
 #   ./run_test.sh                          the example photo resources/examples/astronaut.png
 #   ./run_test.sh PHOTO_OR_FOLDER [OUT]    your photos; results in OUT (default results/test)
 #
-# Uses the released checkpoint results/release/coarse unless CHECKPOINT is set. The fine stage is
+# Uses the released checkpoint results/release/coarse unless CHECKPOINT is set; its stage config
+# (stage.json) gives the backbone and names the face model it needs. The fine stage is
 # added by a later issue.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -13,11 +14,10 @@ ROOT="$(cd "$(dirname "$0")" && pwd)"
 INPUT="${1:-$ROOT/resources/examples/astronaut.png}"
 OUTPUT_DIR="${2:-$ROOT/results/test}"
 CHECKPOINT="${CHECKPOINT:-$ROOT/results/release/coarse}"
-BACKBONE=compact
 DETECTOR=hog
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # ------------------
 
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 exec "$PYTHON" "$ROOT/test.py" --input="$INPUT" --output_dir="$OUTPUT_DIR" \
-  --checkpoint="$CHECKPOINT" --backbone="$BACKBONE" --detector="$DETECTOR"
+  --checkpoint="$CHECKPOINT" --detector="$DETECTOR"

@@ -2,6 +2,10 @@
 
     python test.py --input PHOTO_OR_FOLDER --output_dir DIR [--checkpoint results/release/coarse]
 
+The checkpoint's folder holds its stage config (stage.json, written by train.py): the backbone is
+read from it, and the face model (--face_model_path, default resources/face_model.npz) must be the
+file it was trained with (same SHA-256), else test.py stops and says which file that was.
+
 For each photo NAME.ext (a folder is read in sorted order, not recursively), writes into DIR:
   NAME_coarse.obj      the mesh in millimetres (model frame: x right, y up, z towards the viewer),
                        with per-vertex colours (the shaded colour the render shows, `v x y z r g b`)
@@ -21,9 +25,8 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from model import coarse
-from model.face import FaceModel
-from model.face import framing
+from model import coarse, training
+from model.face import FaceModel, forward, framing
 from preprocess.photo import SkippedPhoto, crop_photo_file
 
 flags = tf.app.flags
@@ -33,8 +36,8 @@ flags.DEFINE_string("input", "", "A photo, or a folder of photos.")
 flags.DEFINE_string("output_dir", "results/test", "Where the results are written.")
 flags.DEFINE_string("checkpoint", "results/release/coarse",
                     "Coarse checkpoint: a folder (its latest checkpoint) or a checkpoint prefix.")
-flags.DEFINE_string("face_model_path", "", "Face model npz the checkpoint was trained with; empty = default.")
-flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder the checkpoint was trained with.")
+flags.DEFINE_string("face_model_path", "", "Face model npz the checkpoint was trained with (its stage "
+                    "config names it and checks it); empty = resources/face_model.npz.")
 flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector.")
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -86,7 +89,7 @@ class CoarseReconstructor(object):
             self.crop = tf.placeholder(tf.float32, [1, framing.CROP_SIZE, framing.CROP_SIZE, 3])
             net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
             coeffs = net(coarse.resize_for_encoder(self.crop))
-            outputs = coarse.render_coefficients(face_model, coeffs, framing.CROP_SIZE)
+            outputs = forward.render_face(face_model, coeffs, framing.CROP_SIZE)
             self.fetches = {key: outputs[key] for key in
                             ("vertices", "colours", "landmarks", "render", "mask")}
             self.fetches["coeffs"] = coeffs
@@ -132,8 +135,16 @@ def main(argv):
         sys.exit("test.py: %s" % error)
     if not photos:
         sys.exit("test.py: no photos (%s) in %s" % (" ".join(PHOTO_EXTENSIONS), FLAGS.input))
+    try:
+        config = training.read_stage_config(FLAGS.checkpoint)
+        face_model = FaceModel(FLAGS.face_model_path or None)
+        training.check_face_model(config, face_model, checkpoint)
+    except (OSError, ValueError) as error:
+        sys.exit("test.py: %s" % error)
+    if config.get("stage") != coarse.CoarseStage.name:
+        sys.exit("test.py: %s is a checkpoint of the %s stage, not the coarse stage" % (checkpoint, config.get("stage")))
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    reconstructor = CoarseReconstructor(checkpoint, FaceModel(FLAGS.face_model_path or None), FLAGS.backbone)
+    reconstructor = CoarseReconstructor(checkpoint, face_model, config["backbone"])
     succeeded = 0
     for path in photos:
         start = time.time()

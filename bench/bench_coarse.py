@@ -33,7 +33,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from model import coarse  # noqa: E402
 from model.data import make_dataset  # noqa: E402
-from model.face import FaceModel  # noqa: E402
+from model.face import FaceModel, forward  # noqa: E402
 from preprocess import schema  # noqa: E402
 
 tf.disable_eager_execution()
@@ -112,7 +112,7 @@ def bench_accuracy(checkpoint, eval_dir):
         for name, coeffs in candidates.items():
             parts = face_model.split_coefficients(coeffs)
             fetches[name + "/shape"] = face_model.shape(parts["identity"], parts["expression"])
-            fetches[name + "/landmarks"] = face_model.reconstruct(coeffs, 300)["landmarks"]
+            fetches[name + "/landmarks"] = forward.render_face(face_model, coeffs, 300)["landmarks"]
         session = tf.Session(graph=graph)
         tf.train.Saver(net.variables()).restore(session, checkpoint)
     face = np.zeros(face_model.num_vertices, bool)
