@@ -19,6 +19,7 @@ sizes, ...) is written to checkpoint_dir when training starts and checked on eve
 cannot continue a checkpoint of another face model or network; `read_stage_config` and
 `check_face_model` are what inference uses to match a checkpoint without flags.
 """
+import abc
 import collections
 import json
 import os
@@ -64,28 +65,28 @@ class StageConfigMismatch(ValueError):
     """A checkpoint's stage config disagrees with the run that uses it."""
 
 
-class Stage(object):
-    """Interface of a training stage (documentation; subclasses implement every method)."""
+class Stage(abc.ABC):
+    """What a training stage supplies to the loop."""
 
-    name = None
+    name = None  # "coarse", "fine": the stage config's `stage`
 
+    @abc.abstractmethod
     def config(self):
         """JSON-serialisable dict with at least the MATCHED_CONFIG_KEYS."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build(self, start_step):
         """Builds data, model and losses in the default graph (data order may depend on start_step).
         Returns a StageGraph."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def initialize(self, session, resumed):
         """Called after the variables are initialised or restored: loads pretrained weights that a
         fresh run starts from (resumed=False) and frozen networks (always). Returns log lines."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build_network(self):
         """Builds the network alone in the default graph; returns the variables an export holds."""
-        raise NotImplementedError
 
 
 def check_finite(step, values):

@@ -51,7 +51,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from model.face import save_face_model  # noqa: E402
+from model.face import NUM_LIGHT, save_face_model  # noqa: E402
 from model.face.camera import CropCamera  # noqa: E402
 from model.face.framing import CROP_SIZE, crop_frame  # noqa: E402
 from model.face.landmarks68 import FLIP_PERMUTATION, LEFT_BROW, RIGHT_BROW  # noqa: E402
@@ -546,7 +546,7 @@ def preview_colours(vertices, triangles, albedo):
 
     camera = CropCamera(1.0, np.zeros(3, np.float32))
     colours, = _run_frontal(camera, vertices, triangles, CROP_SIZE, keys=("colours",),
-                            albedo=albedo[None], light=DEFAULT_LIGHT.reshape(1, 27))
+                            albedo=albedo[None], light=DEFAULT_LIGHT.reshape(1, NUM_LIGHT))
     return colours[0].astype(np.float64)
 
 

@@ -13,7 +13,8 @@ truth and prediction never differ by code path.
 The fine stage's UV displacement map enters in `face_mesh`: the map, sampled at the mesh (per
 model vertex, or on the dense UV-grid mesh of model/face/uv_layout.py, which then also supplies
 that mesh's triangles), displaces the coarse vertices along their normals; everything after
-`face_mesh` takes any mesh.
+`face_mesh` takes any mesh (`render_face` reads the landmarks at the model's landmark vertex ids,
+so a dense mesh must keep the coarse vertices at their indices or supply its own landmark ids).
 """
 import tensorflow.compat.v1 as tf
 
