@@ -30,7 +30,7 @@ Writes into --output_dir:
   <stem>_landmarks.txt the reconstructed 68 landmarks of each scored photo, as test.py writes them
   nme_regions.png      (--photos) bar chart of the mean NME per landmark region
   error_map.png        (--tfrecords, --scans) mean per-vertex error on the mean face, front and
-                       side, with its scale in mm; one row per input
+                       side, with its scale in mm; one row per input (grey: no data)
 Photos or scans without their annotation, without a face or unreadable are listed with the reason,
 counted in `skipped` and left out of `count`. The exit status is 1 when an input scored nothing.
 """
@@ -344,13 +344,25 @@ def read_scan_points(path):
     return vertices
 
 
+def barycentric(points, corners):
+    """Barycentric coordinates [P, 3] of points [P, 3] lying in triangles corners [P, 3, 3]."""
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    ab, ac, ap = b - a, c - a, points - a
+    d00, d01, d11 = np.sum(ab * ab, 1), np.sum(ab * ac, 1), np.sum(ac * ac, 1)
+    d20, d21 = np.sum(ap * ab, 1), np.sum(ap * ac, 1)
+    denominator = np.maximum(d00 * d11 - d01 * d01, 1e-20)
+    v = (d11 * d20 - d01 * d21) / denominator
+    w = (d00 * d21 - d01 * d20) / denominator
+    return np.clip(np.stack([1.0 - v - w, v, w], axis=1), 0.0, 1.0)
+
+
 def evaluate_scans(reconstructor, folder, detector, progress=True):
     """NoW-style scan-to-mesh distance of the reconstruction of every photo in folder with a scan.
 
     Returns:
       (section dict for metrics.json, per-scan CSV rows, skipped {file: reason}, mean distance [N]
-      in mm per mesh vertex (nearest vertex of each scan point's nearest triangle; NaN where no
-      scan point is nearest)).
+      in mm per mesh vertex (each scan point counts for the corners of its nearest triangle,
+      weighted by its barycentric coordinates there; NaN where no scan point counts)).
     """
     face_model = reconstructor.face_model
     triangles = face_model.triangles
@@ -385,10 +397,10 @@ def evaluate_scans(reconstructor, folder, detector, progress=True):
                                             vertices[landmark_vertices])
         aligned = metrics.apply_transform(vertices, scored["rotation"], scored["translation"])
         corners = triangles[scored["triangle_ids"]]
-        nearest_corner = np.argmin(np.linalg.norm(aligned[corners] - scored["closest"][:, None], axis=2), axis=1)
-        nearest_vertex = corners[np.arange(len(corners)), nearest_corner]
-        np.add.at(error_sum, nearest_vertex, scored["distances"])
-        np.add.at(error_count, nearest_vertex, 1)
+        weights = barycentric(scored["closest"], aligned[corners])
+        for k in range(3):
+            np.add.at(error_sum, corners[:, k], weights[:, k] * scored["distances"])
+            np.add.at(error_count, corners[:, k], weights[:, k])
         distances.append(scored["distances"])
         rows.append(dict(photo=name, scan=os.path.basename(mesh_path), points=len(scan),
                          median_mm=scored["median_mm"], mean_mm=scored["mean_mm"], std_mm=scored["std_mm"]))

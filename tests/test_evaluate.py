@@ -240,3 +240,11 @@ def test_evaluate_without_inputs_or_with_a_missing_folder_says_which(tmp_path):
     result = subprocess.run(program + ["--photos=%s" % (tmp_path / "nowhere")], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "--photos=%s is not a folder" % (tmp_path / "nowhere") in result.stderr
+
+
+def test_barycentric_coordinates_rebuild_the_point_and_sum_to_one():
+    rng = np.random.default_rng(3)
+    corners = rng.normal(size=(20, 3, 3))
+    weights = rng.dirichlet([1.0, 1.0, 1.0], 20)
+    points = np.einsum("pk,pkd->pd", weights, corners)
+    np.testing.assert_allclose(evaluate.barycentric(points, corners), weights, atol=1e-9)
