@@ -56,13 +56,13 @@ flags = tf.app.flags
 FLAGS = flags.FLAGS
 
 
-
 def define_flags():
     """Command-line flags, defined only when this file runs as a program (tests and benchmarks import
     it, and test.py defines the reconstruction flags too)."""
     flags.DEFINE_string("photos", "", "Folder of photos with iBUG .pts landmark files of the same stem.")
     flags.DEFINE_string("tfrecords", "", "Folder of tfrecords with ground truth (gt/*), e.g. synthetic faces.")
-    flags.DEFINE_string("scans", "", "Folder in the NoW-style layout: photo, scan mesh and 7 scan landmarks per stem.")
+    flags.DEFINE_string("scans", "", "Folder in the NoW-style layout: a photo, a scan mesh and its 7 "
+                        "landmarks per stem.")
     flags.DEFINE_string("output_dir", "results/evaluation", "Where metrics.json and the other results go.")
     inference.define_flags(flags)
 
@@ -84,7 +84,8 @@ def write_atomic(path, data):
     """Writes bytes or text to path through a temporary file in its folder, so a failed run never
     leaves a half-written file in place of a good one."""
     mode = "wb" if isinstance(data, bytes) else "w"
-    handle, partial = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", dir=os.path.dirname(path) or ".")
+    handle, partial = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-",
+                                       dir=os.path.dirname(path) or ".")
     try:
         with os.fdopen(handle, mode) as f:
             f.write(data)
@@ -157,6 +158,8 @@ def evaluate_photos(reconstructor, folder, output_dir, detector, progress=True):
         stem = os.path.splitext(name)[0]
         pts = file_beside(path, [".pts"])
         try:
+            if stem in section["per_photo"]:
+                raise SkippedPhoto("duplicate stem", "%s: a photo named %s.* was scored already" % (path, stem))
             if pts is None:
                 raise SkippedPhoto("no landmark file", "%s: no landmark file %s.pts beside it" % (path, stem))
             try:

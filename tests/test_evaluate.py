@@ -232,13 +232,10 @@ def test_folders_give_every_photo_extension_in_any_case(tmp_path):
     assert [os.path.basename(p) for p in inference.list_photos(str(tmp_path))] == names
 
 
-@pytest.mark.slow
-def test_evaluate_without_inputs_or_with_a_missing_folder_says_which(tmp_path):
-    program = [sys.executable, os.path.join(REPO, "evaluate.py"), "--output_dir=%s" % tmp_path]
-    result = subprocess.run(program, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "--photos, --tfrecords, --scans" in result.stderr
-    result = subprocess.run(program + ["--photos=%s" % (tmp_path / "nowhere")], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+def test_evaluate_names_a_missing_input_folder(tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(REPO, "evaluate.py"), "--output_dir=%s" % tmp_path,
+                             "--photos=%s" % (tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode != 0 and "--photos=%s is not a folder" % (tmp_path / "nowhere") in result.stderr
 
 
