@@ -48,6 +48,7 @@ import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from model import inference, metrics
+from model.face import landmarks68
 from model.data import make_dataset
 from preprocess import detail, schema
 from preprocess.photo import SkippedPhoto
@@ -186,7 +187,7 @@ def draw_region_chart(section, path):
     """Bar chart of the mean NME per landmark region (and overall) of the scored photos."""
     from matplotlib.figure import Figure
 
-    names = list(metrics.LANDMARK_REGIONS) + ["all"]
+    names = list(landmarks68.GROUPS) + ["all"]
     per_photo = list(section["per_photo"].values())
     values = [np.mean([p["regions"][n] for p in per_photo]) for n in names[:-1]] + [section["mean_nme"]]
     figure = Figure(figsize=(6, 3.6), dpi=100)
@@ -212,24 +213,22 @@ def region_mask(face_model, regions):
     return mask
 
 
-def ground_truth_surfaces(face_model, coefficients, displacement):
-    """The ground truth of a synthetic sample in the model frame (mm).
-
-    Returns:
-      (shape [N, 3]: identity + expression, what the coarse stage can represent;
-       detailed [N, 3]: that shape displaced along its vertex normals by the displacement map, as
-       preprocess/synthesize.py renders it).
-    """
-    parts = face_model.split_coefficients(np.asarray(coefficients, np.float64)[None])
-    shape = face_model.shape_np(parts["identity"], parts["expression"])[0].astype(np.float64)
+def detailed_surface(face_model, shape, normals, displacement):
+    """The ground-truth detailed surface of a synthetic sample, as preprocess/synthesize.py renders it:
+    shape [N, 3] mm displaced along its unit vertex normals [N, 3] by displacement [S, S] (mm,
+    sampled at the vertices' UVs). Returns [N, 3] mm, model frame."""
     offsets = detail.sample_map(displacement, face_model.uv)
-    return shape, shape + offsets[:, None] * metrics.vertex_normals(shape, face_model.triangles)
+    return np.asarray(shape, np.float64) + offsets[:, None] * np.asarray(normals, np.float64)
 
 
-def mean_face_landmarks(face_model):
-    """[68, 2] crop pixels of the mean face at pose 0 (zero coefficients)."""
-    points = face_model.project_np(face_model.mean_shape[None], np.zeros(6))
-    return face_model.landmarks_np(points)[0]
+def ground_truth_graph(face_model, batch):
+    """Graph ops of the ground truth of a batch of records: dict shape [B, N, 3] mm (identity +
+    expression, what the coarse stage can represent), normals [B, N, 3], and mean_face_landmarks
+    [68, 2] (crop pixels of zero coefficients), through the face model's one forward path."""
+    parts = face_model.split_coefficients(batch[schema.GT_COEFFICIENTS])
+    shape = face_model.shape(parts["identity"], parts["expression"])
+    mean_face = face_model.reconstruct(tf.zeros([1, face_model.coeff_size]))
+    return dict(shape=shape, normals=face_model.normals(shape), mean_face_landmarks=mean_face["landmarks"][0])
 
 
 def score_synthetic_sample(face_model, predicted, gt_shape, gt_detailed, predicted_landmarks,
@@ -266,29 +265,30 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
     face_mask = region_mask(face_model, FACE_REGIONS)
     detail_mask = region_mask(face_model, DETAIL_REGIONS)
     mean_shape = face_model.mean_shape.astype(np.float64)
-    mean_landmarks = mean_face_landmarks(face_model)
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(
             make_dataset(files, 16, augment=False, shuffle=False, repeat=False)).get_next()
         if schema.GT_COEFFICIENTS not in batch:
             raise InputError("--tfrecords %s: the records carry no ground truth (gt/*); photos are "
                              "scored with --photos" % folder)
+        fetches = dict(batch, **{"truth/" + key: value for key, value in ground_truth_graph(face_model, batch).items()})
         session = tf.Session()
     rows = []
     error_sum = np.zeros(face_model.num_vertices)
     bar = tqdm(total=count_records(files), desc="synthetic", unit="face", disable=not progress, file=sys.stderr)
     while True:
         try:
-            values = session.run(batch)
+            values = session.run(fetches)
         except tf.errors.OutOfRangeError:
             break
         for i in range(len(values["image"])):
             result = reconstructor(np.round(values["image"][i] * 255.0).astype(np.uint8))
-            gt_shape, gt_detailed = ground_truth_surfaces(face_model, values[schema.GT_COEFFICIENTS][i],
-                                                          values[schema.GT_DISPLACEMENT][i])
+            gt_shape = values["truth/shape"][i].astype(np.float64)
+            gt_detailed = detailed_surface(face_model, gt_shape, values["truth/normals"][i],
+                                           values[schema.GT_DISPLACEMENT][i])
             row = {"source": values[schema.SOURCE_FILENAME][i].decode()}
             for prefix, vertices, landmarks in (("", result["vertices"], result["landmarks"]),
-                                                ("mean_face_", mean_shape, mean_landmarks)):
+                                                ("mean_face_", mean_shape, values["truth/mean_face_landmarks"])):
                 scores = score_synthetic_sample(face_model, np.asarray(vertices, np.float64), gt_shape,
                                                 gt_detailed, landmarks, values["landmarks"][i],
                                                 face_mask, detail_mask)
@@ -478,7 +478,7 @@ def print_table(results, scans_skipped):
     if photos is not None:
         print("photos: %d scored, %d skipped; landmark NME (outer-eye-corner distance)"
               % (photos["count"], len(photos["skipped"])))
-        names = list(metrics.LANDMARK_REGIONS)
+        names = list(landmarks68.GROUPS)
         print("  %-24s %7s " % ("photo", "NME") + " ".join("%7s" % n for n in names))
         for stem, scores in photos["per_photo"].items():
             print("  %-24s %7.4f " % (stem[:24], scores["nme"])

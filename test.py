@@ -23,7 +23,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from model import coarse, inference
-from preprocess import crop as crop_rule
+from model.face import framing
 from preprocess.photo import SkippedPhoto
 
 flags = tf.app.flags
@@ -60,12 +60,12 @@ def reconstruct_photo(reconstructor, path, output_dir, detector):
     panels = coarse.overlay_panels(face.image, result["render"], result["mask"], result["landmarks"],
                                    face.landmarks)
     Image.fromarray(panels).save(name + "_overlay.png")
-    to_photo = crop_rule.invert_affine(face.matrix)
+    to_photo = framing.invert_affine(face.matrix)
     inference.save_landmarks(name + "_landmarks.txt", landmarks_photo)
     parts = model.split_coefficients(result["coeffs"][None])
     np.savez(name + "_coeffs.npz", coefficients=result["coeffs"],
              **{key: np.asarray(value)[0] for key, value in parts.items()},
-             crop_matrix=face.matrix, detected_landmarks=crop_rule.apply_affine(to_photo, face.landmarks))
+             crop_matrix=face.matrix, detected_landmarks=framing.apply_affine(to_photo, face.landmarks))
     return name
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import coarse
-from model.face_model import FaceModel
-from preprocess import crop as crop_rule
+from model.face import FaceModel, framing
 from preprocess.photo import crop_photo_file
 
 # Photo files taken from a folder (test.py --input, evaluate.py --photos/--scans); matched
@@ -63,10 +62,10 @@ class CoarseReconstructor(object):
         self.face_model = face_model
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self.crop = tf.placeholder(tf.float32, [1, crop_rule.CROP_SIZE, crop_rule.CROP_SIZE, 3])
+            self.crop = tf.placeholder(tf.float32, [1, framing.CROP_SIZE, framing.CROP_SIZE, 3])
             net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
             coeffs = net(coarse.resize_for_encoder(self.crop))
-            outputs = coarse.render_coefficients(face_model, coeffs, crop_rule.CROP_SIZE)
+            outputs = coarse.render_coefficients(face_model, coeffs, framing.CROP_SIZE)
             self.fetches = {key: outputs[key] for key in
                             ("vertices", "colours", "landmarks", "render", "mask")}
             self.fetches["coeffs"] = coeffs
@@ -94,7 +93,7 @@ def reconstruct_photo_file(reconstructor, path, detector="hog"):
     """
     face = crop_photo_file(path, detector=detector)
     result = reconstructor(face.image)
-    landmarks = crop_rule.apply_affine(crop_rule.invert_affine(face.matrix), result["landmarks"])
+    landmarks = framing.apply_affine(framing.invert_affine(face.matrix), result["landmarks"])
     return face, result, landmarks
 
 

@@ -3,7 +3,7 @@
 evaluate.py, bench/bench_coarse.py and resources/preview_face_model.py read their numbers from here.
 
 Conventions:
-  * landmarks: [..., 68, 2] in the iBUG / dlib order (preprocess/landmarks68.py), any pixel frame
+  * landmarks: [..., 68, 2] in the iBUG / dlib order (model/face/landmarks68.py), any pixel frame
     as long as prediction and target share it;
   * 3D points: [N, 3] in millimetres; a transform (scale s, rotation R [3, 3], translation t [3])
     maps points x (rows) to s x R^T + t, i.e. s R x + t for column vectors;
@@ -11,17 +11,8 @@ Conventions:
 """
 import numpy as np
 
-from preprocess import landmarks68
+from model.face import landmarks68
 
-# The landmark error normaliser of 300-W: the distance between the outer eye corners.
-OUTER_EYE_CORNERS = (int(landmarks68.RIGHT_EYE[0]), int(landmarks68.LEFT_EYE[3]))  # 36, 45
-LANDMARK_REGIONS = {
-    "jaw": landmarks68.JAW,
-    "brows": np.concatenate([landmarks68.RIGHT_BROW, landmarks68.LEFT_BROW]),
-    "nose": np.concatenate([landmarks68.NOSE_BRIDGE, landmarks68.NOSE_BASE]),
-    "eyes": np.concatenate([landmarks68.RIGHT_EYE, landmarks68.LEFT_EYE]),
-    "mouth": np.concatenate([landmarks68.OUTER_LIPS, landmarks68.INNER_LIPS]),
-}
 # The 7 points of the NoW protocol, as indices of the 68: outer and inner corners of the right eye,
 # inner and outer corners of the left eye (the subject's sides), nose tip, right and left mouth corner.
 NOW_LANDMARKS = (36, 39, 42, 45, 30, 48, 54)
@@ -42,8 +33,7 @@ def landmark_distances(predicted, target):
     if predicted.shape != target.shape or predicted.shape[-2:-1] != (68,):
         raise ValueError("landmarks must both be [..., 68, D], got %s and %s"
                          % (predicted.shape, target.shape))
-    normaliser = np.linalg.norm(target[..., OUTER_EYE_CORNERS[0], :]
-                                - target[..., OUTER_EYE_CORNERS[1], :], axis=-1)
+    normaliser = landmarks68.inter_ocular_distance(target)
     if np.any(normaliser <= 0):
         raise ValueError("target landmarks with coincident outer eye corners (points 36 and 45)")
     return np.linalg.norm(predicted - target, axis=-1) / normaliser[..., None]
@@ -51,15 +41,16 @@ def landmark_distances(predicted, target):
 
 def landmark_nme(predicted, target):
     """Normalised mean error [...]: mean point-to-point distance over the outer-eye-corner
-    distance of the target (points 36 and 45), the 300-W convention. See landmark_distances."""
+    distance of the target (landmarks68.OUTER_EYE_CORNERS, points 36 and 45), the 300-W convention.
+    See landmark_distances."""
     return landmark_distances(predicted, target).mean(axis=-1)
 
 
 def landmark_nme_by_region(predicted, target):
-    """dict region name (LANDMARK_REGIONS: jaw, brows, nose, eyes, mouth) -> NME [...] of its points,
+    """dict region name (landmarks68.GROUPS: jaw, brows, nose, eyes, mouth) -> NME [...] of its points,
     with the same whole-face normaliser as landmark_nme."""
     distances = landmark_distances(predicted, target)
-    return {name: distances[..., points].mean(axis=-1) for name, points in LANDMARK_REGIONS.items()}
+    return {name: distances[..., points].mean(axis=-1) for name, points in landmarks68.GROUPS.items()}
 
 
 # ---------------------------------------------------------------------------------------- alignment

@@ -21,8 +21,8 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from model import metrics  # noqa: E402
-from model.face_model import FaceModel  # noqa: E402
-from preprocess.crop import CROP_SIZE  # noqa: E402
+from model.face import FaceModel  # noqa: E402
+from model.face.framing import CROP_SIZE  # noqa: E402
 
 # Light added on top of the renderer's white ambient: a frontal and a slightly overhead lobe
 # (SH bands z and y, all channels), so that the face has shading for the detector to see.
@@ -51,7 +51,7 @@ def render_faces(face_model, coeffs, image_size=CROP_SIZE):
 def default_coefficients(face_model, num_random, seed):
     """Mean face first, then random faces (identity and albedo ~ N(0, 1), expression ~ N(0, 0.5))."""
     coeffs = np.zeros((1 + num_random, face_model.coeff_size), np.float32)
-    coeffs[:, -27:] = DEFAULT_LIGHT.ravel()
+    coeffs[:, face_model.coefficient_slices()["light"]] = DEFAULT_LIGHT.ravel()
     rng = np.random.default_rng(seed)
     k = face_model.k_id + face_model.k_exp + face_model.k_tex
     coeffs[1:, :k] = rng.normal(size=(num_random, k))

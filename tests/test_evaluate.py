@@ -13,9 +13,10 @@ from scipy.spatial.transform import Rotation
 
 import evaluate
 from model import inference, metrics
-from model.face_model import FaceModel
+from model.face import FaceModel
 from preprocess import faces, images, synthesize
 from tests.test_inference import ASTRONAUT, fresh_checkpoint  # noqa: F401 (a fixture)
+from tests import face_model_oracle as oracle
 from tests.test_metrics import random_rotation, surface_samples
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,11 +163,11 @@ def test_synthetic_scores_match_an_independent_computation_from_the_records(eval
         with tf.Session() as session:
             values = session.run(batch)
     parts = face_model.split_coefficients(values[schema.GT_COEFFICIENTS])
-    shapes = face_model.shape_np(parts["identity"], parts["expression"]).astype(np.float64)
+    shapes = oracle.shape(face_model, parts["identity"], parts["expression"]).astype(np.float64)
     mean_shape = face_model.mean_shape.astype(np.float64)
     assert synthetic["vertex_error_mm"]["mean_face"] == pytest.approx(
         np.mean([rigid_error_oracle(mean_shape, s) for s in shapes]), rel=1e-4)
-    mean_landmarks = face_model.landmarks_np(face_model.project_np(mean_shape[None], np.zeros(6)))[0]
+    mean_landmarks = oracle.landmarks(face_model, oracle.project(face_model, mean_shape[None], np.zeros(6)))[0]
     target = values["landmarks"].astype(np.float64)
     nme = [np.linalg.norm(mean_landmarks - t, axis=1).mean() / np.linalg.norm(t[36] - t[45]) for t in target]
     assert synthetic["landmark_nme"]["mean_face"] == pytest.approx(np.mean(nme), rel=1e-4)
@@ -195,14 +196,18 @@ def test_ground_truth_detailed_surface_projects_onto_the_recorded_gt_vertices(re
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(make_dataset(
             str(record_folder / "*.tfrecord"), 1, augment=False, shuffle=False, repeat=False)).get_next()
+        truth = evaluate.ground_truth_graph(face_model, batch)
         with tf.Session() as session:
-            values = session.run(batch)
+            values, truth = session.run([batch, truth])
     coefficients = values[schema.GT_COEFFICIENTS][0]
-    shape, detailed = evaluate.ground_truth_surfaces(face_model, coefficients, values[schema.GT_DISPLACEMENT][0])
-    assert np.abs(detailed - shape).max() > 0.1                      # the detail is there ...
-    pose = face_model.split_coefficients(coefficients[None])["pose"]
-    projected = face_model.project_np(detailed, pose)[0]
-    np.testing.assert_allclose(projected, values[schema.GT_VERTICES][0], atol=0.02)   # ... and where it was rendered
+    parts = face_model.split_coefficients(coefficients[None])
+    np.testing.assert_allclose(truth["shape"][0], oracle.shape(face_model, parts["identity"], parts["expression"])[0],
+                               atol=1e-3)
+    detailed = evaluate.detailed_surface(face_model, truth["shape"][0], truth["normals"][0],
+                                         values[schema.GT_DISPLACEMENT][0])
+    assert np.abs(detailed - truth["shape"][0]).max() > 0.1                 # the detail is there ...
+    projected = oracle.project(face_model, detailed, parts["pose"])[0]
+    np.testing.assert_allclose(projected, values[schema.GT_VERTICES][0], atol=0.02)   # ... where it was rendered
 
 
 def test_pts_coordinates_are_read_1_based_and_bad_files_are_named(tmp_path):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from model import metrics
-from model.face_model import FaceModel
+from model.face import landmarks68
+from model.face import FaceModel
 
 
 def random_rotation(rng):
@@ -39,7 +40,7 @@ def test_nme_of_a_shifted_prediction_is_the_shift_over_the_outer_eye_corner_dist
 
 
 def test_nme_regions_cover_the_68_points_once_and_score_only_their_own_points(landmarks):
-    indices = np.sort(np.concatenate(list(metrics.LANDMARK_REGIONS.values())))
+    indices = np.sort(np.concatenate(list(landmarks68.GROUPS.values())))
     np.testing.assert_array_equal(indices, np.arange(68))
     moved = landmarks.copy()
     moved[48:68] += (8.0, 0.0)                                 # only the mouth, by 8 px
