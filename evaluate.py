@@ -31,8 +31,9 @@ Writes into --output_dir:
   nme_regions.png      (--photos) bar chart of the mean NME per landmark region
   error_map.png        (--tfrecords, --scans) mean per-vertex error on the mean face, front and
                        side, with its scale in mm; one row per input (grey: no data)
-Photos or scans without their annotation, without a face or unreadable are listed with the reason,
-counted in `skipped` and left out of `count`. The exit status is 1 when an input scored nothing.
+Photos or scans without their annotation, without a face or unreadable are printed with the reason
+and left out of `count`; for photos metrics.json also lists them under `skipped` (its scans section
+has no such key). The exit status is 1 when an input scored nothing.
 """
 import csv
 import glob
@@ -48,8 +49,8 @@ import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from model import inference, metrics
-from model.face import landmarks68
 from model.data import make_dataset
+from model.face import landmarks68
 from preprocess import detail, schema
 from preprocess.photo import SkippedPhoto
 
@@ -266,8 +267,11 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
     detail_mask = region_mask(face_model, DETAIL_REGIONS)
     mean_shape = face_model.mean_shape.astype(np.float64)
     with tf.Graph().as_default():
-        batch = tf.data.make_one_shot_iterator(
-            make_dataset(files, 16, augment=False, shuffle=False, repeat=False)).get_next()
+        try:
+            dataset = make_dataset(files, 16, augment=False, shuffle=False, repeat=False)
+        except ValueError as error:
+            raise InputError("--tfrecords %s: %s" % (folder, error)) from error
+        batch = tf.data.make_one_shot_iterator(dataset).get_next()
         if schema.GT_COEFFICIENTS not in batch:
             raise InputError("--tfrecords %s: the records carry no ground truth (gt/*); photos are "
                              "scored with --photos" % folder)
@@ -281,6 +285,8 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
             values = session.run(fetches)
         except tf.errors.OutOfRangeError:
             break
+        except tf.errors.InvalidArgumentError as error:    # a malformed record; the message names its file
+            raise InputError("--tfrecords %s: %s" % (folder, error.message)) from error
         for i in range(len(values["image"])):
             result = reconstructor(np.round(values["image"][i] * 255.0).astype(np.uint8))
             gt_shape = values["truth/shape"][i].astype(np.float64)

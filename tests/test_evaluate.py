@@ -250,3 +250,14 @@ def test_barycentric_coordinates_rebuild_the_point_and_sum_to_one():
     weights = rng.dirichlet([1.0, 1.0, 1.0], 20)
     points = np.einsum("pk,pkd->pd", weights, corners)
     np.testing.assert_allclose(evaluate.barycentric(points, corners), weights, atol=1e-9)
+
+
+def test_tfrecord_folders_without_records_are_named(tmp_path):
+    import types
+
+    reconstructor = types.SimpleNamespace(face_model=FaceModel())   # never called: the input is refused first
+    with pytest.raises(evaluate.InputError, match="holds no"):
+        evaluate.evaluate_synthetic(reconstructor, str(tmp_path), progress=False)
+    (tmp_path / "empty.tfrecord").write_bytes(b"")
+    with pytest.raises(evaluate.InputError, match="empty.tfrecord"):
+        evaluate.evaluate_synthetic(reconstructor, str(tmp_path), progress=False)
