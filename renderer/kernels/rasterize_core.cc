@@ -83,7 +83,8 @@ inline Float4 Max4(Float4 a, Float4 b) { return a > b ? a : b; }
 
 // Slow path: rasterizes one triangle that the fast path cannot take (a vertex
 // at or behind the eye, or outside its range), testing the pixels of the
-// triangle's clipped bounding box in rows [row_begin, row_end).
+// triangle's clipped bounding box in rows [row_begin, row_end), each row
+// only in the span its edge functions allow.
 void RasterizeHomogeneousTriangle(const float* clip, const int32_t* ids,
                                   int32_t triangle_id, int width, int height,
                                   int row_begin, int row_end,
@@ -96,7 +97,9 @@ void RasterizeHomogeneousTriangle(const float* clip, const int32_t* ids,
   if (!HomogeneousBounds(h.s, width, height, row_begin, row_end, &c0, &r0, &c1, &r1)) return;
   for (int row = r0; row < r1; ++row) {
     const double py = PixelNdcY(row, height);
-    for (int col = c0; col < c1; ++col) {
+    int first, last;
+    HomogeneousRowSpan(h, py, width, c0, c1, &first, &last);
+    for (int col = first; col < last; ++col) {
       float z, b[3];
       if (!HomogeneousPixel(h, PixelNdcX(col, width), py, &z, b)) continue;
       const int64_t pixel = static_cast<int64_t>(row) * width + col;

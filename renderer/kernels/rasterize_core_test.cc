@@ -223,6 +223,49 @@ void TestMixedTriangleSizesMatchThePerPixelReference() {
         "mixed triangle sizes in row bands: ids, mask and depth equal the per-pixel reference");
 }
 
+// Slow-path triangles (each with a vertex behind the eye) against every pixel
+// of the image, in list order: the clipped bounds and row spans must not lose
+// a pixel, so the outputs are identical.
+void TestSlowPathBoundsLoseNoPixel() {
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> coordinate(-1.5f, 1.5f), w(-1.0f, 2.0f);
+  std::vector<float> clip;
+  std::vector<int32_t> triangles;
+  for (int t = 0; t < 300; ++t) {
+    for (int i = 0; i < 3; ++i) {
+      const float vw = i == 0 ? -std::fabs(w(rng)) : w(rng);
+      clip.insert(clip.end(), {coordinate(rng), coordinate(rng), 0.9f * coordinate(rng) * std::fabs(vw), vw});
+      triangles.push_back(3 * t + i);
+    }
+  }
+  const int width = 53, height = 41;
+  Image image(width, height), reference(width, height);
+  Rasterize(clip, triangles, &image);
+  std::fill(reference.depth.begin(), reference.depth.end(), kBackgroundDepth);
+  for (int t = 0; t < 300; ++t) {
+    HomogeneousSetup h;
+    if (!SetupHomogeneousTriangle(clip.data(), &triangles[3 * t], false, &h)) continue;
+    for (int row = 0; row < height; ++row) {
+      for (int col = 0; col < width; ++col) {
+        float z, b[3];
+        if (!HomogeneousPixel(h, PixelNdcX(col, width), PixelNdcY(row, height), &z, b)) continue;
+        const int pixel = row * width + col;
+        if (z > reference.depth[pixel]) continue;
+        reference.depth[pixel] = z;
+        reference.ids[pixel] = t;
+        reference.mask[pixel] = 1.0f;
+        for (int i = 0; i < 3; ++i) reference.barycentrics[3 * pixel + i] = b[i];
+      }
+    }
+  }
+  float covered = 0.0f;
+  for (float m : reference.mask) covered += m;
+  Check(covered > 0.3f * width * height, "the eye-crossing test mesh covers much of the image");
+  Check(image.ids == reference.ids && image.mask == reference.mask &&
+            image.depth == reference.depth && image.barycentrics == reference.barycentrics,
+        "slow path with clipped bounds equals testing every pixel");
+}
+
 void TestFindInvalidTriangle() {
   const std::vector<int32_t> triangles = {0, 1, 2, 2, 3, 0, 0, -1, 2};
   Check(FindInvalidTriangle(triangles.data(), 2, 4) == -1, "valid indices pass");
@@ -239,6 +282,7 @@ int main() {
   face3d::TestNonFiniteVertexDropsItsTriangles();
   face3d::TestFindInvalidTriangle();
   face3d::TestMixedTriangleSizesMatchThePerPixelReference();
+  face3d::TestSlowPathBoundsLoseNoPixel();
   std::printf("%d failure(s)\n", face3d::failures);
   return face3d::failures == 0 ? 0 : 1;
 }

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "rasterize_core.h"
@@ -100,6 +102,34 @@ ProjectedVertex* ProjectAll(OpKernelContext* context, const Tensor& clip,
   return projected;
 }
 
+// Checks that a tensor of `dims` elements of `element_bytes` each has a shape
+// TensorShape accepts and a byte count that fits int64, before anything is
+// allocated: TensorShape's constructor aborts the process on overflow.
+::tensorflow::Status CheckShapeSize(const char* name, std::initializer_list<int64_t> dims,
+                                    int64_t element_bytes) {
+  int64_t bytes = element_bytes;
+  for (const int64_t d : dims) {
+    if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes)) {
+      std::string text;
+      for (const int64_t e : dims) text += (text.empty() ? "" : ", ") + std::to_string(e);
+      return InvalidArgument(name, " of shape [", text, "] (", element_bytes,
+                             "-byte elements) is too large");
+    }
+  }
+  return ::tensorflow::OkStatus();
+}
+
+// Checks the sizes of the images and projected vertices both ops produce or
+// read, for `batch` images of height x width and `vertex_count` vertices.
+::tensorflow::Status CheckImageSizes(int64_t batch, int64_t height, int64_t width,
+                                     int64_t vertex_count) {
+  if (height > std::numeric_limits<int32_t>::max() || width > std::numeric_limits<int32_t>::max()) {
+    return InvalidArgument("image size ", height, "x", width, " exceeds 2^31 - 1");
+  }
+  TF_RETURN_IF_ERROR(CheckShapeSize("barycentrics", {batch, height, width, 3}, 4));
+  return CheckShapeSize("projected vertices", {batch, vertex_count, kProjectedBytes}, 1);
+}
+
 // Checks the inputs shared by both ops.
 ::tensorflow::Status CheckMesh(const Tensor& clip, const Tensor& triangles,
                                int image_height, int image_width) {
@@ -152,6 +182,7 @@ class RasterizeClipTrianglesOp : public OpKernel {
     const int64_t vertex_count = clip.dim_size(1);
     const int64_t triangle_count = triangles.dim_size(0);
     const int height = image_height_, width = image_width_;
+    OP_REQUIRES_OK(context, CheckImageSizes(batch, height, width, vertex_count));
 
     Tensor* ids_tensor = nullptr;
     Tensor* mask_tensor = nullptr;
@@ -225,33 +256,49 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
                 InvalidArgument("triangle_ids must have shape [batch, height, "
                                 "width], got ",
                                 ids_tensor.shape().DebugString()));
+    OP_REQUIRES(context, clip.dims() == 3,
+                InvalidArgument("clip_vertices must have shape [batch, vertices, 4], got ",
+                                clip.shape().DebugString()));
+    const int64_t batch = clip.dim_size(0);
+    const int64_t vertex_count = clip.dim_size(1);
+    // Sizes first, then shapes compared dimension by dimension: a TensorShape
+    // built from these dimensions could overflow (and abort) before the
+    // size checks.
+    OP_REQUIRES_OK(context, CheckImageSizes(batch, ids_tensor.dim_size(1),
+                                            ids_tensor.dim_size(2), vertex_count));
     const int height = static_cast<int>(ids_tensor.dim_size(1));
     const int width = static_cast<int>(ids_tensor.dim_size(2));
     OP_REQUIRES_OK(context, CheckMesh(clip, triangles, height, width));
-    const int64_t batch = clip.dim_size(0);
-    const int64_t vertex_count = clip.dim_size(1);
     const int64_t triangle_count = triangles.dim_size(0);
-    const TensorShape image_shape({batch, height, width});
+    auto has_shape = [](const Tensor& t, std::initializer_list<int64_t> dims) {
+      if (t.dims() != static_cast<int>(dims.size())) return false;
+      int axis = 0;
+      for (const int64_t d : dims) {
+        if (t.dim_size(axis++) != d) return false;
+      }
+      return true;
+    };
     OP_REQUIRES(context,
-                ids_tensor.shape() == image_shape &&
-                    mask_tensor.shape() == image_shape,
-                InvalidArgument("triangle_ids and mask must have shape ",
-                                image_shape.DebugString()));
+                has_shape(ids_tensor, {batch, height, width}) &&
+                    has_shape(mask_tensor, {batch, height, width}),
+                InvalidArgument("triangle_ids and mask must have shape [", batch, ", ",
+                                height, ", ", width, "], got ",
+                                ids_tensor.shape().DebugString(), " and ",
+                                mask_tensor.shape().DebugString()));
     OP_REQUIRES(context,
                 projected_tensor.dtype() == ::tensorflow::DT_INT8 &&
-                    projected_tensor.shape() ==
-                        TensorShape({batch, vertex_count * kProjectedBytes}),
+                    has_shape(projected_tensor, {batch, vertex_count * kProjectedBytes}),
                 InvalidArgument("projected must be the forward op's output 4"));
     // An empty gradient stands for zeros (an output nothing depends on).
     const bool has_d_depth = d_depth_tensor.NumElements() > 0;
     const bool has_d_bary = d_bary_tensor.NumElements() > 0;
     OP_REQUIRES(context,
-                !has_d_depth || d_depth_tensor.shape() == image_shape,
-                InvalidArgument("d_depth must be empty or have shape ",
-                                image_shape.DebugString()));
+                !has_d_depth || has_shape(d_depth_tensor, {batch, height, width}),
+                InvalidArgument("d_depth must be empty or have shape [", batch, ", ",
+                                height, ", ", width, "], got ",
+                                d_depth_tensor.shape().DebugString()));
     OP_REQUIRES(context,
-                !has_d_bary ||
-                    d_bary_tensor.shape() == TensorShape({batch, height, width, 3}),
+                !has_d_bary || has_shape(d_bary_tensor, {batch, height, width, 3}),
                 InvalidArgument("d_barycentrics must be empty or have shape [",
                                 batch, ", ", height, ", ", width, ", 3], got ",
                                 d_bary_tensor.shape().DebugString()));

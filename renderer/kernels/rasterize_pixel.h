@@ -349,6 +349,35 @@ FACE3D_HD bool HomogeneousBounds(const HomogeneousTriangle& s, int width, int he
   return *c0 < *c1 && *r0 < *r1;
 }
 
+// Columns [*first, *last) of [c0, c1) in whose pixel centres, at NDC y = py,
+// the three homogeneous edge functions may all be >= 0: each is linear in the
+// NDC x of the centre, so each bounds the columns on one side. Widened by a
+// pixel each way against rounding; HomogeneousPixel decides every pixel, so
+// the span only saves work (a sliver crossing the image diagonally has a
+// large bounding box but short rows).
+FACE3D_HD void HomogeneousRowSpan(const HomogeneousSetup& h, double py, int width,
+                                  int c0, int c1, int* first, int* last) {
+  double low = c0, high = c1;
+  for (int i = 0; i < 3; ++i) {
+    const double a = h.sign * h.s.edge[i][0];
+    const double c = h.sign * (h.s.edge[i][1] * py + h.s.edge[i][2]);
+    if (a == 0.0) {
+      if (c < 0.0) high = low;
+      continue;
+    }
+    // a (2 col + 1) / W - a + c >= 0 at column col, i.e. col >= or <= bound.
+    const double bound = ((a - c) / a * width - 1.0) * 0.5;
+    if (!IsFinite(bound)) continue;
+    if (a > 0.0) {
+      low = fmax(low, floor(bound) - 1.0);
+    } else {
+      high = fmin(high, floor(bound) + 2.0);
+    }
+  }
+  *first = static_cast<int>(low);
+  *last = static_cast<int>(high > low ? high : low);
+}
+
 // Slow path at the pixel centre (px, py) in NDC: whether the pixel sees the
 // triangle in front of the eye and within the depth range, with its NDC depth
 // z and barycentrics b.
