@@ -15,7 +15,7 @@ use_system=0
 for arg in "$@"; do
   case "$arg" in
     --system) use_system=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$arg' (see ./install.sh --help)" >&2; exit 2 ;;
   esac
 done
