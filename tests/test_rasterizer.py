@@ -348,10 +348,10 @@ def test_vertices_with_extreme_w_are_drawn_exactly(scale):
 
 
 def test_a_vertex_near_infinity_gets_the_oracle_barycentrics():
-    # w = 1e37 at NDC (0.1, 0.7): 1/w is below float's normal range, and the vertex's
-    # perspective weight is ~1e-37 of the others'.
+    # w = 3e38 at NDC (0.1, 0.7): 1/w is subnormal (flushed to zero, which put the vertex at
+    # the image centre), and the vertex's perspective weight is ~1e-38 of the others'.
     clip = TRIANGLE.copy()
-    clip[2] = [0.1e37, 0.7e37, 0.0, 1e37]
+    clip[2] = [0.1 * 3e38, 0.7 * 3e38, 0.0, 3e38]
     out = rasterize_np(clip[None], [[0, 1, 2]], (16, 16))
     expected = oracle_barycentrics(clip, pixel_centres_ndc(16, 16))
     inside = np.all(expected > 0, axis=-1)
