@@ -20,11 +20,11 @@ pose 0 the mean face's 68 landmarks land where preprocess.crop frames a detected
 """
 import json
 import os
-import tempfile
 import weakref
 
 import numpy as np
 
+from model import output_files
 from preprocess.crop import CROP_SIZE, crop_box_from_landmarks
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -44,21 +44,14 @@ def save_face_model(path, arrays):
     """Writes a face model file: `arrays` (name -> array, `meta` a JSON string array) with the
     keys of FILE_DTYPES cast to their storage types.
 
-    Written to a temporary file in path's folder, then os.replace onto path: a reader (a training
-    run loading the model during a rebuild) sees the old file or the new one, never a half-written
-    zip, and on an error the old file is left as it was.
+    Written through model.output_files: a reader (a training run loading the model during a
+    rebuild) sees the old file or the new one, never a half-written zip, and on an error the old
+    file is left as it was.
     """
     arrays = {name: (np.asarray(value, FILE_DTYPES[name]) if name in FILE_DTYPES else value)
               for name, value in arrays.items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(suffix=".npz", prefix=".face_model-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(partial, path)
-    except BaseException:
-        os.remove(partial)
-        raise
+    with output_files.replacing(path) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _euler_rotation_np(angles):

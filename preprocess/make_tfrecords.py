@@ -7,8 +7,8 @@ as a photo: faces are detected (the largest is kept), 68 landmarks found, the 30
 and segmented (preprocess/photo.py). Photos are processed in parallel by worker processes, each
 of which loads the dlib models once; records are written in file order, so the output does not
 depend on --workers. A file that cannot be used gets one line naming it and the reason, and is
-counted; it never stops the others. Shards are written as `<prefix>-NNNNN.tfrecord.tmp` and
-renamed when complete. The summary (written, skipped by reason) is printed and saved as
+counted; it never stops the others. Shards and the summary are written under
+temporary names and renamed when complete (model/output_files.py). The summary (written, skipped by reason) is printed and saved as
 `<out>/<prefix>-summary.txt`.
 
 Exit status: 0 when at least one record was written, 1 otherwise.
@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from absl import app, flags
 from tqdm import tqdm
 
+from model import output_files
 from preprocess import images, parallel, photo
 
 FLAGS = flags.FLAGS
@@ -110,7 +111,7 @@ def make_tfrecords(image_dir, out_dir, detector="hog", workers=1, records_per_sh
             bar.update(1)
         bar.close()
     summary = _summary(len(paths), writer.num_records, skipped, notes, writer.paths)
-    with open(os.path.join(out_dir, prefix + "-summary.txt"), "w") as f:
+    with output_files.replacing(os.path.join(out_dir, prefix + "-summary.txt"), "w") as f:
         f.write(summary + "\n")
         f.writelines(m + "\n" for m in messages)
     return dict(written=writer.num_records, skipped=skipped, notes=notes, shards=writer.paths,

@@ -1,7 +1,7 @@
 """Encoding samples as `tf.train.Example` and writing them into sharded tfrecord files.
 
-A shard is written under a temporary name (`<name>.tmp`) and renamed only when it is complete,
-so an interrupted run never leaves a truncated file that looks like a finished shard.
+A shard is written through model.output_files (a temporary beside it, renamed only when it is
+complete), so an interrupted run never leaves a truncated file that looks like a finished shard.
 """
 import glob
 import os
@@ -9,6 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from model import output_files
 from preprocess import schema
 
 
@@ -80,8 +81,9 @@ class ShardedWriter:
         if records_per_shard < 1:
             raise ValueError("records_per_shard must be >= 1, got %d" % records_per_shard)
         os.makedirs(out_dir, exist_ok=True)
-        pattern = os.path.join(glob.escape(out_dir), glob.escape(prefix) + "-*" + schema.SHARD_SUFFIX)
-        existing = sorted(glob.glob(pattern) + glob.glob(pattern + ".tmp"))
+        name_pattern = glob.escape(prefix) + "-*" + schema.SHARD_SUFFIX
+        existing = sorted(glob.glob(os.path.join(glob.escape(out_dir), name_pattern))
+                          + output_files.leftover_temporaries(out_dir, name_pattern))
         if existing and not overwrite:
             raise FileExistsError("%s already holds %d shard(s) named %s-*%s (e.g. %s); choose "
                                   "another --out or pass --overwrite"
@@ -93,7 +95,7 @@ class ShardedWriter:
         self._prefix = prefix
         self._records_per_shard = records_per_shard
         self._writer = None
-        self._temp_path = None
+        self._pending = None
         self._count_in_shard = 0
         self.num_records = 0
         self.paths = []
@@ -104,8 +106,8 @@ class ShardedWriter:
 
     def write(self, record):
         if self._writer is None:
-            self._temp_path = self._shard_path() + ".tmp"
-            self._writer = tf.io.TFRecordWriter(self._temp_path)
+            self._pending = output_files.PendingFile(self._shard_path())
+            self._writer = tf.io.TFRecordWriter(self._pending.temporary)
         self._writer.write(record)
         self._count_in_shard += 1
         self.num_records += 1
@@ -114,9 +116,8 @@ class ShardedWriter:
 
     def _finish_shard(self):
         self._writer.close()
-        final = self._shard_path()
-        os.replace(self._temp_path, final)
-        self.paths.append(final)
+        self._pending.commit()
+        self.paths.append(self._pending.path)
         self._writer = None
         self._count_in_shard = 0
 
@@ -128,7 +129,7 @@ class ShardedWriter:
         """Closes and deletes the shard in progress (after an error); finished shards stay."""
         if self._writer is not None:
             self._writer.close()
-            os.remove(self._temp_path)
+            self._pending.discard()
             self._writer = None
 
     def __enter__(self):

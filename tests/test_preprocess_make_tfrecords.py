@@ -79,7 +79,7 @@ def test_shards_are_complete_and_no_temporary_file_remains(run):
     root, result = run
     assert [os.path.basename(p) for p in result["shards"]] == [
         "photos-00000.tfrecord", "photos-00001.tfrecord", "photos-00002.tfrecord"]
-    assert not [f for f in os.listdir(root / "out") if f.endswith(".tmp")]
+    assert not [f for f in os.listdir(root / "out") if f.endswith(".partial")]
     summary = (root / "out" / "photos-summary.txt").read_text()
     assert "written: 5 record(s) in 3 shard(s)" in summary and "no face: 1" in summary
 

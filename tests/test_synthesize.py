@@ -120,4 +120,4 @@ def test_missing_face_model_is_a_clear_error_in_workers_too(tmp_path):
     with pytest.raises(FileNotFoundError, match="no_model.npz"):
         synthesize.synthesize(2, str(tmp_path / "out"), face_model_path=missing, workers=2,
                               progress=False)
-    assert not [f for f in os.listdir(tmp_path / "out") if f.endswith(".tmp")]
+    assert not [f for f in os.listdir(tmp_path / "out") if f.endswith(".partial")]
