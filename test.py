@@ -10,9 +10,17 @@ For each photo NAME.ext (a folder is read in sorted order, not recursively), wri
   NAME_landmarks.txt   the model's 68 landmarks, one `x y` line each, in pixels of the ORIGINAL photo
   NAME_coeffs.npz      coefficients (whole vector and split by part), crop/matrix (photo -> crop)
                        and the detected landmarks (photo pixels)
-A photo that can't be read or holds no face gets one line saying so and the others go on; the exit
-status is non-zero when no photo succeeded.
+NAME is the photo's file name without its extension; where two photos would share it (face.jpg and
+face.png), each keeps its extension instead (face.jpg_coarse.obj, face.png_coarse.obj), so no result
+overwrites another. The four files of a photo are written under temporary names and renamed
+together when all are complete (model/output_files.py): a failed write leaves the previous results
+or none, never a partial file.
+
+A photo that can't be read or holds no face gets one line saying so and the others go on; so does a
+photo whose results can't be written (full disk, a folder in the way). The exit status is non-zero
+when no photo succeeded or any photo's results could not be written.
 """
+import collections
 import os
 import sys
 import time
@@ -22,6 +30,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from model import coarse
+from model import output_files
 from model.face_model import FaceModel
 from preprocess import crop as crop_rule
 from preprocess.photo import SkippedPhoto, crop_photo_file
@@ -50,6 +59,20 @@ def list_photos(path):
     raise FileNotFoundError("--input=%s is neither a file nor a folder" % path)
 
 
+def output_names(photos):
+    """{photo path: output name}: the file name without its extension, or with it where names would
+    clash (face.jpg and face.png give face.jpg and face.png; a lone face.jpg gives face)."""
+    names = {path: os.path.splitext(os.path.basename(path))[0] for path in photos}
+    while True:
+        counts = collections.Counter(names.values())
+        clashing = [path for path, name in names.items() if counts[name] > 1]
+        if not clashing:
+            return names
+        # File names are unique within the one folder that --input names, so this ends.
+        for path in clashing:
+            names[path] = os.path.basename(path)
+
+
 def resolve_checkpoint(path):
     """Checkpoint prefix from a folder or a prefix; FileNotFoundError naming `path` if there is none."""
     prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
@@ -59,21 +82,41 @@ def resolve_checkpoint(path):
     return prefix
 
 
-def write_obj(path, vertices, colours, uv, triangles):
+def check_checkpoint_matches(checkpoint, variables, backbone):
+    """Raises ValueError naming the mismatch when `checkpoint` can't be restored into `variables` (the
+    network built for --backbone=`backbone` and the face model): another backbone, or other sizes."""
+    stored = dict(tf.train.list_variables(checkpoint))
+    stored_backbones = sorted({name.split("/")[1] for name in stored
+                               if name.startswith(coarse.SCOPE + "/") and name.split("/")[1] in coarse.BACKBONES})
+    if stored_backbones and backbone not in stored_backbones:
+        raise ValueError("checkpoint %s holds a --backbone=%s network, not --backbone=%s"
+                         % (checkpoint, stored_backbones[0], backbone))
+    for variable in variables:
+        name, shape = variable.op.name, variable.shape.as_list()
+        if name not in stored:
+            raise ValueError("checkpoint %s has no variable %s: it is not a coarse network for "
+                             "--backbone=%s" % (checkpoint, name, backbone))
+        if stored[name] != shape:
+            raise ValueError("checkpoint %s has %s of shape %s, the network here %s: was it trained "
+                             "with another face model (--face_model_path)?"
+                             % (checkpoint, name, stored[name], shape))
+
+
+def write_obj(obj, vertices, colours, uv, triangles):
     """OBJ with vertex colours (`v x y z r g b`, colours in [0, 1]) and UVs sharing the vertex index.
 
     Args:
+      obj: text file open for writing.
       vertices: [N, 3] mm; colours: [N, 3]; uv: [N, 2] in [0, 1]; triangles: [T, 3] 0-based, CCW-front.
     """
     colours = np.clip(colours, 0.0, 1.0)
-    with open(path, "w") as obj:
-        obj.write("# coarse 3D face reconstruction, millimetres, x right, y up, z towards the viewer\n")
-        for (x, y, z), (r, g, b) in zip(vertices, colours):
-            obj.write("v %.4f %.4f %.4f %.4f %.4f %.4f\n" % (x, y, z, r, g, b))
-        for u, v in uv:
-            obj.write("vt %.6f %.6f\n" % (u, v))
-        for a, b, c in np.asarray(triangles) + 1:
-            obj.write("f %d/%d %d/%d %d/%d\n" % (a, a, b, b, c, c))
+    obj.write("# coarse 3D face reconstruction, millimetres, x right, y up, z towards the viewer\n")
+    for (x, y, z), (r, g, b) in zip(vertices, colours):
+        obj.write("v %.4f %.4f %.4f %.4f %.4f %.4f\n" % (x, y, z, r, g, b))
+    for u, v in uv:
+        obj.write("vt %.6f %.6f\n" % (u, v))
+    for a, b, c in np.asarray(triangles) + 1:
+        obj.write("f %d/%d %d/%d %d/%d\n" % (a, a, b, b, c, c))
 
 
 class CoarseReconstructor(object):
@@ -90,6 +133,7 @@ class CoarseReconstructor(object):
             self.fetches = {key: outputs[key] for key in
                             ("vertices", "colours", "landmarks", "render", "mask")}
             self.fetches["coeffs"] = coeffs
+            check_checkpoint_matches(checkpoint, net.variables(), backbone)
             self.session = tf.Session(graph=self.graph)
             tf.train.Saver(net.variables()).restore(self.session, checkpoint)
             self.graph.finalize()
@@ -100,23 +144,38 @@ class CoarseReconstructor(object):
         return {key: value[0] for key, value in values.items()}
 
 
-def reconstruct_photo(reconstructor, path, output_dir, detector):
-    """Writes the four result files of one photo; raises SkippedPhoto when it has no usable face."""
+OUTPUT_SUFFIXES = ("_coarse.obj", "_overlay.png", "_landmarks.txt", "_coeffs.npz")
+
+
+def reconstruct_photo(reconstructor, path, output_dir, detector, name=None):
+    """Writes the four result files of one photo, all or none (see the module docstring).
+
+    `name` is the output name (default: the photo's file name without extension); returns
+    output_dir/name. Raises SkippedPhoto when the photo has no usable face, OSError when the results
+    can't be written (the previous results, if any, are left as they were).
+    """
     face = crop_photo_file(path, detector=detector)
     result = reconstructor(face.image)
-    name = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+    name = os.path.join(output_dir, name or os.path.splitext(os.path.basename(path))[0])
     model = reconstructor.face_model
-    write_obj(name + "_coarse.obj", result["vertices"], result["colours"], model.uv, model.triangles)
     panels = coarse.overlay_panels(face.image, result["render"], result["mask"], result["landmarks"],
                                    face.landmarks)
-    Image.fromarray(panels).save(name + "_overlay.png")
     to_photo = crop_rule.invert_affine(face.matrix)
     landmarks_photo = crop_rule.apply_affine(to_photo, result["landmarks"])
-    np.savetxt(name + "_landmarks.txt", landmarks_photo, fmt="%.2f")
     parts = model.split_coefficients(result["coeffs"][None])
-    np.savez(name + "_coeffs.npz", coefficients=result["coeffs"],
-             **{key: np.asarray(value)[0] for key, value in parts.items()},
-             crop_matrix=face.matrix, detected_landmarks=crop_rule.apply_affine(to_photo, face.landmarks))
+    with output_files.replacing_together([name + suffix for suffix in OUTPUT_SUFFIXES]) as files:
+        obj, overlay, landmarks, coeffs = files
+        with obj.open("w") as f:
+            write_obj(f, result["vertices"], result["colours"], model.uv, model.triangles)
+        with overlay.open("wb") as f:
+            Image.fromarray(panels).save(f, format="PNG")
+        with landmarks.open("w") as f:
+            np.savetxt(f, landmarks_photo, fmt="%.2f")
+        with coeffs.open("wb") as f:
+            np.savez(f, coefficients=result["coeffs"],
+                     **{key: np.asarray(value)[0] for key, value in parts.items()},
+                     crop_matrix=face.matrix,
+                     detected_landmarks=crop_rule.apply_affine(to_photo, face.landmarks))
     return name
 
 
@@ -132,21 +191,37 @@ def main(argv):
         sys.exit("test.py: %s" % error)
     if not photos:
         sys.exit("test.py: no photos (%s) in %s" % (" ".join(PHOTO_EXTENSIONS), FLAGS.input))
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    reconstructor = CoarseReconstructor(checkpoint, FaceModel(FLAGS.face_model_path or None), FLAGS.backbone)
-    succeeded = 0
+    try:
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+    except OSError as error:
+        sys.exit("test.py: cannot create --output_dir=%s: %s" % (FLAGS.output_dir, error.strerror))
+    if not os.access(FLAGS.output_dir, os.W_OK | os.X_OK):
+        sys.exit("test.py: --output_dir=%s is not writable" % FLAGS.output_dir)
+    try:
+        reconstructor = CoarseReconstructor(checkpoint, FaceModel(FLAGS.face_model_path or None),
+                                            FLAGS.backbone)
+    except ValueError as error:
+        sys.exit("test.py: %s" % error)
+    names = output_names(photos)
+    succeeded, failed = 0, []
     for path in photos:
         start = time.time()
         try:
-            name = reconstruct_photo(reconstructor, path, FLAGS.output_dir, FLAGS.detector)
+            name = reconstruct_photo(reconstructor, path, FLAGS.output_dir, FLAGS.detector, names[path])
         except SkippedPhoto as skipped:
             print("test.py: skipped %s" % skipped, flush=True)
+            continue
+        except OSError as error:
+            failed.append(path)
+            print("test.py: FAILED %s: results not written: %s" % (path, error), flush=True)
             continue
         succeeded += 1
         print("test.py: %s -> %s_{coarse.obj,overlay.png,landmarks.txt,coeffs.npz} (%.2f s)"
               % (path, name, time.time() - start), flush=True)
     print("test.py: %d of %d photos reconstructed" % (succeeded, len(photos)))
-    if succeeded == 0:
+    if failed:
+        print("test.py: results of %d photo(s) could not be written: %s" % (len(failed), " ".join(failed)))
+    if succeeded == 0 or failed:
         sys.exit(1)
 
 
