@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
+from absl import app
 from PIL import Image
 
 from model import coarse
@@ -227,4 +228,5 @@ def main(argv):
 
 if __name__ == "__main__":
     tf.disable_eager_execution()
-    tf.app.run(main)
+    # absl's app.run, not tf.app.run, which shows a bad flag value as a traceback instead of one line.
+    app.run(main)

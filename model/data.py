@@ -29,6 +29,7 @@ Augmentation (augment=True), as in the paper, in this order:
 Ground truth (gt/*) describes the un-augmented sample, so augmented datasets leave it out: read
 it with augment=False (evaluation).
 """
+import re
 import sys
 import threading
 
@@ -69,6 +70,16 @@ class SkippedCounter:
                 self.records += count
         print("data: skipped %s" % message.numpy().decode("utf-8", "replace"), file=sys.stderr, flush=True)
         return False
+
+
+_DATA_ERROR = re.compile(r"(unreadable tfrecord file|malformed record|none of the \d+ tfrecord file)[^\]]*")
+
+
+def data_error(error):
+    """The reader's one-line message inside a tf.errors.OpError raised by a make_dataset dataset
+    (a bad file or record, or no usable record), or None when the error is about something else."""
+    match = _DATA_ERROR.search(error.message)
+    return match.group(0) if match else None
 
 
 def _ground_truth_sizes(files, skip_bad_records):
