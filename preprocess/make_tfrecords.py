@@ -35,12 +35,12 @@ def define_flags():
     flags.DEFINE_string("images", None, "Folder of photos (searched recursively).")
     flags.DEFINE_string("out", None, "Output folder for the tfrecord shards and the summary.")
     flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector: HOG (fast) or CNN.")
-    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).")
-    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.")
-    flags.DEFINE_string("prefix", "photos", "Shard file name prefix.")
+    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).", lower_bound=1)
+    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.", lower_bound=1)
+    flags.DEFINE_string("prefix", "photos", "Shard file name prefix (a plain file name).")
     flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the crops.")
     flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
-                         "Photos with more pixels are skipped (checked before decoding).")
+                         "Photos with more pixels are skipped (checked before decoding).", lower_bound=1)
     flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
 
 
@@ -137,7 +137,7 @@ def main(argv):
                                 workers=FLAGS.workers, records_per_shard=FLAGS.records_per_shard,
                                 prefix=FLAGS.prefix, image_format=FLAGS.image_format,
                                 max_pixels=FLAGS.max_pixels, overwrite=FLAGS.overwrite)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print("make_tfrecords: %s" % error, file=sys.stderr)
         return 2
     print(result["summary"])

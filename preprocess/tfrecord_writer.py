@@ -75,12 +75,23 @@ class ShardedWriter:
     Refuses to start when shards with this prefix already exist (a mix of two runs would be
     read as one data set) unless `overwrite`, which deletes them first.
     Use as a context manager; `paths` lists the finished shards.
+    Raises ValueError for a prefix that is not a plain file name (it would write outside
+    out_dir), OSError naming out_dir when it can't be created or written.
     """
 
     def __init__(self, out_dir, prefix, records_per_shard=1000, overwrite=False):
         if records_per_shard < 1:
             raise ValueError("records_per_shard must be >= 1, got %d" % records_per_shard)
-        os.makedirs(out_dir, exist_ok=True)
+        if not prefix or prefix.startswith(".") or os.path.basename(prefix) != prefix or (
+                os.altsep and os.altsep in prefix):
+            raise ValueError("prefix %r must be a plain file name (no folder, not starting with '.')"
+                             % prefix)
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as error:
+            raise OSError("cannot create the output folder %s: %s" % (out_dir, error.strerror)) from None
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise PermissionError("the output folder %s is not writable" % out_dir)
         name_pattern = glob.escape(prefix) + "-*" + schema.SHARD_SUFFIX
         existing = sorted(glob.glob(os.path.join(glob.escape(out_dir), name_pattern))
                           + output_files.leftover_temporaries(out_dir, name_pattern))

@@ -113,3 +113,12 @@ def test_command_line_exits_nonzero_when_nothing_is_written(tmp_path):
     assert done.returncode == 1
     assert "empty.jpg: empty file" in done.stderr
     assert "written: 0" in done.stdout
+
+
+def test_max_pixels_below_one_is_refused_as_a_flag(tmp_path):
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "preprocess", "make_tfrecords.py")
+    done = subprocess.run([sys.executable, script, "--images", str(tmp_path), "--out", str(tmp_path / "out"),
+                           "--max_pixels=0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "FATAL Flags parsing error: flag --max_pixels=0: 0 is not a positive integer" in done.stderr
+    assert not (tmp_path / "out").exists()
