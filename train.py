@@ -23,7 +23,7 @@ from absl import app
 
 from model import checkpoint_files, coarse, flag_ranges
 from model.data import SkippedCounter, data_error, make_dataset
-from model.face_model import FaceModel
+from model.face import FaceModel
 from model.vgg_face import VggFace, load_vgg_face_mat
 from preprocess import schema
 

@@ -38,7 +38,7 @@ import tensorflow.compat.v1 as tf
 from google.protobuf.message import DecodeError
 
 from preprocess import schema
-from preprocess.landmarks68 import FLIP_PERMUTATION
+from model.face.landmarks68 import FLIP_PERMUTATION
 
 COLOUR_SCALE_RANGE = (0.8, 1.2)
 SCALE_RANGE = (0.9, 1.1)
