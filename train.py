@@ -22,7 +22,7 @@ import tensorflow.compat.v1 as tf
 from absl import app
 
 from model import checkpoint_files, coarse, flag_ranges
-from model.data import SkippedCounter, data_error, make_dataset
+from model.data import DataError, SkippedCounter, data_error, make_dataset
 from model.face import FaceModel
 from model.vgg_face import VggFace, load_vgg_face_mat
 from preprocess import schema
@@ -286,11 +286,14 @@ def main(argv):
         train_coarse()
     except TrainingDiverged as error:
         sys.exit("train.py: %s" % error)
+    except DataError as error:
+        sys.exit("train.py: bad training data: %s" % error)
     except tf.errors.InvalidArgumentError as error:
-        if data_error(error) is None:
+        message = data_error(error)
+        if message is None:
             raise
-        sys.exit("train.py: bad training data: %s (--skip_bad_records skips such files and records)"
-                 % data_error(error))
+        hint = "" if message.startswith("none of") else " (--skip_bad_records skips such files and records)"
+        sys.exit("train.py: bad training data: %s%s" % (message, hint))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,11 @@ _JPEG_SIGNATURE = b"\xff\xd8\xff"
 _RECORD_FRAMING_BYTES = 16
 
 
+class DataError(ValueError):
+    """Training data that can't be used, found while the pipeline is built (the message names the
+    file). Errors found while it runs are tf.errors.InvalidArgumentError: see data_error."""
+
+
 class SkippedCounter:
     """What a dataset made with skip_bad_records=True has skipped so far: `records` and `files`.
 
@@ -97,13 +102,13 @@ def _ground_truth_sizes(files, skip_bad_records):
                 except (DecodeError, UnicodeDecodeError) as error:
                     if skip_bad_records:
                         continue
-                    raise ValueError("malformed record in %s: not a tf.train.Example (%s)"
+                    raise DataError("malformed record in %s: not a tf.train.Example (%s)"
                                      % (path, type(error).__name__)) from None
                 return _sizes_of(path, feature)
         except tf.errors.OpError as error:
             if not skip_bad_records:
-                raise ValueError("unreadable tfrecord file %s: %s" % (path, error.message)) from None
-    raise ValueError("none of the %d tfrecord file(s) holds a readable record (%s%s)"
+                raise DataError("unreadable tfrecord file %s: %s" % (path, error.message)) from None
+    raise DataError("none of the %d tfrecord file(s) holds a readable record (%s%s)"
                      % (len(files), files[0], ", ..." if len(files) > 1 else ""))
 
 
@@ -114,7 +119,7 @@ def _sizes_of(path, feature):
     side = int(feature[schema.GT_DISPLACEMENT_SIZE].int64_list.value[0])
     num_vertex_values = len(feature[schema.GT_VERTICES].float_list.value)
     if num_vertex_values % 3:
-        raise ValueError("%s: gt/vertices has %d values, not a multiple of 3" % (path, num_vertex_values))
+        raise DataError("%s: gt/vertices has %d values, not a multiple of 3" % (path, num_vertex_values))
     return num_coefficients, side, num_vertex_values // 3
 
 
@@ -424,15 +429,18 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
       f32 [B, 2, 3], plus gt/coefficients [B, C], gt/displacement [B, S, S], gt/vertices
       [B, N, 3] when the records carry ground truth and augment=False.
     Raises:
-      ValueError: no file matches; with augment=False, no file holds a readable record.
+      DataError (a ValueError): no file matches, or all are empty; with augment=False, no file
+        holds a readable record.
     """
     patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
     files = sorted(set(f for p in patterns for f in tf.io.gfile.glob(p)))
     if not files:
-        raise ValueError("no tfrecord file matches %r" % (file_pattern,))
+        raise DataError("no tfrecord file matches %r" % (file_pattern,))
     # Augmented samples carry no ground truth, so it is neither parsed nor required then.
     sizes = None if augment else _ground_truth_sizes(files, skipped is not None)
     file_sizes = [tf.io.gfile.stat(f).length for f in files]
+    if not any(file_sizes):
+        raise DataError("all %d tfrecord file(s) matching %r are empty" % (len(files), file_pattern))
 
     dataset = tf.data.Dataset.from_tensor_slices((np.array(files), np.array(file_sizes, np.int64)))
     if shuffle:

@@ -228,17 +228,29 @@ def test_skip_bad_records_skips_and_counts_bad_files_and_records(tmp_path, capfd
     assert "skipped malformed record 2 in %s: key image has 0 values" % (tmp_path / "mixed.tfrecord") in log
 
 
+def test_tfrecords_that_are_all_empty_are_an_error_when_the_pipeline_is_built(tmp_path):
+    (tmp_path / "z.tfrecord").write_bytes(b"")
+    with tf.Graph().as_default(), pytest.raises(data.DataError, match="all 1 tfrecord file.* are empty"):
+        data.make_dataset(str(tmp_path / "*.tfrecord"), 2)
+
+
 @pytest.mark.parametrize("skip", [False, True])
 def test_tfrecords_without_usable_records_are_an_error_not_a_hang(tmp_path, skip):
+    """No record at all (a file of only a bad record, and an empty file), or, when skipping, none
+    left: an error at the first batch instead of a reader that cycles forever."""
     (tmp_path / "z.tfrecord").write_bytes(b"")
     if skip:
         write_records(tmp_path / "bad.tfrecord", [np.random.default_rng(0).bytes(900)])
+    else:
+        write_records(tmp_path / "bad.tfrecord", [_without(photo_record(0), schema.IMAGE)])
     with tf.Graph().as_default():
         dataset = data.make_dataset(str(tmp_path / "*.tfrecord"), 2, seed=0,
                                     skipped=data.SkippedCounter() if skip else None)
         batch = tf.data.make_one_shot_iterator(dataset).get_next()
-        with tf.Session() as session, pytest.raises(tf.errors.InvalidArgumentError, match="holds a usable record"):
+        with tf.Session() as session, pytest.raises(tf.errors.InvalidArgumentError) as error:
             session.run(batch)
+    expected = "holds a usable record" if skip else "malformed record 0 in %s" % (tmp_path / "bad.tfrecord")
+    assert expected in error.value.message
 
 
 def test_ground_truth_sizes_come_from_the_first_readable_record(tmp_path):

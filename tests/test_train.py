@@ -67,6 +67,15 @@ def test_fine_stage_is_refused_until_it_exists():
     assert "--stage=fine is not implemented" in result.stderr
 
 
+def test_tfrecords_that_are_all_empty_are_a_one_line_error_not_a_hang(tmp_path):
+    (tmp_path / "z.tfrecord").write_bytes(b"")
+    result = run_train("--data_dir=%s" % tmp_path, "--checkpoint_dir=%s" % (tmp_path / "ckpt"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "train.py: bad training data: all 1 tfrecord file(s) matching %r are empty"
+        % str(tmp_path / "z.tfrecord").replace("z.tfrecord", "*.tfrecord"))
+
+
 def test_empty_data_dir_is_a_clear_error(tmp_path):
     result = run_train("--data_dir=%s" % tmp_path, "--checkpoint_dir=%s" % (tmp_path / "ckpt"))
     assert result.returncode != 0
