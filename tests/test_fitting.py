@@ -1,0 +1,116 @@
+"""Test-time fitting: it finds a known pose from a frontal start, and fits each crop on its own."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from model import coarse, fitting
+from model.face_model import FaceModel
+from preprocess import segmentation, synthesize
+
+tf.disable_eager_execution()
+
+# Small renders keep the property tests fast; the pose test uses the training size.
+SMALL_RENDER = 64
+
+
+@pytest.fixture(scope="module")
+def face_model():
+    return FaceModel()
+
+
+def framed_coefficients(face_model, rng, yaw_deg, roll_deg):
+    """A random face at the given yaw and roll (degrees), framed as the crop rule frames a photo."""
+    sizes = face_model.split_coefficients(np.zeros(face_model.coeff_size))
+    parts = {name: np.zeros(len(value)) for name, value in sizes.items()}
+    parts["identity"] = 0.5 * rng.standard_normal(face_model.k_id)
+    parts["albedo"] = 0.5 * rng.standard_normal(face_model.k_tex)
+    parts["pose"][:3] = np.deg2rad([5.0, yaw_deg, roll_deg])
+    shape = face_model.shape_np(parts["identity"], parts["expression"])
+    landmarks = face_model.landmarks_np(face_model.project_np(shape, parts["pose"]))[0]
+    a, b = synthesize.framing(landmarks)
+    parts["pose"] = synthesize.framed_pose(parts["pose"], a, b)
+    return np.concatenate([parts[name] for name in fitting.PARTS]).astype(np.float32)
+
+
+def render_crops(face_model, coefficients):
+    """[B, C] -> (crops uint8 [B,300,300,3] on grey, landmarks [B,68,2], segmentation [B,300,300]),
+    the segmentation made from the landmarks as for a photo."""
+    with tf.Graph().as_default(), tf.Session() as session:
+        outputs = coarse.render_coefficients(face_model, tf.constant(coefficients), 300)
+        grey = tf.fill(tf.shape(outputs["render"]), 0.45)
+        image, landmarks = session.run([coarse.composite(outputs["render"], outputs["mask"], grey),
+                                        outputs["landmarks"]])
+    crops = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    labels = np.stack([segmentation.segment_face(c, l) for c, l in zip(crops, landmarks)]).astype(np.int32)
+    return crops, landmarks, labels
+
+
+def fit(face_model, crops, landmarks, labels, initial, steps, **options):
+    with tf.Graph().as_default(), tf.Session() as session:
+        fitter = fitting.CoefficientFitter(face_model, len(crops), **options)
+        session.run(fitter.initializer())
+        trace = []
+        result = fitter.fit(session, crops, landmarks, labels, initial, steps, trace=trace)
+    return result, trace
+
+
+def test_fit_from_a_frontal_start_recovers_a_turned_and_tilted_head(face_model):
+    truth = framed_coefficients(face_model, np.random.default_rng(3), yaw_deg=35.0, roll_deg=-15.0)
+    crops, landmarks, labels = render_crops(face_model, truth[None])
+    frontal = np.zeros_like(truth)[None]  # what the network gives for a turned head in photos
+    fitted, trace = fit(face_model, crops, landmarks, labels, frontal, fitting.DEFAULT_STEPS)
+    pitch, yaw, roll = np.rad2deg(face_model.split_coefficients(fitted)["pose"][0, :3])
+    assert abs(yaw - 35.0) < 3.0 and abs(roll + 15.0) < 2.0, (pitch, yaw, roll)
+    assert trace[-1]["landmark"][0] < 0.05 * trace[0]["landmark"][0]
+
+
+def test_zero_steps_return_the_starting_coefficients(face_model):
+    truth = framed_coefficients(face_model, np.random.default_rng(4), 10.0, 0.0)
+    crops, landmarks, labels = render_crops(face_model, truth[None])
+    start = np.random.default_rng(5).normal(0.0, 0.3, (1, face_model.coeff_size)).astype(np.float32)
+    fitted, _ = fit(face_model, crops, landmarks, labels, start, 0, render_size=SMALL_RENDER)
+    np.testing.assert_array_equal(fitted, start)
+
+
+def test_fixed_parts_keep_their_starting_values_and_the_others_move(face_model):
+    truth = framed_coefficients(face_model, np.random.default_rng(6), 20.0, 5.0)
+    crops, landmarks, labels = render_crops(face_model, truth[None])
+    start = np.zeros((1, face_model.coeff_size), np.float32)
+    fitted, _ = fit(face_model, crops, landmarks, labels, start, 5, render_size=SMALL_RENDER,
+                    fixed_parts=("pose", "light"))
+    parts = face_model.split_coefficients(fitted)
+    np.testing.assert_array_equal(parts["pose"], 0.0)
+    np.testing.assert_array_equal(parts["light"], 0.0)
+    assert np.abs(parts["identity"]).max() > 0.05 and np.abs(parts["albedo"]).max() > 0.05
+
+
+def test_each_crop_of_a_batch_is_fitted_as_if_alone(face_model):
+    rng = np.random.default_rng(7)
+    truth = np.stack([framed_coefficients(face_model, rng, 25.0, 0.0),
+                      framed_coefficients(face_model, rng, -10.0, 8.0)])
+    crops, landmarks, labels = render_crops(face_model, truth)
+    start = np.zeros_like(truth)
+    together, _ = fit(face_model, crops, landmarks, labels, start, 8, render_size=SMALL_RENDER)
+    for b in range(2):
+        alone, _ = fit(face_model, crops[b:b + 1], landmarks[b:b + 1], labels[b:b + 1], start[b:b + 1], 8,
+                       render_size=SMALL_RENDER)
+        np.testing.assert_allclose(together[b], alone[0], atol=1e-4)
+    assert np.abs(together[0] - together[1]).max() > 0.1
+
+
+def test_a_second_fit_starts_afresh(face_model):
+    """The fitter resets Adam's moments and the step: fitting twice gives the same result."""
+    truth = framed_coefficients(face_model, np.random.default_rng(8), 15.0, 0.0)
+    crops, landmarks, labels = render_crops(face_model, truth[None])
+    start = np.zeros((1, face_model.coeff_size), np.float32)
+    with tf.Graph().as_default(), tf.Session() as session:
+        fitter = fitting.CoefficientFitter(face_model, 1, render_size=SMALL_RENDER)
+        session.run(fitter.initializer())
+        first = fitter.fit(session, crops, landmarks, labels, start, 6)
+        second = fitter.fit(session, crops, landmarks, labels, start, 6)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_unknown_fixed_part_is_a_clear_error(face_model):
+    with tf.Graph().as_default(), pytest.raises(ValueError, match="unknown part.*shape"):
+        fitting.CoefficientFitter(face_model, 1, fixed_parts=("shape",))
