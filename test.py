@@ -1,6 +1,11 @@
-"""Coarse 3D face reconstruction of photos: detect, crop, regress coefficients, write the results.
+"""Coarse 3D face reconstruction of photos: detect, crop, regress coefficients, fit, write the results.
 
     python test.py --input PHOTO_OR_FOLDER --output_dir DIR [--checkpoint results/release/coarse]
+                   [--fit_steps 50]
+
+The network's coefficients are refined per photo by --fit_steps steps of test-time fitting
+(model/fitting.py: the training losses against the detected landmarks and the photo); 0 keeps the
+network's prediction alone, as in the paper.
 
 For each photo NAME.ext (a folder is read in sorted order, not recursively), writes into DIR:
   NAME_coarse.obj      the mesh in millimetres (model frame: x right, y up, z towards the viewer),
@@ -8,8 +13,9 @@ For each photo NAME.ext (a folder is read in sorted order, not recursively), wri
                        and the face model's UVs
   NAME_overlay.png     input crop | render over the crop | landmarks (green detected, red model)
   NAME_landmarks.txt   the model's 68 landmarks, one `x y` line each, in pixels of the ORIGINAL photo
-  NAME_coeffs.npz      coefficients (whole vector and split by part), crop/matrix (photo -> crop)
-                       and the detected landmarks (photo pixels)
+  NAME_coeffs.npz      coefficients (whole vector and split by part: after fitting, what the mesh
+                       shows), network_coefficients (the network's prediction, before fitting),
+                       fit_steps, crop/matrix (photo -> crop) and the detected landmarks (photo pixels)
 A photo that can't be read or holds no face gets one line saying so and the others go on; the exit
 status is non-zero when no photo succeeded.
 """
@@ -21,7 +27,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from model import coarse
+from model import coarse, fitting
 from model.face_model import FaceModel
 from preprocess import crop as crop_rule
 from preprocess.photo import SkippedPhoto, crop_photo_file
@@ -36,6 +42,9 @@ flags.DEFINE_string("checkpoint", "results/release/coarse",
 flags.DEFINE_string("face_model_path", "", "Face model npz the checkpoint was trained with; empty = default.")
 flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder the checkpoint was trained with.")
 flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector.")
+flags.DEFINE_integer("fit_steps", fitting.DEFAULT_STEPS,
+                     "Test-time fitting steps from the network's prediction (0 = the network alone).",
+                     lower_bound=0)
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -77,33 +86,55 @@ def write_obj(path, vertices, colours, uv, triangles):
 
 
 class CoarseReconstructor(object):
-    """The trained coarse network and the face model, for one 300 x 300 crop at a time."""
+    """The trained coarse network, test-time fitting and the face model, for one 300 x 300 crop at a time.
 
-    def __init__(self, checkpoint, face_model, backbone):
+    fit_steps: test-time fitting steps from the network's prediction (0: the network alone).
+    """
+
+    def __init__(self, checkpoint, face_model, backbone, fit_steps=0):
         self.face_model = face_model
+        self.fit_steps = fit_steps
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.crop = tf.placeholder(tf.float32, [1, crop_rule.CROP_SIZE, crop_rule.CROP_SIZE, 3])
             net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
-            coeffs = net(coarse.resize_for_encoder(self.crop))
-            outputs = coarse.render_coefficients(face_model, coeffs, crop_rule.CROP_SIZE)
+            self.network_coeffs = net(coarse.resize_for_encoder(self.crop))
+            # Fed with the fitted coefficients when fitting; the network's otherwise.
+            self.coeffs = tf.placeholder_with_default(self.network_coeffs, self.network_coeffs.shape)
+            outputs = coarse.render_coefficients(face_model, self.coeffs, crop_rule.CROP_SIZE)
             self.fetches = {key: outputs[key] for key in
                             ("vertices", "colours", "landmarks", "render", "mask")}
-            self.fetches["coeffs"] = coeffs
+            self.fetches["coeffs"] = self.coeffs
+            self.fitter = fitting.CoefficientFitter(face_model) if fit_steps > 0 else None
             self.session = tf.Session(graph=self.graph)
             tf.train.Saver(net.variables()).restore(self.session, checkpoint)
+            if self.fitter is not None:
+                self.session.run(self.fitter.initializer())
             self.graph.finalize()
 
-    def __call__(self, crop_uint8):
-        """crop [300, 300, 3] uint8 -> dict of [0]-indexed numpy outputs (landmarks in crop pixels)."""
-        values = self.session.run(self.fetches, {self.crop: crop_uint8[None].astype(np.float32) / 255.0})
+    def __call__(self, crop_uint8, landmarks=None, segmentation=None):
+        """crop [300, 300, 3] uint8 (with, when fitting, its landmarks [68, 2] crop pixels and
+        segmentation [300, 300]) -> dict of [0]-indexed numpy outputs (landmarks in crop pixels;
+        coeffs after fitting, network_coeffs before)."""
+        feed = {self.crop: crop_uint8[None].astype(np.float32) / 255.0}
+        if self.fitter is None:
+            values = self.session.run(self.fetches, feed)
+            values["network_coeffs"] = values["coeffs"]
+        else:
+            if landmarks is None or segmentation is None:
+                raise ValueError("fitting needs the crop's landmarks and segmentation")
+            network = self.session.run(self.network_coeffs, feed)
+            fitted = self.fitter.fit(self.session, crop_uint8[None], np.asarray(landmarks)[None],
+                                     np.asarray(segmentation)[None], network, self.fit_steps)
+            values = self.session.run(self.fetches, {self.coeffs: fitted})
+            values["network_coeffs"] = network
         return {key: value[0] for key, value in values.items()}
 
 
 def reconstruct_photo(reconstructor, path, output_dir, detector):
     """Writes the four result files of one photo; raises SkippedPhoto when it has no usable face."""
     face = crop_photo_file(path, detector=detector)
-    result = reconstructor(face.image)
+    result = reconstructor(face.image, face.landmarks, face.segmentation)
     name = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
     model = reconstructor.face_model
     write_obj(name + "_coarse.obj", result["vertices"], result["colours"], model.uv, model.triangles)
@@ -116,6 +147,7 @@ def reconstruct_photo(reconstructor, path, output_dir, detector):
     parts = model.split_coefficients(result["coeffs"][None])
     np.savez(name + "_coeffs.npz", coefficients=result["coeffs"],
              **{key: np.asarray(value)[0] for key, value in parts.items()},
+             network_coefficients=result["network_coeffs"], fit_steps=reconstructor.fit_steps,
              crop_matrix=face.matrix, detected_landmarks=crop_rule.apply_affine(to_photo, face.landmarks))
     return name
 
@@ -133,7 +165,8 @@ def main(argv):
     if not photos:
         sys.exit("test.py: no photos (%s) in %s" % (" ".join(PHOTO_EXTENSIONS), FLAGS.input))
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    reconstructor = CoarseReconstructor(checkpoint, FaceModel(FLAGS.face_model_path or None), FLAGS.backbone)
+    reconstructor = CoarseReconstructor(checkpoint, FaceModel(FLAGS.face_model_path or None), FLAGS.backbone,
+                                        FLAGS.fit_steps)
     succeeded = 0
     for path in photos:
         start = time.time()

@@ -46,6 +46,11 @@ from preprocess import schema  # noqa: E402
 tf.disable_eager_execution()
 
 Row = collections.namedtuple("Row", ["name", "start", "weights", "given", "steps"])
+COLUMNS = ("rigid all", "rigid face", "sim face", "size", "depth/width", "albedo", "lmk px")
+
+
+def format_metric(metrics, column):
+    return ("%.3f" if column in ("size", "depth/width", "albedo") else "%.2f") % metrics[column]
 
 
 def load_faces(eval_dir, num, seed):
@@ -112,10 +117,22 @@ def kabsch(source, target, with_scale):
     return scale * a @ rotation + target_mean
 
 
-def shape_metrics(face_model, coeffs, faces, face_vertices):
+def at_mean_size(shapes, face_vertices, mean_shape):
+    """shapes [B, N, 3] scaled about their face centroid to the mean face's size (rms radius)."""
+    def radius(points):
+        return np.sqrt(((points - points.mean(-2, keepdims=True)) ** 2).sum((-2, -1)))
+    centre = shapes[:, face_vertices].mean(1, keepdims=True)
+    factor = radius(mean_shape[face_vertices]) / radius(shapes[:, face_vertices])
+    return centre + factor[:, None, None] * (shapes - centre)
+
+
+def shape_metrics(face_model, coeffs, faces, face_vertices, mean_size=False):
+    """The table's columns for coefficients [B, C]; mean_size: the shapes scaled to the mean face's size."""
     truth = face_model.split_coefficients(faces["gt/coefficients"])
     parts = face_model.split_coefficients(coeffs)
     shapes = face_model.shape_np(parts["identity"], parts["expression"]).astype(np.float64)
+    if mean_size:
+        shapes = at_mean_size(shapes, face_vertices, face_model.mean_shape.astype(np.float64))
     true_shapes = face_model.shape_np(truth["identity"], truth["expression"]).astype(np.float64)
     albedo = face_model.albedo_np(parts["albedo"])[:, face_vertices]
     true_albedo = face_model.albedo_np(truth["albedo"])[:, face_vertices]
@@ -177,9 +194,14 @@ def main():
     chosen = set(int(r) for r in args.rows.split(",") if r) or set(range(len(rows)))
     print("%d held-out synthetic faces (%s, seed %d); %d steps, learning rate %g; mean over faces"
           % (args.num, args.eval_dir, args.seed, steps, args.learning_rate))
-    columns = ("rigid all", "rigid face", "sim face", "size", "depth/width", "albedo", "lmk px")
-    print("| # | start -> objective | " + " | ".join(columns) + " | loss fit / truth | s/step |")
-    print("|---" * (len(columns) + 4) + "|")
+    print("| # | start -> objective | " + " | ".join(COLUMNS) + " | loss fit / truth | s/step |")
+    print("|---" * (len(COLUMNS) + 4) + "|")
+    if 1 in chosen:
+        # No image can tell this shape from the truth (module docstring): the floor of the rigid columns.
+        metrics = shape_metrics(face_model, truth, faces, face_vertices, mean_size=True)
+        metrics["lmk px"] = float("nan")  # no pose makes this shape's landmarks: not a reconstruction
+        print("| 1a | ground truth scaled to the mean face's size | "
+              + " | ".join(format_metric(metrics, c) for c in COLUMNS) + " | - | - |", flush=True)
     for index, row in enumerate(rows):
         if index not in chosen:
             continue
@@ -187,9 +209,9 @@ def main():
                                                     row.steps, args.learning_rate)
         metrics = shape_metrics(face_model, fitted, faces, face_vertices)
         print("| %d | %s | " % (index, row.name)
-              + " | ".join("%.3f" % metrics[c] if c in ("size", "depth/width", "albedo") else "%.2f" % metrics[c]
-                           for c in columns)
-              + " | %.4f / %.4f | %.3f |" % (loss.mean(), loss_truth.mean(), seconds), flush=True)
+              + " | ".join(format_metric(metrics, c) for c in COLUMNS)
+              + " | %.4f / %.4f | %s |" % (loss.mean(), loss_truth.mean(),
+                                           "%.3f" % seconds if row.steps else "-"), flush=True)
 
 
 if __name__ == "__main__":
