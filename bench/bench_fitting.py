@@ -48,7 +48,7 @@ def main():
     parser.add_argument("--steps", type=int, default=fitting.DEFAULT_STEPS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (cores)")
-    parser.add_argument("--render_sizes", default="224,160,112")
+    parser.add_argument("--render_sizes", default="224,160,128")
     args = parser.parse_args()
     import test as inference
     checkpoint = inference.resolve_checkpoint(args.checkpoint)

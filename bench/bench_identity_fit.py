@@ -42,10 +42,12 @@ from model import coarse, fitting  # noqa: E402
 from model.data import make_dataset  # noqa: E402
 from model.face_model import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
+from preprocess.crop import ENCODER_SIZE  # noqa: E402
 
 tf.disable_eager_execution()
 
-Row = collections.namedtuple("Row", ["name", "start", "weights", "given", "steps"])
+Row = collections.namedtuple("Row", ["name", "start", "weights", "given", "steps", "render_size"])
+Row.__new__.__defaults__ = (ENCODER_SIZE,)  # the training objective's render size
 COLUMNS = ("rigid all", "rigid face", "sim face", "size", "depth/width", "albedo", "lmk px")
 
 
@@ -81,7 +83,7 @@ def network_coefficients(checkpoint, face_model, images):
             return session.run(coeffs, {crops: images.astype(np.float32) / 255.0})
 
 
-def run_fit(face_model, faces, start, weights, given, steps, learning_rate):
+def run_fit(face_model, faces, start, weights, given, steps, learning_rate, render_size):
     """(fitted coefficients [B, C], losses at the result [B], losses at the truth [B], seconds/step)."""
     truth = faces["gt/coefficients"]
     initial = np.array(start, np.float32)
@@ -90,7 +92,7 @@ def run_fit(face_model, faces, start, weights, given, steps, learning_rate):
     for name in given:
         initial_parts[name][:] = truth_parts[name]
     with tf.Graph().as_default():
-        fitter = fitting.CoefficientFitter(face_model, len(truth), weights, learning_rate,
+        fitter = fitting.CoefficientFitter(face_model, len(truth), weights, learning_rate, render_size,
                                            fixed_parts=given)
         with tf.Session() as session:
             session.run(fitter.initializer())
@@ -190,6 +192,8 @@ def main():
         Row("network (released)", network, w, (), 0),
         Row("network + fit %d steps" % fitting.DEFAULT_STEPS, network, w, (), fitting.DEFAULT_STEPS),
         Row("network + fit %d steps" % steps, network, w, (), steps),
+        Row("network + fit %d steps, render %d (test.py)" % (fitting.DEFAULT_STEPS, fitting.DEFAULT_RENDER_SIZE),
+            network, w, (), fitting.DEFAULT_STEPS, fitting.DEFAULT_RENDER_SIZE),
     ]
     chosen = set(int(r) for r in args.rows.split(",") if r) or set(range(len(rows)))
     print("%d held-out synthetic faces (%s, seed %d); %d steps, learning rate %g; mean over faces"
@@ -206,7 +210,7 @@ def main():
         if index not in chosen:
             continue
         fitted, loss, loss_truth, seconds = run_fit(face_model, faces, row.start, row.weights, row.given,
-                                                    row.steps, args.learning_rate)
+                                                    row.steps, args.learning_rate, row.render_size)
         metrics = shape_metrics(face_model, fitted, faces, face_vertices)
         print("| %d | %s | " % (index, row.name)
               + " | ".join(format_metric(metrics, c) for c in COLUMNS)

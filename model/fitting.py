@@ -11,9 +11,13 @@ gives what fitting each one alone would (the batch only shares the graph and the
 
 The variable is a step `delta` in "optimiser units": coefficients = initial + delta * unit, where
 the unit is 1 except for the pose translations (POSE_OUTPUT_SCALE: ten crop pixels), so that one
-learning rate moves every coefficient by a comparable amount per step (about a tenth of a standard
-deviation of the morphable model, a few degrees, a few pixels). Coefficient groups named in
+learning rate moves every coefficient by a comparable amount per step (at the default: 0.03
+standard deviations of the morphable model, 1.7 degrees, 0.3 pixels). Coefficient groups named in
 `fixed_parts` keep their starting values (e.g. a known pose).
+
+The render may be smaller than the training's (ENCODER_SIZE); the landmark loss, in squared render
+pixels, is then reweighted by (ENCODER_SIZE / render_size)^2 so that the terms keep the training
+objective's balance (the photometric term is a mean over pixels and needs nothing).
 """
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -22,10 +26,14 @@ from model import coarse
 from preprocess.crop import CROP_SIZE, ENCODER_SIZE
 
 PARTS = ("identity", "expression", "albedo", "pose", "light")
-# Per step, with the unit above: 0.03 standard deviations, 1.7 degrees, 0.3 pixels. Fast enough that
-# DEFAULT_STEPS bring a head the network left frontal round by tens of degrees, small enough to stay stable.
+# Fast enough that DEFAULT_STEPS bring a head the network left frontal round by tens of degrees,
+# small enough to stay stable.
 DEFAULT_LEARNING_RATE = 0.03
 DEFAULT_STEPS = 50
+# The crop is compared with a 128 x 128 render, not the training's 224 x 224 (ENCODER_SIZE): a step
+# costs about half as much (bench/bench_fitting.py), which keeps DEFAULT_STEPS within a second per
+# photo on 2 cores; the landmark term, which sets pose and expression, does not depend on it.
+DEFAULT_RENDER_SIZE = 128
 SCOPE = "fitting"
 
 
@@ -37,12 +45,12 @@ class CoefficientFitter(object):
       batch_size: B, crops fitted together (each independently).
       weights: coarse.LossWeights (perceptual is not used: there is no perceptual network here).
       learning_rate: Adam's step size, in optimiser units (module docstring).
-      render_size: side of the render compared with the crop (ENCODER_SIZE, as in training).
+      render_size: side of the render compared with the crop (ENCODER_SIZE: the training objective).
       fixed_parts: names from PARTS whose coefficients stay at their starting values.
     """
 
     def __init__(self, face_model, batch_size=1, weights=coarse.TRAINING_LOSS_WEIGHTS,
-                 learning_rate=DEFAULT_LEARNING_RATE, render_size=ENCODER_SIZE, fixed_parts=()):
+                 learning_rate=DEFAULT_LEARNING_RATE, render_size=DEFAULT_RENDER_SIZE, fixed_parts=()):
         unknown = set(fixed_parts) - set(PARTS)
         if unknown:
             raise ValueError("fixed_parts: unknown part(s) %s (known: %s)"
@@ -51,6 +59,7 @@ class CoefficientFitter(object):
             raise ValueError("learning_rate must be positive, got %g" % learning_rate)
         self.face_model = face_model
         self.batch_size = batch_size
+        weights = weights._replace(landmark=weights.landmark * (ENCODER_SIZE / float(render_size)) ** 2)
         size = face_model.coeff_size
         unit = face_model.split_coefficients(np.ones(size, np.float32))
         unit = {name: np.array(value) for name, value in unit.items()}

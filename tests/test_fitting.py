@@ -138,6 +138,21 @@ def test_a_second_fit_starts_afresh(face_model):
     np.testing.assert_array_equal(first, second)
 
 
+def test_landmark_term_weighs_the_same_at_any_render_size(face_model):
+    """The landmark loss is in squared render pixels; the fitter reweights it so that a smaller
+    render keeps the training objective (224) unchanged."""
+    truth = framed_coefficients(face_model, np.random.default_rng(9), 15.0, 5.0)
+    crops, landmarks, labels = render_crops(face_model, truth[None])
+    start = np.zeros((1, face_model.coeff_size), np.float32)
+    landmarks_only = coarse.LossWeights(photo=0.0, landmark=1e-3, perceptual=0.0, id=0.0, exp=0.0, tex=0.0)
+    totals = []
+    for size in (coarse.ENCODER_SIZE, SMALL_RENDER):
+        _, trace = fit(face_model, crops, landmarks, labels, start, 0, weights=landmarks_only, render_size=size)
+        totals.append(trace[0]["total"][0])
+    assert totals[0] > 0.1
+    np.testing.assert_allclose(totals[1], totals[0], rtol=1e-5)
+
+
 def test_unknown_fixed_part_is_a_clear_error(face_model):
     with tf.Graph().as_default(), pytest.raises(ValueError, match="unknown part.*shape"):
         fitting.CoefficientFitter(face_model, 1, fixed_parts=("shape",))
