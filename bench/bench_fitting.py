@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from model import fitting  # noqa: E402
-from model.face_model import FaceModel  # noqa: E402
+from model import fitting, inference  # noqa: E402
+from model.face import FaceModel  # noqa: E402
 from preprocess.photo import crop_photo_file  # noqa: E402
 
 tf.disable_eager_execution()
@@ -50,7 +50,6 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (cores)")
     parser.add_argument("--render_sizes", default="224,160,128")
     args = parser.parse_args()
-    import test as inference
     checkpoint = inference.resolve_checkpoint(args.checkpoint)
     face = crop_photo_file(args.photo)
     face_model = FaceModel()

@@ -38,11 +38,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from model import coarse, fitting  # noqa: E402
+from model import coarse, fitting, inference, metrics  # noqa: E402
 from model.data import make_dataset  # noqa: E402
-from model.face_model import FaceModel  # noqa: E402
+from model.face import ENCODER_SIZE, REGION_NAMES, FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
-from preprocess.crop import ENCODER_SIZE  # noqa: E402
 
 tf.disable_eager_execution()
 
@@ -108,17 +107,6 @@ def run_fit(face_model, faces, start, weights, given, steps, learning_rate, rend
     return fitted, trace[-1]["total"], at_truth[0]["total"], seconds
 
 
-def kabsch(source, target, with_scale):
-    """source [N, 3] mapped onto target by least squares: rotation + translation (+ one scale)."""
-    source_mean, target_mean = source.mean(0), target.mean(0)
-    a, b = source - source_mean, target - target_mean
-    u, singular, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    rotation = u @ np.diag([1.0, 1.0, d]) @ vt
-    scale = (singular * [1.0, 1.0, d]).sum() / (a ** 2).sum() if with_scale else 1.0
-    return scale * a @ rotation + target_mean
-
-
 def at_mean_size(shapes, face_vertices, mean_shape):
     """shapes [B, N, 3] scaled about their face centroid to the mean face's size (rms radius)."""
     def radius(points):
@@ -128,29 +116,39 @@ def at_mean_size(shapes, face_vertices, mean_shape):
     return centre + factor[:, None, None] * (shapes - centre)
 
 
+def decode(face_model, coeffs):
+    """Shapes [B, N, 3] mm, albedo [B, N, 3] and landmarks [B, 68, 2] (300 crop) of coefficients [B, C]."""
+    with tf.Graph().as_default():
+        coeffs = tf.constant(coeffs, tf.float32)
+        parts = face_model.split_coefficients(coeffs)
+        fetches = dict(shape=face_model.shape(parts["identity"], parts["expression"]),
+                       albedo=face_model.albedo(parts["albedo"]),
+                       landmarks=face_model.reconstruct(coeffs)["landmarks"])
+        with tf.Session() as session:
+            values = session.run(fetches)
+    return values["shape"].astype(np.float64), values["albedo"], values["landmarks"]
+
+
 def shape_metrics(face_model, coeffs, faces, face_vertices, mean_size=False):
     """The table's columns for coefficients [B, C]; mean_size: the shapes scaled to the mean face's size."""
-    truth = face_model.split_coefficients(faces["gt/coefficients"])
-    parts = face_model.split_coefficients(coeffs)
-    shapes = face_model.shape_np(parts["identity"], parts["expression"]).astype(np.float64)
+    shapes, albedo, landmarks = decode(face_model, coeffs)
     if mean_size:
         shapes = at_mean_size(shapes, face_vertices, face_model.mean_shape.astype(np.float64))
-    true_shapes = face_model.shape_np(truth["identity"], truth["expression"]).astype(np.float64)
-    albedo = face_model.albedo_np(parts["albedo"])[:, face_vertices]
-    true_albedo = face_model.albedo_np(truth["albedo"])[:, face_vertices]
+    true_shapes, true_albedo, _ = decode(face_model, faces["gt/coefficients"])
+    albedo, true_albedo = albedo[:, face_vertices], true_albedo[:, face_vertices]
     rows = collections.defaultdict(list)
     for shape, true_shape in zip(shapes, true_shapes):
-        rows["rigid all"].append(np.linalg.norm(kabsch(shape, true_shape, False) - true_shape, axis=1).mean())
+        rows["rigid all"].append(metrics.aligned_vertex_error(shape, true_shape).mean())
+        rows["rigid face"].append(metrics.aligned_vertex_error(shape, true_shape, face_vertices).mean())
+        rows["sim face"].append(metrics.aligned_vertex_error(shape, true_shape, face_vertices, True).mean())
         fit_face, true_face = shape[face_vertices], true_shape[face_vertices]
-        rows["rigid face"].append(np.linalg.norm(kabsch(fit_face, true_face, False) - true_face, axis=1).mean())
-        similar = kabsch(fit_face, true_face, True)
-        rows["sim face"].append(np.linalg.norm(similar - true_face, axis=1).mean())
+        scale, rotation, translation = metrics.umeyama(fit_face, true_face)
+        similar = metrics.apply_transform(fit_face, rotation, translation, scale)
         centred, true_centred = fit_face - fit_face.mean(0), true_face - true_face.mean(0)
         rows["size"].append(np.sqrt((centred ** 2).sum() / (true_centred ** 2).sum()))
         extent, true_extent = np.ptp(similar, axis=0), np.ptp(true_face, axis=0)
         rows["depth/width"].append((extent[2] / extent[0]) / (true_extent[2] / true_extent[0]))
     rows["albedo"] = np.abs(albedo - true_albedo).mean(axis=(1, 2))
-    landmarks = face_model.landmarks_np(face_model.project_np(shapes, parts["pose"]))
     rows["lmk px"] = np.linalg.norm(landmarks - faces["landmarks"], axis=2).mean(1)
     return {key: float(np.mean(value)) for key, value in rows.items()}
 
@@ -165,14 +163,13 @@ def main():
     parser.add_argument("--checkpoint", default=os.path.join(REPO, "results", "release", "coarse"))
     parser.add_argument("--rows", default="", help="comma-separated row numbers to run (default all)")
     args = parser.parse_args()
-    import test as inference
     checkpoint = inference.resolve_checkpoint(args.checkpoint)
 
     face_model = FaceModel()
     faces = load_faces(args.eval_dir, args.num, args.seed)
     faces = {key: value[:args.num] for key, value in faces.items()}
     face_vertices = np.zeros(face_model.num_vertices, bool)
-    for region in ("skin", "eyes", "brows", "nose", "lips"):
+    for region in REGION_NAMES:
         face_vertices |= face_model.regions[region]
     truth = faces["gt/coefficients"]
     mean_face = np.zeros_like(truth)

@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import coarse
-from preprocess.crop import CROP_SIZE, ENCODER_SIZE
+from model.face import COEFFICIENT_PARTS, CROP_SIZE, ENCODER_SIZE
+from model.face.landmarks68 import NUM_LANDMARKS
 
-PARTS = ("identity", "expression", "albedo", "pose", "light")
 # Fast enough that DEFAULT_STEPS bring a head the network left frontal round by tens of degrees,
 # small enough to stay stable.
 DEFAULT_LEARNING_RATE = 0.03
@@ -46,15 +46,15 @@ class CoefficientFitter(object):
       weights: coarse.LossWeights (perceptual is not used: there is no perceptual network here).
       learning_rate: Adam's step size, in optimiser units (module docstring).
       render_size: side of the render compared with the crop (ENCODER_SIZE: the training objective).
-      fixed_parts: names from PARTS whose coefficients stay at their starting values.
+      fixed_parts: names from COEFFICIENT_PARTS whose coefficients stay at their starting values.
     """
 
     def __init__(self, face_model, batch_size=1, weights=coarse.TRAINING_LOSS_WEIGHTS,
                  learning_rate=DEFAULT_LEARNING_RATE, render_size=DEFAULT_RENDER_SIZE, fixed_parts=()):
-        unknown = set(fixed_parts) - set(PARTS)
+        unknown = set(fixed_parts) - set(COEFFICIENT_PARTS)
         if unknown:
             raise ValueError("fixed_parts: unknown part(s) %s (known: %s)"
-                             % (", ".join(sorted(unknown)), ", ".join(PARTS)))
+                             % (", ".join(sorted(unknown)), ", ".join(COEFFICIENT_PARTS)))
         if learning_rate <= 0:
             raise ValueError("learning_rate must be positive, got %g" % learning_rate)
         self.face_model = face_model
@@ -66,7 +66,7 @@ class CoefficientFitter(object):
         unit["pose"] = unit["pose"] * coarse.POSE_OUTPUT_SCALE
         for name in fixed_parts:
             unit[name][:] = 0.0
-        unit = np.concatenate([unit[name] for name in PARTS]).astype(np.float32)
+        unit = np.concatenate([unit[name] for name in COEFFICIENT_PARTS]).astype(np.float32)
 
         def state(name, shape, dtype=tf.float32):
             return tf.get_variable(name, shape, dtype, initializer=tf.zeros_initializer(), trainable=False)
@@ -74,7 +74,7 @@ class CoefficientFitter(object):
         with tf.variable_scope(SCOPE, reuse=False):
             # The targets live in variables, set once per fit: the steps then feed nothing.
             self._targets = dict(image=state("image", [batch_size, CROP_SIZE, CROP_SIZE, 3]),
-                                 landmarks=state("landmarks", [batch_size, 68, 2]),
+                                 landmarks=state("landmarks", [batch_size, NUM_LANDMARKS, 2]),
                                  segmentation=state("segmentation", [batch_size, CROP_SIZE, CROP_SIZE],
                                                     tf.int32))
             initial = state("initial", [batch_size, size])
@@ -94,7 +94,7 @@ class CoefficientFitter(object):
 
         self._feeds = dict(
             image=tf.placeholder(tf.uint8, [batch_size, CROP_SIZE, CROP_SIZE, 3]),
-            landmarks=tf.placeholder(tf.float32, [batch_size, 68, 2]),
+            landmarks=tf.placeholder(tf.float32, [batch_size, NUM_LANDMARKS, 2]),
             segmentation=tf.placeholder(tf.int32, [batch_size, CROP_SIZE, CROP_SIZE]),
             initial=tf.placeholder(tf.float32, [batch_size, size]))
         assigns = [self._targets["image"].assign(tf.cast(self._feeds["image"], tf.float32) / 255.0),

@@ -8,8 +8,9 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from model import coarse, fitting
-from model.face_model import FaceModel
+from model.face import COEFFICIENT_PARTS, ENCODER_SIZE, FaceModel
 from preprocess import images, photo, segmentation, synthesize
+from tests import face_model_oracle as oracle
 
 tf.disable_eager_execution()
 
@@ -32,11 +33,11 @@ def framed_coefficients(face_model, rng, yaw_deg, roll_deg):
     parts["identity"] = 0.5 * rng.standard_normal(face_model.k_id)
     parts["albedo"] = 0.5 * rng.standard_normal(face_model.k_tex)
     parts["pose"][:3] = np.deg2rad([5.0, yaw_deg, roll_deg])
-    shape = face_model.shape_np(parts["identity"], parts["expression"])
-    landmarks = face_model.landmarks_np(face_model.project_np(shape, parts["pose"]))[0]
+    shape = oracle.shape(face_model, parts["identity"], parts["expression"])
+    landmarks = oracle.landmarks(face_model, oracle.project(face_model, shape, parts["pose"]))[0]
     a, b = synthesize.framing(landmarks)
     parts["pose"] = synthesize.framed_pose(parts["pose"], a, b)
-    return np.concatenate([parts[name] for name in fitting.PARTS]).astype(np.float32)
+    return np.concatenate([parts[name] for name in COEFFICIENT_PARTS]).astype(np.float32)
 
 
 def render_crops(face_model, coefficients):
@@ -146,7 +147,7 @@ def test_landmark_term_weighs_the_same_at_any_render_size(face_model):
     start = np.zeros((1, face_model.coeff_size), np.float32)
     landmarks_only = coarse.LossWeights(photo=0.0, landmark=1e-3, perceptual=0.0, id=0.0, exp=0.0, tex=0.0)
     totals = []
-    for size in (coarse.ENCODER_SIZE, SMALL_RENDER):
+    for size in (ENCODER_SIZE, SMALL_RENDER):
         _, trace = fit(face_model, crops, landmarks, labels, start, 0, weights=landmarks_only, render_size=size)
         totals.append(trace[0]["total"][0])
     assert totals[0] > 0.1
