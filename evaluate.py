@@ -276,7 +276,9 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
         except tf.errors.InvalidArgumentError as error:    # a malformed record; the message names its file
             raise InputError("--tfrecords %s: %s" % (folder, error.message)) from error
         for i in range(len(values["image"])):
-            result = reconstructor(np.round(values["image"][i] * 255.0).astype(np.uint8))
+            # Fitting (--fit_steps) sees the records' landmarks and segmentation, as a photo's detected ones.
+            result = reconstructor(np.round(values["image"][i] * 255.0).astype(np.uint8),
+                                   values["landmarks"][i], values["segmentation"][i])
             gt_shape = values["truth/shape"][i].astype(np.float64)
             gt_detailed = detailed_surface(face_model, gt_shape, values["truth/normals"][i],
                                            values[schema.GT_DISPLACEMENT][i])

@@ -1,6 +1,11 @@
-"""Coarse 3D face reconstruction of photos: detect, crop, regress coefficients, write the results.
+"""Coarse 3D face reconstruction of photos: detect, crop, regress coefficients, fit, write the results.
 
     python test.py --input PHOTO_OR_FOLDER --output_dir DIR [--checkpoint results/release/coarse]
+                   [--fit_steps 50]
+
+The network's coefficients are refined per photo by --fit_steps steps of test-time fitting
+(model/fitting.py: the training losses against the detected landmarks and the photo); 0 keeps the
+network's prediction alone, as in the paper.
 
 For each photo NAME.ext (a folder: its files with an extension of model.inference.PHOTO_EXTENSIONS,
 in any case, in sorted order, not recursively), writes into DIR:
@@ -9,8 +14,9 @@ in any case, in sorted order, not recursively), writes into DIR:
                        and the face model's UVs
   NAME_overlay.png     input crop | render over the crop | landmarks (green detected, red model)
   NAME_landmarks.txt   the model's 68 landmarks, one `x y` line each, in pixels of the ORIGINAL photo
-  NAME_coeffs.npz      coefficients (whole vector and split by part), crop/matrix (photo -> crop)
-                       and the detected landmarks (photo pixels)
+  NAME_coeffs.npz      coefficients (whole vector and split by part: after fitting, what the mesh
+                       shows), network_coefficients (the network's prediction, before fitting),
+                       fit_steps, crop/matrix (photo -> crop) and the detected landmarks (photo pixels)
 NAME is the photo's file name without its extension; where two photos would share it (face.jpg and
 face.png), each keeps its extension instead (face.jpg_coarse.obj, face.png_coarse.obj), so no result
 overwrites another. The four files of a photo are written under temporary names and renamed
@@ -102,6 +108,7 @@ def reconstruct_photo(reconstructor, path, output_dir, detector, name=None):
         with coeffs.open("wb") as f:
             np.savez(f, coefficients=result["coeffs"],
                      **{key: np.asarray(value)[0] for key, value in parts.items()},
+                     network_coefficients=result["network_coeffs"], fit_steps=reconstructor.fit_steps,
                      crop_matrix=face.matrix,
                      detected_landmarks=framing.apply_affine(to_photo, face.landmarks))
     return name

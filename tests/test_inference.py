@@ -9,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from model import coarse
+from model import coarse, fitting
 from model.face import FaceModel
 from preprocess import faces, images
 
@@ -77,7 +77,9 @@ def test_folder_with_a_faceless_photo_still_reconstructs_the_others(fresh_checkp
     overlay = np.asarray(Image.open(out / "astronaut_overlay.png"))
     assert overlay.shape == (300, 900, 3)
     coeffs = np.load(out / "astronaut_coeffs.npz")
-    np.testing.assert_array_equal(coeffs["coefficients"], 0.0)  # untrained: the mean face
+    np.testing.assert_array_equal(coeffs["network_coefficients"], 0.0)  # untrained: the mean face
+    assert int(coeffs["fit_steps"]) == fitting.DEFAULT_STEPS  # fitting is on by default
+    assert np.abs(coeffs["coefficients"] - coeffs["network_coefficients"]).max() > 0.05
 
 
 @pytest.mark.slow
