@@ -19,8 +19,10 @@ import os
 import sys
 
 import tensorflow.compat.v1 as tf
+from absl import app
 
-from model import coarse, training
+from model import coarse, flag_ranges, training
+from model.data import DataError, data_error
 from model.face import FaceModel
 from model.vgg_face import load_vgg_face_mat
 from preprocess import schema
@@ -36,23 +38,39 @@ flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder of the
 flags.DEFINE_string("vgg_face_path", "",
                     "MatConvNet vgg-face.mat. When given: turns the perceptual loss on and, with "
                     "--backbone=vgg_face, initialises the encoder from it. Empty: perceptual loss off.")
-flags.DEFINE_integer("batch_size", 16, "Images per step.")
+flags.DEFINE_integer("batch_size", 16, "Images per step.", lower_bound=1)
 flags.DEFINE_float("learning_rate", 5e-4, "Initial Adam learning rate.")
-flags.DEFINE_integer("lr_decay_step", 1000, "Steps per decay of the learning rate by lr_decay_rate.")
+flag_ranges.require("learning_rate", above=0)
+flags.DEFINE_integer("lr_decay_step", 1000, "Steps per decay of the learning rate by lr_decay_rate.",
+                     lower_bound=1)
 flags.DEFINE_float("lr_decay_rate", 0.8, "Learning rate factor per lr_decay_step (continuous decay).")
+flag_ranges.require("lr_decay_rate", above=0, at_most=1)
 flags.DEFINE_float("min_learning_rate", 1e-6, "Floor of the decayed learning rate.")
+flag_ranges.require("min_learning_rate", at_least=0)
+flags.register_multi_flags_validator(
+    ["min_learning_rate", "learning_rate"], lambda v: v["min_learning_rate"] <= v["learning_rate"],
+    message="--min_learning_rate must be <= --learning_rate (the floor would raise the rate)")
 flags.DEFINE_float("gradient_clip", 1.0, "Each gradient element is clipped to [-gradient_clip, gradient_clip].")
-flags.DEFINE_integer("step", 2000, "Global step at which training ends.")
-flags.DEFINE_integer("save_step", 250, "Checkpoint every this many steps.")
-flags.DEFINE_integer("log_step", 20, "Log line and scalar summaries every this many steps.")
-flags.DEFINE_integer("image_summary_step", 200, "Input | render | landmarks summary every this many steps.")
-flags.DEFINE_float("photo_weight", 1.9, "Weight of the photometric loss.")
-flags.DEFINE_float("landmark_weight", 1.6e-3, "Weight of the landmark loss (224-pixel units squared).")
-flags.DEFINE_float("perceptual_weight", 0.2, "Weight of the perceptual loss (used with --vgg_face_path).")
-flags.DEFINE_float("id_weight", 1e-3, "Regularisation weight of the identity coefficients.")
-flags.DEFINE_float("exp_weight", 8e-4, "Regularisation weight of the expression coefficients.")
-flags.DEFINE_float("tex_weight", 1e-3, "Regularisation weight of the albedo coefficients.")
-flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).")
+flag_ranges.require("gradient_clip", above=0)
+flags.DEFINE_integer("step", 2000, "Global step at which training ends.", lower_bound=1)
+flags.DEFINE_integer("save_step", 250, "Checkpoint every this many steps.", lower_bound=1)
+flags.DEFINE_integer("log_step", 20, "Log line and scalar summaries every this many steps.", lower_bound=1)
+flags.DEFINE_integer("image_summary_step", 200, "Input | render | landmarks summary every this many steps.",
+                     lower_bound=1)
+flags.DEFINE_float("photo_weight", coarse.TRAINING_LOSS_WEIGHTS.photo, "Weight of the photometric loss.")
+flags.DEFINE_float("landmark_weight", coarse.TRAINING_LOSS_WEIGHTS.landmark, "Weight of the landmark loss (224-pixel units squared).")
+flags.DEFINE_float("perceptual_weight", coarse.TRAINING_LOSS_WEIGHTS.perceptual, "Weight of the perceptual loss (used with --vgg_face_path).")
+flags.DEFINE_float("id_weight", coarse.TRAINING_LOSS_WEIGHTS.id, "Regularisation weight of the identity coefficients.")
+flags.DEFINE_float("exp_weight", coarse.TRAINING_LOSS_WEIGHTS.exp, "Regularisation weight of the expression coefficients.")
+flags.DEFINE_float("tex_weight", coarse.TRAINING_LOSS_WEIGHTS.tex, "Regularisation weight of the albedo coefficients.")
+for _weight in ("photo_weight", "landmark_weight", "perceptual_weight", "id_weight", "exp_weight", "tex_weight"):
+    flag_ranges.require(_weight, at_least=0)
+flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).",
+                     lower_bound=0, upper_bound=2 ** 31 - 1)
+flags.DEFINE_bool("skip_bad_records", False,
+                  "Skip tfrecord files and records that can't be read (each named on stderr, counted "
+                  "in the log line and the summaries skipped/files, skipped/records) instead of "
+                  "stopping with an error naming the file.")
 
 
 def _data_pattern():
@@ -65,7 +83,7 @@ def coarse_stage():
                                  FLAGS.id_weight, FLAGS.exp_weight, FLAGS.tex_weight)
     vgg_weights = load_vgg_face_mat(FLAGS.vgg_face_path) if FLAGS.vgg_face_path else None
     return coarse.CoarseStage(FaceModel(FLAGS.face_model_path or None), _data_pattern(), FLAGS.batch_size,
-                              weights, FLAGS.backbone, vgg_weights, FLAGS.seed)
+                              weights, FLAGS.backbone, vgg_weights, FLAGS.seed, FLAGS.skip_bad_records)
 
 
 def loop_settings():
@@ -83,9 +101,6 @@ def main(argv):
     if FLAGS.stage == "fine":
         sys.exit("train.py: --stage=fine is not implemented yet (the fine stage is a later issue); "
                  "only --stage=coarse trains")
-    for name in ("batch_size", "step", "save_step", "log_step", "image_summary_step", "lr_decay_step"):
-        if getattr(FLAGS, name) <= 0:
-            sys.exit("train.py: --%s must be positive, got %d" % (name, getattr(FLAGS, name)))
     if not tf.io.gfile.glob(_data_pattern()):
         sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
                  "or preprocess/make_tfrecords.py)" % (FLAGS.data_dir, schema.SHARD_SUFFIX))
@@ -95,8 +110,17 @@ def main(argv):
         training.train(coarse_stage(), loop_settings())
     except (training.TrainingDiverged, training.StageConfigMismatch) as error:
         sys.exit("train.py: %s" % error)
+    except DataError as error:
+        sys.exit("train.py: bad training data: %s" % error)
+    except tf.errors.InvalidArgumentError as error:
+        message = data_error(error)
+        if message is None:
+            raise
+        hint = "" if message.startswith("none of") else " (--skip_bad_records skips such files and records)"
+        sys.exit("train.py: bad training data: %s%s" % (message, hint))
 
 
 if __name__ == "__main__":
     tf.disable_eager_execution()
-    tf.app.run(main)
+    # absl's app.run, not tf.app.run, which shows a bad flag value as a traceback instead of one line.
+    app.run(main)

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import losses, training
-from model.data import make_dataset
+from model.data import SkippedCounter, make_dataset
 from model.face import NUM_LIGHT, NUM_POSE, forward
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
 from model.vgg_face import INPUT_SIZE as VGG_INPUT_SIZE, VggFace
@@ -50,6 +50,8 @@ _FEATURES = 512
 LossWeights = collections.namedtuple(
     "LossWeights", ["photo", "landmark", "perceptual", "id", "exp", "tex"])
 LossWeights.__doc__ = "Weights of the coarse losses (see model/losses.py and train.py's flags)."
+# The weights run_train.sh trains the released checkpoint with; test-time fitting minimises the same sum.
+TRAINING_LOSS_WEIGHTS = LossWeights(photo=1.9, landmark=1.6e-3, perceptual=0.2, id=1e-3, exp=8e-4, tex=1e-3)
 
 
 def _conv(x, channels, size, stride, name, bias=False):
@@ -264,12 +266,14 @@ class CoarseStage(training.Stage):
       vgg_weights: a VggWeights (model.vgg_face.load_vgg_face_mat) or None: initialises a fresh
         `vgg_face` encoder, and turns the perceptual loss on when weights.perceptual > 0.
       seed: data order of a run starting at step k is seeded with seed + k.
+      skip_bad_records: skip unreadable tfrecord files and records (model.data.make_dataset),
+        counted in the loop's log line and summaries, instead of stopping.
     """
 
     name = "coarse"
 
     def __init__(self, face_model, data_pattern, batch_size, weights, backbone="compact", vgg_weights=None,
-                 seed=0):
+                 seed=0, skip_bad_records=False):
         if backbone not in BACKBONES:
             raise ValueError("backbone must be one of %s, got %r" % (", ".join(BACKBONES), backbone))
         self.face_model = face_model
@@ -279,6 +283,7 @@ class CoarseStage(training.Stage):
         self.backbone = backbone
         self.vgg_weights = vgg_weights
         self.seed = seed
+        self.skip_bad_records = skip_bad_records
         self._net = None
         self._perceptual_net = None
 
@@ -290,7 +295,9 @@ class CoarseStage(training.Stage):
                          self.vgg_weights if self.backbone == "vgg_face" else None)
 
     def build(self, start_step):
-        dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step)
+        skipped = SkippedCounter() if self.skip_bad_records else None
+        dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step,
+                               skipped=skipped)
         batch = tf.data.make_one_shot_iterator(dataset).get_next()
         self._net = self._network()
         self._perceptual_net = None
@@ -302,7 +309,7 @@ class CoarseStage(training.Stage):
             losses=model.losses(batch, outputs, self.weights),
             trainable=tf.trainable_variables(SCOPE + "/"),
             frozen=tf.global_variables(PERCEPTUAL_SCOPE + "/"),
-            image_summary=_image_summary(batch, outputs))
+            image_summary=_image_summary(batch, outputs), skipped=skipped)
 
     def initialize(self, session, resumed):
         lines = []

@@ -5,11 +5,14 @@ supplies its data, model, losses and trainable variables through the `Stage` int
 owns everything else:
   - Adam on the stage's trainable variables with an exponentially decaying learning rate, floored,
     and element-wise gradient clipping;
-  - a checkpoint every save_step steps and at the end (`checkpoint_dir/model.ckpt-<step>`); a run
-    started again with the same checkpoint_dir resumes from the latest one at its global step;
+  - a checkpoint every save_step steps and at the end (`checkpoint_dir/model.ckpt-<step>`, the newest
+    KEPT_CHECKPOINTS kept, earlier runs' included, and killed saves' temporaries removed:
+    model/checkpoint_files.py); a run started again with the same checkpoint_dir resumes from the
+    latest one at its global step;
   - TensorBoard summaries in checkpoint_dir: every loss and the learning rate every log_step steps,
     the stage's pictures every image_summary_step steps;
-  - a log line every log_step steps with the losses, the learning rate, steps/s and the ETA;
+  - a log line every log_step steps with the losses, the learning rate, steps/s and the ETA (and
+    the files and records the data reader skipped, when the stage skips bad records);
   - an error naming the step and the loss when a loss is not finite (earlier checkpoints intact);
   - at the end (or when started again at the final step) the network's weights alone in
     checkpoint_dir/network/, with the stage config (stage.json): what test.py loads and a release ships.
@@ -28,7 +31,11 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from model import checkpoint_files, output_files
+
 CHECKPOINT_NAME = "model.ckpt"
+# Training checkpoints kept in checkpoint_dir; older ones, earlier runs' included, are deleted.
+KEPT_CHECKPOINTS = 3
 # Sub-folder of checkpoint_dir for the network's weights alone (no optimizer state): what test.py
 # needs and what a release ships, a third of a training checkpoint's size.
 NETWORK_DIR = "network"
@@ -46,7 +53,7 @@ LoopSettings = collections.namedtuple("LoopSettings", [
 ])
 LoopSettings.__doc__ = "What the loop is told (train.py's flags of the same names)."
 
-StageGraph = collections.namedtuple("StageGraph", ["losses", "trainable", "frozen", "image_summary"])
+StageGraph = collections.namedtuple("StageGraph", ["losses", "trainable", "frozen", "image_summary", "skipped"])
 StageGraph.__doc__ = """What `Stage.build` returns.
 
 losses: OrderedDict name -> scalar tensor; "total" is minimised, all are logged and summarised.
@@ -54,6 +61,7 @@ trainable: the variables the optimizer updates.
 frozen: variables that training checkpoints leave out (frozen networks that `Stage.initialize`
   reloads from their own files on every start).
 image_summary: a tf.summary.image tensor, or None.
+skipped: the model.data.SkippedCounter of the stage's dataset when it skips bad records, or None.
 """
 
 
@@ -128,14 +136,12 @@ def format_duration(seconds):
 
 
 def write_stage_config(folder, config):
-    """Writes folder/stage.json (temporary file, then rename: never a half-written config)."""
+    """Writes folder/stage.json (model.output_files: never a half-written config). Returns its path."""
     tf.io.gfile.makedirs(folder)
     path = os.path.join(folder, STAGE_CONFIG_NAME)
-    partial = path + ".tmp"
-    with open(partial, "w") as f:
+    with output_files.replacing(path, "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(partial, path)
     return path
 
 
@@ -198,6 +204,7 @@ def export_network(stage, checkpoint, out_dir):
             saver.restore(session, checkpoint)
             path = saver.save(session, os.path.join(out_dir, CHECKPOINT_NAME), global_step=step,
                               write_meta_graph=False)
+    checkpoint_files.keep_only_latest(out_dir, CHECKPOINT_NAME)
     write_stage_config(out_dir, stage.config())
     return path
 
@@ -228,7 +235,8 @@ def _build(stage, settings, start_step):
     saved = [v for v in tf.global_variables() if v.name not in frozen]
     return dict(losses=graph.losses, step_after=step_after, learning_rate=learning_rate,
                 scalar_summary=tf.summary.merge(scalars), image_summary=graph.image_summary,
-                saver=tf.train.Saver(saved, max_to_keep=3, save_relative_paths=True))
+                skipped=graph.skipped,
+                saver=tf.train.Saver(saved, max_to_keep=KEPT_CHECKPOINTS, save_relative_paths=True))
 
 
 def _print(line):
@@ -266,6 +274,13 @@ def train(stage, settings, log=_print):
         for line in stage.initialize(session, resumed=checkpoint is not None):
             log("train.py: " + line)
         session.graph.finalize()
+        removed, deleted = checkpoint_files.tidy_for_resume(graph["saver"], checkpoint_dir, CHECKPOINT_NAME,
+                                                            KEPT_CHECKPOINTS)
+        for path in removed:
+            log("train.py: removed %s (left by a save that was killed)" % path)
+        if deleted:
+            log("train.py: deleted %d old checkpoint(s) beyond the %d kept: %s"
+                % (len(deleted), KEPT_CHECKPOINTS, " ".join(os.path.basename(p) for p in deleted)))
         try:
             step = _run(session, graph, writer, settings, start_step, log)
         finally:
@@ -293,12 +308,20 @@ def _run(session, graph, writer, settings, start_step, log):
         check_finite(step, result["losses"])
         if "scalars" in result:
             writer.add_summary(result["scalars"], step)
+            skipped_text = ""
+            skipped = graph["skipped"]
+            if skipped is not None:
+                writer.add_summary(tf.Summary(value=[
+                    tf.Summary.Value(tag="skipped/files", simple_value=skipped.files),
+                    tf.Summary.Value(tag="skipped/records", simple_value=skipped.records)]), step)
+                skipped_text = " | skipped %d files %d records" % (skipped.files, skipped.records)
             now = time.time()
             rate = (step - last_step) / max(now - last_time, 1e-9)
             last_time, last_step = now, step
-            log("step %d/%d | %s | lr %.2e | %.2f steps/s | ETA %s" % (
+            log("step %d/%d | %s | lr %.2e | %.2f steps/s | ETA %s%s" % (
                 step, settings.step, " ".join("%s %.4g" % kv for kv in result["losses"].items()),
-                result["learning_rate"], rate, format_duration((settings.step - step) / max(rate, 1e-9))))
+                result["learning_rate"], rate, format_duration((settings.step - step) / max(rate, 1e-9)),
+                skipped_text))
         if "images" in result:
             writer.add_summary(result["images"], step)
         if step % settings.save_step == 0 or step >= settings.step:
