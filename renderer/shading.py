@@ -6,6 +6,8 @@ import math
 
 import tensorflow.compat.v1 as tf
 
+from renderer.rasterizer import load_op
+
 # Added to the band-0 coefficient of every colour channel, so that a zero light vector is a
 # plain white ambient light (irradiance DEFAULT_AMBIENT * pi * Y00 = 0.709 everywhere).
 DEFAULT_AMBIENT = 0.8
@@ -22,28 +24,34 @@ _A0, _A1, _A2 = math.pi, 2.0 * math.pi / 3.0, math.pi / 4.0
 
 
 def vertex_normals(vertices, triangles, name=None):
-    """Area-weighted unit vertex normals.
+    """Area-weighted unit vertex normals, by a fused C++ op with its gradient
+    (renderer/kernels/normals_core.cc).
 
     Args:
       vertices: [B, V, 3] float32 positions.
       triangles: [T, 3] int32; each face's normal is (v1 - v0) x (v2 - v0), so a
         counter-clockwise face in a frame with x right, y up, z towards the viewer points +z.
     Returns:
-      [B, V, 3] float32 unit normals (zero for a vertex that no non-degenerate face uses).
+      [B, V, 3] float32 unit normals: each vertex's sum of face normals s (length twice the
+      area: area weighting) over sqrt(max(|s|^2, 1e-24)), as tf.math.l2_normalize; zero for a
+      vertex that no non-degenerate face uses. Differentiable with respect to `vertices`.
+    Raises:
+      ValueError: for wrong static shapes. A vertex index outside [0, V) is an
+      InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "vertex_normals", [vertices, triangles]):
         vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
         triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
         if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
             raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
-        corners = tf.gather(vertices, triangles, axis=1)  # [B, T, 3 corners, 3 xyz]
-        v0, v1, v2 = tf.unstack(corners, 3, axis=2)
-        face_normals = tf.linalg.cross(v1 - v0, v2 - v0)  # length = twice the area: area weighting
-        per_corner = tf.transpose(tf.tile(face_normals[:, tf.newaxis], [1, 3, 1, 1]), [1, 2, 0, 3])  # [3, T, B, 3]
-        summed = tf.math.unsorted_segment_sum(
-            tf.reshape(per_corner, tf.stack([-1, tf.shape(vertices)[0], 3])),
-            tf.reshape(tf.transpose(triangles), [-1]), num_segments=tf.shape(vertices)[1])  # [V, B, 3]
-        return tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=1e-24)
+        if triangles.shape.rank is not None and (triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
+            raise ValueError("triangles must have shape [triangles, 3], got %s" % triangles.shape)
+        return load_op().vertex_normals(vertices, triangles)
+
+
+@tf.RegisterGradient("VertexNormals")
+def _vertex_normals_gradient(op, d_normals):
+    return [load_op().vertex_normals_grad(op.inputs[0], op.inputs[1], d_normals), None]
 
 
 def sh_basis(normals, name=None):
