@@ -1,4 +1,4 @@
-"""The fused interpolation and vertex-normal ops: against the plain TensorFlow versions they
+"""The fused interpolation, vertex-normal and group-norm ops: against the plain TensorFlow versions they
 replaced (tests/tf_reference.py), against finite differences, and on bad input."""
 import numpy as np
 import pytest
@@ -6,7 +6,8 @@ import tensorflow.compat.v1 as tf
 
 import renderer
 from renderer import shading
-from tests.tf_reference import interpolate_tf, vertex_normals_tf
+from model.group_norm import group_norm
+from tests.tf_reference import group_norm_tf, interpolate_tf, vertex_normals_tf
 
 tf.disable_eager_execution()
 
@@ -181,3 +182,61 @@ def test_vertex_normals_reject_out_of_range_indices():
         run(lambda: shading.vertex_normals(vertices, [[0, 1, 2], [0, 3, 1]]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="outside"):
         run(lambda: shading.vertex_normals(vertices, [[0, -1, 2]]))
+
+
+# ------------------------------------------------------------------ group normalisation
+
+def group_norm_outputs(fn, x, gamma, beta, groups, dy):
+    def build():
+        tensors = [tf.constant(v) for v in (x, gamma, beta)]
+        y = fn(*tensors, groups)
+        return [y] + tf.gradients(tf.reduce_sum(y * dy), tensors)
+    return run(build)
+
+
+@pytest.mark.parametrize("shape, groups", [((3, 5, 4, 16), 8), ((2, 7, 9, 6), 3), ((1, 2, 2, 8), 1)])
+def test_group_norm_and_its_gradients_match_the_tensorflow_version(shape, groups):
+    rng = np.random.default_rng(shape[-1])
+    # An offset mean, as after a convolution, so that the variance is not of centred values.
+    x = (rng.normal(size=shape) * rng.uniform(0.5, 3.0, shape[-1]) + 2.0).astype(np.float32)
+    gamma, beta = rng.normal(size=(2, shape[-1])).astype(np.float32)
+    dy = rng.normal(size=shape).astype(np.float32)
+    ours = group_norm_outputs(group_norm, x, gamma, beta, groups, dy)
+    reference = group_norm_outputs(group_norm_tf, x, gamma, beta, groups, dy)
+    for name, a, b in zip(("y", "dx", "d_gamma", "d_beta"), ours, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_group_norm_gradients_match_finite_differences():
+    rng = np.random.default_rng(9)
+    shape = (2, 3, 2, 4)
+    values = [rng.normal(size=shape) + 1.0, rng.normal(size=4), rng.normal(size=4)]
+    dy = rng.normal(size=shape)
+    with tf.Graph().as_default(), tf.Session() as session:
+        placeholders = [tf.placeholder(tf.float32, v.shape) for v in values]
+        loss = tf.reduce_sum(group_norm(*placeholders, 2) * dy)
+        analytic = session.run(tf.gradients(loss, placeholders), dict(zip(placeholders, values)))
+        step = 1e-2
+        for index, value in enumerate(values):
+            numeric = np.zeros(value.shape)
+            for i in np.ndindex(value.shape):
+                shifted = []
+                for sign in (1, -1):
+                    point = [v.copy() for v in values]
+                    point[index][i] += sign * step
+                    shifted.append(session.run(loss, dict(zip(placeholders, point))))
+                numeric[i] = (shifted[0] - shifted[1]) / (2 * step)
+            np.testing.assert_allclose(analytic[index], numeric, rtol=1e-2, atol=1e-2)
+
+
+def test_group_norm_rejects_channels_the_groups_do_not_divide():
+    with pytest.raises(ValueError, match="6 channels do not split into 4 groups"):
+        run(lambda: group_norm(tf.zeros([1, 2, 2, 6]), tf.ones([6]), tf.zeros([6]), 4))
+    with tf.Graph().as_default(), tf.Session() as session:
+        x = tf.placeholder(tf.float32, [None, None, None, None])
+        y = group_norm(x, tf.ones([6]), tf.zeros([6]), 4)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of groups"):
+            session.run(y, {x: np.zeros((1, 2, 2, 6))})
+        y = group_norm(x, tf.ones([4]), tf.zeros([4]), 2)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="gamma and beta must have shape"):
+            session.run(y, {x: np.zeros((1, 2, 2, 6))})

@@ -1,4 +1,5 @@
-"""The renderer's attribute interpolation and vertex normals as plain TensorFlow ops.
+"""The renderer's attribute interpolation and vertex normals, and the encoder's group
+normalisation, as plain TensorFlow ops.
 
 These were the implementations before the fused C++ ops (renderer/kernels/interpolate_core.cc,
 normals_core.cc); they stay here as the oracle of tests/test_fused_ops.py and as the
@@ -31,3 +32,15 @@ def vertex_normals_tf(vertices, triangles):
         tf.reshape(per_corner, tf.stack([-1, tf.shape(vertices)[0], 3])),
         tf.reshape(tf.transpose(triangles), [-1]), num_segments=tf.shape(vertices)[1])  # [V, B, 3]
     return tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=1e-24)
+
+
+def group_norm_tf(x, gamma, beta, groups, epsilon=1e-5):
+    """x [B, H, W, C] normalised per image and group of C / groups consecutive channels
+    (tf.nn.moments over H, W and the group's channels), times gamma [C] plus beta [C]."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    channels = int(x.shape[-1])
+    shape = tf.shape(x)
+    grouped = tf.reshape(x, [shape[0], shape[1], shape[2], groups, channels // groups])
+    mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
+    grouped = (grouped - mean) * tf.rsqrt(variance + epsilon)
+    return tf.reshape(grouped, shape) * gamma + beta
