@@ -21,6 +21,10 @@ _Y2_MIXED = 0.5 * math.sqrt(15.0 / math.pi)
 _Y20 = 0.25 * math.sqrt(5.0 / math.pi)
 _Y22 = 0.25 * math.sqrt(15.0 / math.pi)
 _A0, _A1, _A2 = math.pi, 2.0 * math.pi / 3.0, math.pi / 4.0
+# The factor of each basis function of `sh_basis`, in its order: what the fused shading op multiplies
+# its polynomials (1, y, z, x, xy, yz, 3z^2 - 1, xz, x^2 - y^2) by.
+_BAND_SCALES = (_A0 * _Y00, _A1 * _Y1, _A1 * _Y1, _A1 * _Y1, _A2 * _Y2_MIXED, _A2 * _Y2_MIXED, _A2 * _Y20,
+                _A2 * _Y2_MIXED, _A2 * _Y22)
 
 
 def vertex_normals(vertices, triangles, name=None):
@@ -81,21 +85,34 @@ def sh_basis(normals, name=None):
 
 
 def sh_shading(normals, albedo, light, name=None):
-    """Lambertian shading under spherical-harmonics lighting.
+    """Lambertian shading under spherical-harmonics lighting, by a fused C++ op with its gradient
+    (renderer/kernels/shading_core.cc; the basis of `sh_basis`, its constants given from here).
 
     Args:
       normals: [B, V, 3] float32 unit normals in the camera frame.
-      albedo: [B, V, 3] float32 RGB reflectance.
+      albedo: [B, V, 3] float32 RGB reflectance (broadcast to the shape of normals).
       light: [B, 27] float32, reshaped to [B, 9, 3] (9 SH bands in `sh_basis` order, RGB
         last); DEFAULT_AMBIENT is added to band 0 of every channel.
     Returns:
-      [B, V, 3] float32 colours = albedo * irradiance(normal).
+      [B, V, 3] float32 colours = albedo * irradiance(normal), differentiable with respect to
+      normals, albedo and light.
+    Raises:
+      ValueError: for a light that is not [batch, 27]. Shapes that disagree when the graph
+      runs are an InvalidArgumentError.
     """
     with tf.name_scope(name, "sh_shading", [normals, albedo, light]):
+        normals = tf.convert_to_tensor(normals, tf.float32, name="normals")
         light = tf.convert_to_tensor(light, tf.float32, name="light")
         if light.shape.rank is not None and (light.shape.rank != 2 or light.shape[-1] not in (None, 27)):
             raise ValueError("light must have shape [batch, 27], got %s" % light.shape)
+        albedo = tf.convert_to_tensor(albedo, tf.float32, name="albedo")
+        if not (albedo.shape.is_fully_defined() and albedo.shape == normals.shape):
+            albedo = tf.broadcast_to(albedo, tf.shape(normals))
         ambient = tf.constant([[DEFAULT_AMBIENT] * 3] + [[0.0] * 3] * 8, tf.float32)  # [9, 3]
         coefficients = tf.reshape(light, [-1, 9, 3]) + ambient
-        irradiance = tf.einsum("bvk,bkc->bvc", sh_basis(normals), coefficients)
-        return tf.convert_to_tensor(albedo, tf.float32, name="albedo") * irradiance
+        return load_op().sh_shading(normals, albedo, coefficients, tf.constant(_BAND_SCALES, tf.float32))
+
+
+@tf.RegisterGradient("ShShading")
+def _sh_shading_gradient(op, d_colours):
+    return list(load_op().sh_shading_grad(*op.inputs, d_colours)) + [None]

@@ -1,4 +1,4 @@
-"""The fused interpolation, vertex-normal and group-norm ops: against the plain TensorFlow versions they
+"""The fused interpolation, vertex-normal, SH-shading and group-norm ops: against the plain TensorFlow versions they
 replaced (tests/tf_reference.py), against finite differences, and on bad input."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 import renderer
 from renderer import shading
 from model.group_norm import group_norm
-from tests.tf_reference import group_norm_tf, interpolate_tf, vertex_normals_tf
+from tests.tf_reference import group_norm_tf, interpolate_tf, sh_shading_tf, vertex_normals_tf
 
 tf.disable_eager_execution()
 
@@ -240,3 +240,59 @@ def test_group_norm_rejects_channels_the_groups_do_not_divide():
         y = group_norm(x, tf.ones([4]), tf.zeros([4]), 2)
         with pytest.raises(tf.errors.InvalidArgumentError, match="gamma and beta must have shape"):
             session.run(y, {x: np.zeros((1, 2, 2, 6))})
+
+
+# ------------------------------------------------------------------ SH shading
+
+def shading_outputs(fn, normals, albedo, light, d_colours):
+    def build():
+        tensors = [tf.constant(v) for v in (normals, albedo, light)]
+        colours = fn(*tensors)
+        return [colours] + tf.gradients(tf.reduce_sum(colours * d_colours), tensors)
+    return run(build)
+
+
+def random_shading_inputs(rng, batch=2, vertices=50):
+    normals = rng.normal(size=(batch, vertices, 3))
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    return (normals.astype(np.float32), rng.uniform(size=(batch, vertices, 3)).astype(np.float32),
+            rng.normal(0, 0.3, (batch, 27)).astype(np.float32))
+
+
+def test_sh_shading_and_its_gradients_match_the_tensorflow_version():
+    rng = np.random.default_rng(11)
+    normals, albedo, light = random_shading_inputs(rng)
+    d_colours = rng.normal(size=normals.shape).astype(np.float32)
+    ours = shading_outputs(shading.sh_shading, normals, albedo, light, d_colours)
+    reference = shading_outputs(sh_shading_tf, normals, albedo, light, d_colours)
+    for name, a, b in zip(("colours", "d_normals", "d_albedo", "d_light"), ours, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_sh_shading_gradients_match_finite_differences():
+    rng = np.random.default_rng(12)
+    values = [v.astype(np.float64) for v in random_shading_inputs(rng, batch=1, vertices=3)]
+    d_colours = rng.normal(size=values[0].shape)
+    with tf.Graph().as_default(), tf.Session() as session:
+        placeholders = [tf.placeholder(tf.float32, v.shape) for v in values]
+        loss = tf.reduce_sum(shading.sh_shading(*placeholders) * d_colours)
+        analytic = session.run(tf.gradients(loss, placeholders), dict(zip(placeholders, values)))
+        step = 1e-2
+        for index, value in enumerate(values):
+            numeric = np.zeros(value.shape)
+            for i in np.ndindex(value.shape):
+                shifted = []
+                for sign in (1, -1):
+                    point = [v.copy() for v in values]
+                    point[index][i] += sign * step
+                    shifted.append(session.run(loss, dict(zip(placeholders, point))))
+                numeric[i] = (shifted[0] - shifted[1]) / (2 * step)
+            np.testing.assert_allclose(analytic[index], numeric, rtol=1e-2, atol=1e-2)
+
+
+def test_sh_shading_rejects_a_light_of_another_batch():
+    with tf.Graph().as_default(), tf.Session() as session:
+        light = tf.placeholder(tf.float32, [None, 27])
+        colours = shading.sh_shading(tf.zeros([2, 4, 3]), tf.zeros([2, 4, 3]), light)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"coefficients must have shape \[2, 9, 3\]"):
+            session.run(colours, {light: np.zeros((3, 27))})

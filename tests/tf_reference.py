@@ -1,4 +1,4 @@
-"""The renderer's attribute interpolation and vertex normals, and the encoder's group
+"""The renderer's attribute interpolation, vertex normals and SH shading, and the encoder's group
 normalisation, as plain TensorFlow ops.
 
 These were the implementations before the fused C++ ops (renderer/kernels/interpolate_core.cc,
@@ -44,3 +44,13 @@ def group_norm_tf(x, gamma, beta, groups, epsilon=1e-5):
     mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
     grouped = (grouped - mean) * tf.rsqrt(variance + epsilon)
     return tf.reshape(grouped, shape) * gamma + beta
+
+
+def sh_shading_tf(normals, albedo, light):
+    """normals, albedo [B, V, 3], light [B, 27] -> albedo * (sh_basis(normals) . (light + ambient)),
+    in TensorFlow ops (einsum over the 9 bands)."""
+    from renderer import shading
+    ambient = tf.constant([[shading.DEFAULT_AMBIENT] * 3] + [[0.0] * 3] * 8, tf.float32)
+    coefficients = tf.reshape(tf.convert_to_tensor(light, tf.float32), [-1, 9, 3]) + ambient
+    irradiance = tf.einsum("bvk,bkc->bvc", shading.sh_basis(normals), coefficients)
+    return tf.convert_to_tensor(albedo, tf.float32) * irradiance

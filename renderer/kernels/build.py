@@ -18,8 +18,8 @@ import sys
 
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ["rasterize_core.cc", "rasterize_op.cc", "interpolate_core.cc", "interpolate_op.cc",
-           "normals_core.cc", "normals_op.cc", "group_norm_core.cc", "group_norm_op.cc"]
-HEADERS = ["rasterize_core.h", "interpolate_core.h", "normals_core.h", "group_norm_core.h"]
+           "normals_core.cc", "normals_op.cc", "group_norm_core.cc", "group_norm_op.cc", "shading_core.cc", "shading_op.cc"]
+HEADERS = ["rasterize_core.h", "interpolate_core.h", "normals_core.h", "group_norm_core.h", "shading_core.h"]
 LIBRARY = os.path.join(KERNEL_DIR, "rasterize_op.so")
 
 # -ffp-contract=off keeps a*b+c from becoming fused multiply-adds, which would

@@ -39,10 +39,15 @@ void InterpolatePixels(const InterpolateParams& params, int64_t pixel_begin,
   }
 }
 
-void InterpolateGradient(const InterpolateParams& params,
-                         const float* d_output, float* d_barycentrics,
-                         float* d_attributes) {
-  const int64_t channels = params.channels;
+namespace {
+
+// kChannels > 0 fixes the channel count at compile time (the loops unroll);
+// 0 reads it from params.
+template <int kChannels>
+void InterpolateGradientLoop(const InterpolateParams& params,
+                             const float* d_output, float* d_barycentrics,
+                             float* d_attributes) {
+  const int64_t channels = kChannels > 0 ? kChannels : params.channels;
   std::fill(d_attributes, d_attributes + params.vertex_count * channels, 0.0f);
   for (int64_t i = 0; i < params.pixel_count; ++i) {
     const Corners k = PixelCorners(params, i);
@@ -57,6 +62,18 @@ void InterpolateGradient(const InterpolateParams& params,
       float* d_a = d_attributes + channels * t[corner];
       for (int64_t c = 0; c < channels; ++c) d_a[c] += b[corner] * d_out[c];
     }
+  }
+}
+
+}  // namespace
+
+void InterpolateGradient(const InterpolateParams& params,
+                         const float* d_output, float* d_barycentrics,
+                         float* d_attributes) {
+  if (params.channels == 3) {
+    InterpolateGradientLoop<3>(params, d_output, d_barycentrics, d_attributes);
+  } else {
+    InterpolateGradientLoop<0>(params, d_output, d_barycentrics, d_attributes);
   }
 }
 
