@@ -8,7 +8,7 @@ target image (masked by coverage); forward = the loss, forward+backward = the lo
 gradient with respect to the coefficients. Two pipelines, in one graph and one session (same
 mesh, image size and threads):
 
-  ours      model.face_model.FaceModel.reconstruct (fused vertex-normal and SH-shading ops) and
+  ours      model.face.FaceModel.reconstruct (fused vertex-normal and SH-shading ops) and
             renderer.render (our rasterizer, fused interpolation op);
   upstream  as a tf_mesh_renderer user writes it: the face model's steps with normals and shading
             in plain TensorFlow ops (tests/tf_reference, the code before the fused ops),
@@ -37,7 +37,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 import renderer  # noqa: E402
 from bench import upstream_rasterizer  # noqa: E402
 from model import losses  # noqa: E402
-from model.face_model import FaceModel  # noqa: E402
+from model.face import FaceModel  # noqa: E402
 from renderer import camera  # noqa: E402
 from tests.tf_reference import interpolate_tf, sh_shading_tf, vertex_normals_tf  # noqa: E402
 

@@ -20,7 +20,7 @@ Synthetic samples add ground truth:
   gt/vertices           float[3N] crop-space points of the displaced mesh, (u, v, depth) per
                                  vertex as FaceModel.project returns them (pixels)
 """
-from preprocess.crop import CROP_SIZE
+from model.face.framing import CROP_SIZE
 
 IMAGE = "image"
 LANDMARKS = "landmarks"
