@@ -115,7 +115,9 @@ def child(variant, batch, repeats):
                 for _ in range(2):
                     session.run(step)
             except tf.errors.OpError as error:
-                print("RESULT " + json.dumps({"error": error.message.splitlines()[0][:200]}))
+                lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+                reasons = [line for line in lines if "support" in line or "No OpKernel" in line]
+                print("RESULT " + json.dumps({"error": (reasons or lines[-1:])[0][:200]}))
                 return
             wall, cpu = [], []
             for _ in range(repeats):

@@ -114,15 +114,17 @@ def coarse_training_step(face_model, batch_size):
 
 
 def profile(session, train_op, feed, repeats):
-    """Runs the step, then `repeats` traced steps. Returns (ms per step {(piece, direction): ms},
-    median wall ms of untraced steps)."""
+    """Runs the step 3 times (warm-up), `repeats` times untimed by the tracer, then `repeats` traced
+    steps. Returns (ms per step {(piece, direction): ms}, median wall ms and median process CPU ms
+    of the untraced steps)."""
     for _ in range(3):
         session.run(train_op, feed)
-    walls = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         session.run(train_op, feed)
         walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
     totals = collections.Counter()
     options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
     for _ in range(repeats):
@@ -134,13 +136,16 @@ def profile(session, train_op, feed, repeats):
                 if node.node_name.startswith("_"):
                     continue
                 totals[classify(node.node_name.split(":")[0])] += node.op_end_rel_micros - node.op_start_rel_micros
-    return {key: value / 1e3 / repeats for key, value in totals.items()}, 1e3 * float(np.median(walls))
+    return ({key: value / 1e3 / repeats for key, value in totals.items()}, 1e3 * float(np.median(walls)),
+            1e3 * float(np.median(cpus)))
 
 
-def print_profile(title, times, wall_ms, batch_size):
+def print_profile(title, times, wall_ms, cpu_ms, batch_size):
     total = sum(times.values())
-    print("%s: batch %d, wall %.1f ms per step (%.1f ms per image, %.1f images/s); summed node time "
-          "%.1f ms per step" % (title, batch_size, wall_ms, wall_ms / batch_size, 1e3 * batch_size / wall_ms, total))
+    print("%s: batch %d, wall %.1f ms per step (%.1f ms per image, %.1f images/s), process CPU %.1f ms per "
+          "step (%.1f ms per image); summed node time %.1f ms per step"
+          % (title, batch_size, wall_ms, wall_ms / batch_size, 1e3 * batch_size / wall_ms, cpu_ms,
+             cpu_ms / batch_size, total))
     print("  %-12s %12s %12s %8s" % ("piece", "forward ms", "backward ms", "share"))
     for piece in PIECES:
         forward, backward = times.get((piece, "forward"), 0.0), times.get((piece, "backward"), 0.0)
@@ -181,9 +186,9 @@ def main():
         session = make_session(args.threads)
         session.run(tf.global_variables_initializer())
         feed = {placeholders[key]: values[key] for key in placeholders}
-        times, wall_ms = profile(session, train_op, feed, args.repeats)
+        times, wall_ms, cpu_ms = profile(session, train_op, feed, args.repeats)
         session.close()
-    print_profile("coarse training step", times, wall_ms, args.batch)
+    print_profile("coarse training step", times, wall_ms, cpu_ms, args.batch)
 
     if importlib.util.find_spec("model.fine") is None:
         print("fine training step: not profiled: the fine stage is not implemented yet (no model/fine.py)")
