@@ -1,4 +1,4 @@
-"""The rasterizer op: loading, shape checks, gradient and attribute interpolation.
+"""The renderer ops: loading, the rasterizer, its gradient, and attribute interpolation.
 
 Conventions (see renderer/README.md):
 - clip-space vertices [B, V, 4] (x, y, z, w), OpenGL style: NDC = xyz / w with x right,
@@ -33,7 +33,8 @@ _op_module = None
 
 
 def load_op():
-    """Loads (once) and returns the compiled op module at renderer/kernels/rasterize_op.so."""
+    """Loads (once) and returns the compiled op module at renderer/kernels/rasterize_op.so
+    (the rasterizer, attribute interpolation and vertex normals, with their gradient ops)."""
     global _op_module
     if _op_module is None:
         if not os.path.exists(LIBRARY_PATH):
@@ -155,6 +156,10 @@ def _rasterize_gradient(op, d_triangle_ids, d_mask, d_barycentrics, d_depth, d_p
 def interpolate(attributes, triangles, rasterized, name=None):
     """Interpolates per-vertex attributes at every pixel with the rasterized barycentrics.
 
+    A fused C++ op (renderer/kernels/interpolate_core.cc): each pixel reads its triangle's three
+    attribute rows and weights them, with no [B, H, W, 3, C] intermediate; its gradient op gives
+    the gradients with respect to the attributes and the barycentrics.
+
     Args:
       attributes: [B, V, C] float32 per-vertex values (colours, normals, UVs, ...).
       triangles: [T, 3] int32, the same triangles given to `rasterize`.
@@ -162,11 +167,20 @@ def interpolate(attributes, triangles, rasterized, name=None):
     Returns:
       [B, H, W, C] float32, zero on background; differentiable with respect to
       `attributes` and, through the barycentrics, the clip-space vertices.
+    Raises:
+      ValueError: for wrong static ranks. A vertex index outside [0, V) or a triangle id
+      outside [0, T) is an InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "interpolate", [attributes, triangles]):
         attributes = tf.convert_to_tensor(attributes, tf.float32, name="attributes")
         _check_static_shape(attributes, 3, None, "attributes", "[batch, vertices, channels]")
         triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
-        pixel_vertex_ids = tf.gather(triangles, rasterized.triangle_ids)  # [B, H, W, 3]
-        corners = tf.gather(attributes, pixel_vertex_ids, batch_dims=1)  # [B, H, W, 3, C]
-        return tf.reduce_sum(corners * rasterized.barycentrics[..., tf.newaxis], axis=-2)
+        _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
+        return load_op().interpolate_attributes(attributes, triangles, rasterized.triangle_ids,
+                                                rasterized.barycentrics)
+
+
+@tf.RegisterGradient("InterpolateAttributes")
+def _interpolate_gradient(op, d_output):
+    d_attributes, d_barycentrics = load_op().interpolate_attributes_grad(*op.inputs, d_output)
+    return [d_attributes, None, None, d_barycentrics]

@@ -27,8 +27,11 @@ ROOT = os.path.dirname(os.path.dirname(KERNEL_DIR))
 Op = collections.namedtuple("Op", ["name", "sources", "headers", "cuda_sources", "cuda_headers"])
 OPS = [
     Op(name="rasterize_op",
-       sources=["rasterize_core.cc", "rasterize_op.cc"],
-       headers=["rasterize_core.h", "rasterize_pixel.h"],
+       sources=["rasterize_core.cc", "rasterize_op.cc", "interpolate_core.cc", "interpolate_op.cc",
+                "normals_core.cc", "normals_op.cc", "group_norm_core.cc", "group_norm_op.cc",
+                "shading_core.cc", "shading_op.cc"],
+       headers=["rasterize_core.h", "rasterize_pixel.h", "interpolate_core.h", "normals_core.h",
+                "group_norm_core.h", "shading_core.h"],
        cuda_sources=["rasterize_cuda.cu"],
        cuda_headers=["rasterize_cuda.h"]),
 ]
