@@ -14,8 +14,8 @@ from model.face.builder.bases import FACE_TARGET_SIGMA, build_expression, build_
 from model.face.builder.landmarks import (LANDMARK_RENDER_SIZE, lambert_grey, pick_landmarks,
                                           preview_colours)
 from model.face.builder.regions import build_albedo, build_regions
-from model.face.builder.topology import (CUT_AXIS_Z, CUT_CENTRE_Y, CUT_HALF_AZIMUTH,
-                                         CUT_HALF_HEIGHT, FaceTopology, select_face_quads,
+from model.face.builder.topology import (CUT_CENTRE, CUT_HALF_AZIMUTH, CUT_HALF_ELEVATION,
+                                         CUT_MID_ELEVATION, FaceTopology, select_face_quads,
                                          vertices_only_in)
 from model.face.builder.uv_chart import UV_MASK_SIZE, chart_figures, flatten_face, uv_face_mask
 from model.face_model import crop_frame
@@ -87,9 +87,10 @@ def build(assets, num_samples, num_identity, seed):
         units="millimetres; x right, y up, z towards the viewer; triangles counter-clockwise "
               "seen from the front",
         build=dict(script="resources/build_face_model.py (model/face/builder)", seed=seed, samples=num_samples,
-                   num_identity=num_identity, cut=dict(axis_z=CUT_AXIS_Z,
-                   half_azimuth_deg=float(np.rad2deg(CUT_HALF_AZIMUTH)), centre_y=CUT_CENTRE_Y,
-                   half_height=CUT_HALF_HEIGHT),
+                   num_identity=num_identity, cut=dict(centre=CUT_CENTRE.tolist(),
+                   half_azimuth_deg=float(np.rad2deg(CUT_HALF_AZIMUTH)),
+                   mid_elevation_deg=float(np.rad2deg(CUT_MID_ELEVATION)),
+                   half_elevation_deg=float(np.rad2deg(CUT_HALF_ELEVATION))),
                    face_target_sigma=FACE_TARGET_SIGMA),
         explained_variance=dict(identity=explained(id_var, num_identity),
                                 expression=explained(exp_var, exp_basis.shape[1]),

@@ -2,8 +2,8 @@
 hole fills and the mirror map.
 
 The front of the head is cut out of the body mesh along a smooth curve (CUT_*): an ellipse in
-(azimuth about a vertical axis through the head, height), from the forehead to below the chin
-and round to the ears. The base quads that reach inside it are subdivided once (edge midpoints
+(azimuth, elevation) seen from the middle of the head, from the forehead to below the chin and
+round to the ears. The base quads that reach inside it are subdivided once (edge midpoints
 and centre, four quads, eight triangles each) and the triangles are clipped by the curve, so the
 outline runs across the triangles instead of along the quads' edges (which rendered as a
 sawtooth). Every model vertex is a fixed linear combination of base vertices (a midpoint, a
@@ -19,13 +19,15 @@ import scipy.sparse.csgraph
 from model.face.builder.assets import quad_labels
 
 # The face cut, in base-mesh units (decimetres, y up, z forward): a point belongs to the face
-# when (azimuth / CUT_HALF_AZIMUTH)^2 + ((y - CUT_CENTRE_Y) / CUT_HALF_HEIGHT)^2 < 1, the
-# azimuth measured about the vertical axis x = 0, z = CUT_AXIS_Z (the middle of the head's
-# depth at ear height), 0 straight ahead.
-CUT_AXIS_Z = 0.55
-CUT_HALF_AZIMUTH = np.deg2rad(84.0)
-CUT_CENTRE_Y = 7.15
-CUT_HALF_HEIGHT = 0.95
+# when |azimuth / CUT_HALF_AZIMUTH|^3 + ((elevation - CUT_MID_ELEVATION) / CUT_HALF_ELEVATION)^2
+# < 1 (the cube keeps the sides near the ears over more of the height), both angles seen from CUT_CENTRE (x = 0, y, z: the middle of the head at ear height):
+# azimuth about the vertical, 0 straight ahead; elevation above the horizontal. Angles from
+# inside the head cross the face's surface at a steep angle everywhere; a cut by height alone
+# grazes the underside of the chin and zigzags there.
+CUT_CENTRE = np.array([0.0, 7.15, 0.55])
+CUT_HALF_AZIMUTH = np.deg2rad(80.0)
+CUT_MID_ELEVATION = np.deg2rad(-5.0)
+CUT_HALF_ELEVATION = np.deg2rad(55.0)
 # A clipped edge whose cut point falls within this fraction of its length from an end is cut at
 # that end instead, so that no sliver triangles line the outline.
 CUT_SNAP = 0.3
@@ -34,9 +36,11 @@ CAVITY_DEPTH = 0.25  # mouth cavity quads kept: within this depth behind its fro
 
 def cut_value(points):
     """The face cut's implicit function [P] at base-frame points [P, 3]: negative inside."""
-    azimuth = np.arctan2(points[:, 0], points[:, 2] - CUT_AXIS_Z)
-    return ((azimuth / CUT_HALF_AZIMUTH) ** 2
-            + ((points[:, 1] - CUT_CENTRE_Y) / CUT_HALF_HEIGHT) ** 2 - 1.0)
+    p = points - CUT_CENTRE
+    azimuth = np.arctan2(p[:, 0], p[:, 2])
+    elevation = np.arctan2(p[:, 1], np.hypot(p[:, 0], p[:, 2]))
+    return (np.abs(azimuth / CUT_HALF_AZIMUTH) ** 3
+            + ((elevation - CUT_MID_ELEVATION) / CUT_HALF_ELEVATION) ** 2 - 1.0)
 
 
 def select_face_quads(assets):
