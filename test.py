@@ -22,8 +22,8 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from model import coarse
-from model.face_model import FaceModel
-from preprocess import crop as crop_rule
+from model.face import FaceModel
+from model.face import framing
 from preprocess.photo import SkippedPhoto, crop_photo_file
 
 flags = tf.app.flags
@@ -83,10 +83,10 @@ class CoarseReconstructor(object):
         self.face_model = face_model
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self.crop = tf.placeholder(tf.float32, [1, crop_rule.CROP_SIZE, crop_rule.CROP_SIZE, 3])
+            self.crop = tf.placeholder(tf.float32, [1, framing.CROP_SIZE, framing.CROP_SIZE, 3])
             net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
             coeffs = net(coarse.resize_for_encoder(self.crop))
-            outputs = coarse.render_coefficients(face_model, coeffs, crop_rule.CROP_SIZE)
+            outputs = coarse.render_coefficients(face_model, coeffs, framing.CROP_SIZE)
             self.fetches = {key: outputs[key] for key in
                             ("vertices", "colours", "landmarks", "render", "mask")}
             self.fetches["coeffs"] = coeffs
@@ -110,13 +110,13 @@ def reconstruct_photo(reconstructor, path, output_dir, detector):
     panels = coarse.overlay_panels(face.image, result["render"], result["mask"], result["landmarks"],
                                    face.landmarks)
     Image.fromarray(panels).save(name + "_overlay.png")
-    to_photo = crop_rule.invert_affine(face.matrix)
-    landmarks_photo = crop_rule.apply_affine(to_photo, result["landmarks"])
+    to_photo = framing.invert_affine(face.matrix)
+    landmarks_photo = framing.apply_affine(to_photo, result["landmarks"])
     np.savetxt(name + "_landmarks.txt", landmarks_photo, fmt="%.2f")
     parts = model.split_coefficients(result["coeffs"][None])
     np.savez(name + "_coeffs.npz", coefficients=result["coeffs"],
              **{key: np.asarray(value)[0] for key, value in parts.items()},
-             crop_matrix=face.matrix, detected_landmarks=crop_rule.apply_affine(to_photo, face.landmarks))
+             crop_matrix=face.matrix, detected_landmarks=framing.apply_affine(to_photo, face.landmarks))
     return name
 
 

@@ -22,7 +22,7 @@ import tensorflow.compat.v1 as tf
 
 from model import coarse
 from model.data import make_dataset
-from model.face_model import FaceModel
+from model.face import FaceModel
 from model.vgg_face import VggFace, load_vgg_face_mat
 from preprocess import schema
 

@@ -33,7 +33,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from model import coarse  # noqa: E402
 from model.data import make_dataset  # noqa: E402
-from model.face_model import FaceModel  # noqa: E402
+from model.face import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
 
 tf.disable_eager_execution()

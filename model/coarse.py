@@ -26,9 +26,10 @@ import tensorflow.compat.v1 as tf
 
 import renderer
 from model import losses
+from model.face import NUM_LIGHT, NUM_POSE
+from model.face.framing import CROP_SIZE, ENCODER_SIZE
 from model.vgg_face import INPUT_SIZE as VGG_INPUT_SIZE, VggFace
 from preprocess import schema
-from preprocess.crop import CROP_SIZE, ENCODER_SIZE
 
 BACKBONES = ("compact", "vgg_face")
 SCOPE = "coarse"
@@ -119,7 +120,7 @@ class CoarseNet(object):
         if backbone not in BACKBONES:
             raise ValueError("backbone must be one of %s, got %r" % (", ".join(BACKBONES), backbone))
         self.head_sizes = collections.OrderedDict(
-            [("identity", k_id), ("expression", k_exp), ("albedo", k_tex), ("pose", 6), ("light", 27)])
+            [("identity", k_id), ("expression", k_exp), ("albedo", k_tex), ("pose", NUM_POSE), ("light", NUM_LIGHT)])
         self.coeff_size = sum(self.head_sizes.values())
         self.backbone = backbone
         self._vgg_weights = vgg_weights
@@ -176,7 +177,7 @@ def render_coefficients(face_model, coeffs, image_size):
     """Face model + rasterizer for a batch of coefficient vectors.
 
     Args:
-      face_model: model.face_model.FaceModel.
+      face_model: model.face.FaceModel.
       coeffs: [B, C] float32.
       image_size: side of the square render in pixels (pose translations stay in 300-crop pixels).
     Returns:
@@ -201,7 +202,7 @@ class CoarseModel(object):
     """The coarse stage as one object: forward pass and losses.
 
     Args:
-      face_model: model.face_model.FaceModel.
+      face_model: model.face.FaceModel.
       net: CoarseNet (None for a model that only decodes given coefficients and scores them).
       render_size: side of the training render (ENCODER_SIZE: the resized input it is compared with).
       perceptual_net: a frozen VggFace, or None to leave the perceptual loss off.

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from preprocess import schema
-from preprocess.landmarks68 import FLIP_PERMUTATION
+from model.face.landmarks68 import FLIP_PERMUTATION
 
 COLOUR_SCALE_RANGE = (0.8, 1.2)
 SCALE_RANGE = (0.9, 1.1)

@@ -6,7 +6,7 @@ All images are float32 RGB in [0, 1]; masks are float32 in {0, 1} (soft values a
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from preprocess import landmarks68
+from model.face import landmarks68
 
 # Guards sqrt at zero difference (its derivative is infinite there) and empty masks.
 _EPS = 1e-8

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import draw
 
-from preprocess import landmarks68 as lm
+from model.face import landmarks68 as lm
 from preprocess import segmentation
 
 DEFAULT_MAP_SIZE = 256

@@ -1,13 +1,14 @@
 """One photo -> one 300 x 300 face crop with landmarks and segmentation (no TensorFlow here).
 
 The steps of the paper's preprocessing: detect the face (the largest if several), find its 68
-landmarks, crop the square that `preprocess.crop` defines around them (padding outside the
+landmarks, crop the square that `model.face.framing` defines around them (padding outside the
 photo), move the landmarks into the crop, and segment the crop.
 """
 import collections
 
 import numpy as np
 
+from model.face import framing
 from preprocess import crop, faces, images, segmentation
 
 FaceCrop = collections.namedtuple("FaceCrop", [
@@ -31,7 +32,7 @@ def _inside_photo(matrix, photo_shape, crop_shape):
     """bool [h, w]: True where a crop pixel's centre maps inside the photo."""
     rows, cols = np.mgrid[0:crop_shape[0], 0:crop_shape[1]]
     centres = np.stack([cols + 0.5, rows + 0.5], axis=-1)
-    x, y = np.moveaxis(crop.apply_affine(crop.invert_affine(matrix), centres), -1, 0)
+    x, y = np.moveaxis(framing.apply_affine(framing.invert_affine(matrix), centres), -1, 0)
     return (x >= 0) & (x < photo_shape[1]) & (y >= 0) & (y < photo_shape[0])
 
 
@@ -49,10 +50,10 @@ def crop_face(image, detector="hog"):
         return None
     box = faces.largest_box(boxes)
     landmarks = faces.predict_landmarks(image, box)
-    matrix = crop.crop_matrix_from_landmarks(landmarks)
+    matrix = framing.crop_matrix_from_landmarks(landmarks)
     cropped = crop.warp_to_crop(image, matrix)
     inside = _inside_photo(matrix, image.shape[:2], cropped.shape[:2])
-    crop_landmarks = crop.apply_affine(matrix, landmarks).astype(np.float32)
+    crop_landmarks = framing.apply_affine(matrix, landmarks).astype(np.float32)
     labels = segmentation.segment_face(cropped, crop_landmarks, valid=inside)
     return FaceCrop(cropped, crop_landmarks, labels, matrix, len(boxes))
 

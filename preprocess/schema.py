@@ -22,7 +22,7 @@ Synthetic samples add ground truth:
   gt/points_px          float[3N] the coarse model vertices in crop space: (u, v, depth) per
                                  vertex, pixels, as FaceModel.project returns them
 """
-from preprocess.crop import CROP_SIZE
+from model.face.framing import CROP_SIZE
 
 IMAGE = "image"
 LANDMARKS = "landmarks"

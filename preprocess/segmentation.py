@@ -17,7 +17,7 @@ Pixels outside the face region, and outside the photo (`valid` mask), are backgr
 import numpy as np
 from skimage import draw
 
-from preprocess import landmarks68 as lm
+from model.face import landmarks68 as lm
 from preprocess.schema import (BACKGROUND, BROWS, EYES, LIPS, MOUTH_INTERIOR, NOSE, OTHER,
                                SKIN)
 

@@ -10,7 +10,7 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
   2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
      sampled at the vertices' UVs and applied along the vertex normals of the coarse mesh;
   3. framing: the displaced mesh is projected at the sampled rotation, and the translation and
-     scale of the pose are then set so that the crop rule of preprocess/crop.py, applied to the
+     scale of the pose are then set so that the crop rule of model/face/framing.py, applied to the
      projected 68 landmark vertices, gives exactly the 300 x 300 image, as it does for a photo
      whose landmarks dlib found (so crop/matrix is the identity);
   4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading of the
@@ -40,7 +40,8 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from preprocess import backgrounds, crop, detail, images, parallel, schema
+from model.face.framing import crop_matrix_from_landmarks
+from preprocess import backgrounds, detail, images, parallel, schema
 
 FLAGS = flags.FLAGS
 
@@ -113,7 +114,7 @@ def vertex_labels(face_model):
 
 def framing(landmarks, size=schema.CROP_SIZE):
     """(a, b): the crop rule's map of these landmarks, points -> a * points + b (b is [2])."""
-    matrix = crop.crop_matrix_from_landmarks(landmarks, out_size=size)
+    matrix = crop_matrix_from_landmarks(landmarks, out_size=size)
     return matrix[0, 0], matrix[:, 2]
 
 
@@ -262,7 +263,7 @@ def _init_worker(face_model_path, map_size, image_format):
     # A failing initializer would only break the pool ("terminated abruptly"); keep the error
     # and raise it with the first task instead, so the run ends with its message.
     try:
-        from model.face_model import FaceModel
+        from model.face import FaceModel
         _worker["renderer"] = SampleRenderer(FaceModel(face_model_path), map_size=map_size)
         _worker["error"] = None
     except Exception as error:  # noqa: BLE001 -- re-raised by _make_record

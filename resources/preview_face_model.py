@@ -20,14 +20,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from model.face_model import FaceModel  # noqa: E402
-from preprocess.crop import CROP_SIZE  # noqa: E402
+from model.face import FaceModel  # noqa: E402
+from model.face import landmarks68  # noqa: E402
+from model.face.builder.landmarks import PREVIEW_LIGHT  # noqa: E402
+from model.face.framing import CROP_SIZE  # noqa: E402
 
-# Light added on top of the renderer's white ambient: a frontal and a slightly overhead lobe
-# (SH bands z and y, all channels), so that the face has shading for the detector to see.
-DEFAULT_LIGHT = np.zeros((9, 3), np.float32)
-DEFAULT_LIGHT[2] = 0.3
-DEFAULT_LIGHT[1] = 0.1
 BACKGROUND_GREY = 0.5
 
 
@@ -50,7 +47,7 @@ def render_faces(face_model, coeffs, image_size=CROP_SIZE):
 def default_coefficients(face_model, num_random, seed):
     """Mean face first, then random faces (identity and albedo ~ N(0, 1), expression ~ N(0, 0.5))."""
     coeffs = np.zeros((1 + num_random, face_model.coeff_size), np.float32)
-    coeffs[:, -27:] = DEFAULT_LIGHT.ravel()
+    coeffs[:, face_model.coefficient_slices()["light"]] = PREVIEW_LIGHT.ravel()
     rng = np.random.default_rng(seed)
     k = face_model.k_id + face_model.k_exp + face_model.k_tex
     coeffs[1:, :k] = rng.normal(size=(num_random, k))
@@ -58,16 +55,11 @@ def default_coefficients(face_model, num_random, seed):
     return coeffs
 
 
-# Landmark groups in dlib order, for the per-group error.
-GROUPS = dict(jaw=slice(0, 17), brows=slice(17, 27), nose=slice(27, 36), eyes=slice(36, 48),
-              mouth=slice(48, 68))
-
-
 def group_errors(points, model_landmarks):
-    """Mean distance per landmark group (GROUPS) over the outer-eye-corner distance: dict."""
-    inter_ocular = np.linalg.norm(model_landmarks[36] - model_landmarks[45])
+    """Mean distance per landmark group (landmarks68.GROUPS) over the outer-eye-corner distance: dict."""
+    inter_ocular = landmarks68.inter_ocular_distance(model_landmarks)
     distance = np.linalg.norm(points - model_landmarks, axis=1) / inter_ocular
-    return {name: float(distance[group].mean()) for name, group in GROUPS.items()}
+    return {name: float(distance[group].mean()) for name, group in landmarks68.GROUPS.items()}
 
 
 def dlib_error(image, model_landmarks):
@@ -83,7 +75,7 @@ def dlib_error(image, model_landmarks):
     box = max(faces, key=lambda r: r.area())
     shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())(image, box)
     points = np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
-    inter_ocular = np.linalg.norm(model_landmarks[36] - model_landmarks[45])
+    inter_ocular = landmarks68.inter_ocular_distance(model_landmarks)
     return float(np.mean(np.linalg.norm(points - model_landmarks, axis=1)) / inter_ocular), points
 
 

@@ -4,7 +4,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from model import data
-from preprocess import images, landmarks68 as lm, schema, tfrecord_writer
+from model.face import landmarks68 as lm
+from preprocess import images, schema, tfrecord_writer
 
 SIZE = schema.CROP_SIZE
 

@@ -1,11 +1,12 @@
-"""The embedded face model file and the FaceModel class (TF graph ops and NumPy twins)."""
+"""The embedded face model file and the FaceModel class (TF graph ops against the NumPy oracle)."""
 import os
 
 import numpy as np
 import pytest
 
-from model.face_model import DEFAULT_PATH, FaceModel
-from preprocess.crop import crop_box_from_landmarks
+from model.face import DEFAULT_PATH, FaceModel
+from model.face.framing import crop_box_from_landmarks
+from tests import face_model_oracle as oracle
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_mean_shape_is_centred_and_face_sized(fm):
 
 
 def test_triangles_face_the_viewer_on_the_face_front(fm):
-    normals = fm.normals_np(fm.mean_shape[None])[0]
+    normals = oracle.normals(fm, fm.mean_shape[None])[0]
     assert np.all(normals[fm.landmarks68[27:31], 2] > 0.5)  # nose bridge and tip
     # Brows, nose and outer lips; eye and inner-lip points sit on the openings' edges, seen edge-on.
     front = np.r_[17:36, 48:60]
@@ -201,7 +202,7 @@ def test_jaw_landmarks_lie_on_the_frontal_outline(fm):
     # Seen from the front, a jaw vertex is on the face's outline: the surface there is seen
     # edge-on or the mesh ends there, and nothing lies well in front of it.
     from model.face.builder.topology import boundary_loops
-    normals = fm.normals_np(fm.mean_shape[None])[0]
+    normals = oracle.normals(fm, fm.mean_shape[None])[0]
     border = np.zeros(fm.num_vertices, dtype=bool)
     border[max(boundary_loops(fm.triangles), key=len)] = True
     xy, z = fm.mean_shape[:, :2], fm.mean_shape[:, 2]
@@ -229,14 +230,14 @@ def test_split_coefficients_gives_the_contract_sizes(fm):
 
 
 def test_mean_face_at_pose_zero_is_framed_by_the_crop_rule(fm):
-    points = fm.project_np(fm.mean_shape[None], np.zeros((1, 6)))
-    cx, cy, side = crop_box_from_landmarks(fm.landmarks_np(points)[0])
+    points = oracle.project(fm, fm.mean_shape[None], np.zeros((1, 6)))
+    cx, cy, side = crop_box_from_landmarks(oracle.landmarks(fm, points)[0])
     assert (cx, cy, side) == pytest.approx((150.0, 150.0, 300.0), abs=1e-3)
 
 
 def test_translation_is_in_crop_pixels_and_log_scale_scales_about_the_centre(fm):
-    base = fm.project_np(fm.mean_shape[None], np.zeros((1, 6)), image_size=600)[0]
-    moved = fm.project_np(fm.mean_shape[None], np.array([[0, 0, 0, 10.0, -5.0, np.log(2.0)]]),
+    base = oracle.project(fm, fm.mean_shape[None], np.zeros((1, 6)), image_size=600)[0]
+    moved = oracle.project(fm, fm.mean_shape[None], np.array([[0, 0, 0, 10.0, -5.0, np.log(2.0)]]),
                           image_size=600)[0]
     expected_uv = 300 + 2 * (base[:, :2] - 300) + np.array([20.0, -10.0])
     assert np.allclose(moved[:, :2], expected_uv, atol=1e-3)
@@ -244,8 +245,8 @@ def test_translation_is_in_crop_pixels_and_log_scale_scales_about_the_centre(fm)
 
 def test_positive_yaw_turns_the_nose_towards_the_image_right(fm):
     tip = fm.landmarks68[30]
-    front = fm.project_np(fm.mean_shape[None], np.zeros((1, 6)))[0, tip, 0]
-    turned = fm.project_np(fm.mean_shape[None], np.array([[0, 0.3, 0, 0, 0, 0]]))[0, tip, 0]
+    front = oracle.project(fm, fm.mean_shape[None], np.zeros((1, 6)))[0, tip, 0]
+    turned = oracle.project(fm, fm.mean_shape[None], np.array([[0, 0.3, 0, 0, 0, 0]]))[0, tip, 0]
     assert turned > front + 5
 
 
@@ -254,20 +255,19 @@ def test_tensorflow_and_numpy_paths_agree(fm):
     tf.disable_eager_execution()
     rng = np.random.default_rng(0)
     coeffs = rng.normal(size=(2, fm.coeff_size)).astype(np.float32)
-    coeffs[:, -33:-27] = [[0.1, -0.2, 0.05, 3.0, -4.0, 0.1], [-0.1, 0.3, -0.1, -2.0, 1.0, -0.2]]
+    coeffs[:, fm.coefficient_slices()["pose"]] = [[0.1, -0.2, 0.05, 3.0, -4.0, 0.1], [-0.1, 0.3, -0.1, -2.0, 1.0, -0.2]]
     with tf.Graph().as_default():
         out = fm.reconstruct(tf.constant(coeffs), image_size=224)
         with tf.Session() as sess:
             got = sess.run(out)
     parts = fm.split_coefficients(coeffs)
-    vertices = fm.shape_np(parts["identity"], parts["expression"])
-    points = fm.project_np(vertices, parts["pose"], image_size=224)
+    vertices = oracle.shape(fm, parts["identity"], parts["expression"])
+    points = oracle.project(fm, vertices, parts["pose"], image_size=224)
     assert np.allclose(got["vertices"], vertices, atol=1e-2)
     assert np.allclose(got["points_px"], points, atol=1e-2)
-    assert np.allclose(got["landmarks"], fm.landmarks_np(points), atol=1e-2)
-    assert np.allclose(got["albedo"], fm.albedo_np(parts["albedo"]), atol=1e-4)
-    from model.face_model import _euler_rotation_np
-    rotated_normals = fm.normals_np(vertices) @ np.swapaxes(_euler_rotation_np(parts["pose"][:, :3]), 1, 2)
+    assert np.allclose(got["landmarks"], oracle.landmarks(fm, points), atol=1e-2)
+    assert np.allclose(got["albedo"], oracle.albedo(fm, parts["albedo"]), atol=1e-4)
+    rotated_normals = oracle.normals(fm, vertices) @ np.swapaxes(oracle.euler_rotation(parts["pose"][:, :3]), 1, 2)
     assert np.allclose(got["normals"], rotated_normals, atol=1e-3)
 
 
@@ -300,17 +300,50 @@ def test_identity_pca_without_samples_matches_an_explicit_pca():
                        variances[:4])
 
 
+def _model_arrays():
+    with np.load(DEFAULT_PATH) as data:
+        return {k: data[k] for k in data.files}
+
+
 def test_model_file_is_replaced_atomically_and_left_intact_on_error(tmp_path):
-    from model.face_model import save_face_model
+    from model.face import save_face_model
     path = tmp_path / "model.npz"
-    save_face_model(str(path), dict(a=np.arange(3)))
+    arrays = _model_arrays()
+    save_face_model(str(path), arrays)
 
     class Unsavable:
         def __array__(self, *args, **kwargs):
             raise RuntimeError("cannot be converted")
 
-    # "a" is written into the new zip before "b" fails: a half-written file exists for a moment.
+    # The other arrays are written into the new zip before "b" fails: a half-written file exists
+    # for a moment.
     with pytest.raises(RuntimeError, match="cannot be converted"):
-        save_face_model(str(path), dict(a=np.arange(5), b=Unsavable()))
-    assert np.array_equal(np.load(str(path))["a"], np.arange(3))
+        save_face_model(str(path), dict(arrays, mean_shape=arrays["mean_shape"] + 1.0, b=Unsavable()))
+    assert np.array_equal(np.load(str(path))["mean_shape"], arrays["mean_shape"])
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+@pytest.mark.parametrize("key", ["uv_mask", "landmarks68", "region_lips"])
+def test_writer_refuses_a_model_without_a_required_key_and_writes_nothing(tmp_path, key):
+    from model.face import save_face_model
+    arrays = _model_arrays()
+    del arrays[key]
+    path = tmp_path / "model.npz"
+    with pytest.raises(ValueError, match="misses %s" % key):
+        save_face_model(str(path), arrays)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_names_the_file_and_the_missing_key(tmp_path):
+    arrays = _model_arrays()
+    del arrays["uv_mask"]
+    path = tmp_path / "old.npz"
+    np.savez(str(path), **arrays)
+    with pytest.raises(ValueError, match="old.npz misses uv_mask"):
+        FaceModel(str(path))
+
+
+def test_model_hash_is_the_file_sha256(fm):
+    import hashlib
+    with open(DEFAULT_PATH, "rb") as f:
+        assert fm.sha256 == hashlib.sha256(f.read()).hexdigest()

@@ -10,7 +10,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from model import coarse
-from model.face_model import FaceModel
+from model.face import FaceModel
 from preprocess import faces, images
 
 tf.disable_eager_execution()

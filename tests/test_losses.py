@@ -120,7 +120,7 @@ def synthetic_losses(tmp_path_factory):
 
     from model import coarse
     from model.data import make_dataset
-    from model.face_model import FaceModel
+    from model.face import FaceModel
 
     out = tmp_path_factory.mktemp("synthetic")
     subprocess.run([sys.executable, "-m", "preprocess.synthesize", "--num=4", "--out=%s" % out, "--seed=11",

@@ -4,7 +4,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from preprocess import faces, landmarks68 as lm, photo, schema
+from model.face import landmarks68 as lm
+from preprocess import faces, photo, schema
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import skimage.data
 import tensorflow as tf
 from PIL import Image
 
-from preprocess import crop, faces, images, make_tfrecords, schema
+from model.face import framing
+from preprocess import faces, images, make_tfrecords, schema
 from tests.test_preprocess_faces import two_faces
 from tests.test_preprocess_images import write_huge_gray_png, write_png_16bit_rgb
 
@@ -93,7 +94,7 @@ def test_crop_matrix_maps_the_photo_landmarks_onto_the_record_landmarks(run):
     photo_landmarks = faces.predict_landmarks(image, faces.detect_largest_face(image))
     matrix = np.array(example[schema.CROP_MATRIX].float_list.value).reshape(2, 3)
     landmarks = np.array(example[schema.LANDMARKS].float_list.value).reshape(68, 2)
-    np.testing.assert_allclose(crop.apply_affine(matrix, photo_landmarks), landmarks, atol=1e-3)
+    np.testing.assert_allclose(framing.apply_affine(matrix, photo_landmarks), landmarks, atol=1e-3)
 
 
 def test_existing_shards_are_not_silently_mixed(run):

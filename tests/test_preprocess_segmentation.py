@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from preprocess import landmarks68 as lm, photo, schema, segmentation
+from model.face import landmarks68 as lm
+from preprocess import photo, schema, segmentation
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from model import data
-from model.face_model import FaceModel
-from preprocess import crop, schema, synthesize
+from model.face import FaceModel
+from model.face.framing import crop_box_from_landmarks
+from preprocess import schema, synthesize
+from tests import face_model_oracle as oracle
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,8 @@ def test_ground_truth_points_project_onto_the_landmarks(face_model, samples):
 def test_ground_truth_coefficients_reproduce_the_points(face_model, samples):
     for sample in samples:
         parts = face_model.split_coefficients(sample["coefficients"][None].astype(np.float64))
-        vertices = face_model.shape_np(parts["identity"], parts["expression"])
-        points = face_model.project_np(vertices, parts["pose"])[0]
+        vertices = oracle.shape(face_model, parts["identity"], parts["expression"])
+        points = oracle.project(face_model, vertices, parts["pose"])[0]
         np.testing.assert_allclose(points, sample["points_px"], atol=0.05)
 
 
@@ -67,7 +69,7 @@ def test_a_deep_wrinkle_shows_in_the_image_inside_the_face(face_model, renderer)
 
 def test_landmarks_are_framed_by_the_crop_rule(samples):
     for sample in samples:
-        cx, cy, side = crop.crop_box_from_landmarks(sample["landmarks"])
+        cx, cy, side = crop_box_from_landmarks(sample["landmarks"])
         np.testing.assert_allclose([cx, cy, side], [150, 150, 300], atol=1e-3)
 
 
@@ -102,8 +104,8 @@ def test_framed_pose_is_the_affine_of_the_projection(face_model):
     vertices = face_model.mean_shape[None].astype(np.float64)
     pose = np.array([0.1, -0.5, 0.2, 3.0, -4.0, 0.1])
     a, b = 1.3, np.array([-20.0, 7.0])
-    expected = face_model.project_np(vertices, pose)[0] * [a, a, a] + [b[0], b[1], 0.0]
-    framed = face_model.project_np(vertices, synthesize.framed_pose(pose, a, b))[0]
+    expected = oracle.project(face_model, vertices, pose)[0] * [a, a, a] + [b[0], b[1], 0.0]
+    framed = oracle.project(face_model, vertices, synthesize.framed_pose(pose, a, b))[0]
     np.testing.assert_allclose(framed, expected, atol=1e-6)
 
 

@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 import train
 from model import coarse
 from model.data import make_dataset
-from model.face_model import FaceModel
+from model.face import FaceModel
 
 tf.disable_eager_execution()
 

@@ -10,14 +10,9 @@ import numpy as np
 import scipy.ndimage
 
 from model.face.builder.topology import boundary_loops
+from model.face.landmarks68 import FLIP_PERMUTATION
 
 LANDMARK_RENDER_SIZE = 512  # the first, plain grey render
-# iBUG 68-point order: each point's mirror partner (x -> -x), e.g. jaw 0 <-> 16, outer eye
-# corners 36 <-> 45; points on the midline are their own partner.
-IBUG_MIRROR = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 EYE_RENDER_SIZE = 1024  # the render whose eye openings place landmarks 36-47
 JAW_RAY_BAND_MM = 2.0  # half-width of the band around a jaw point's ray
 CONTOUR_MAX_NORMAL_Z = 0.3  # |n_z| below this: the surface is seen edge-on (occluding contour)
@@ -137,7 +132,7 @@ def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, mirror, colou
     # dlib's points on a symmetric face are not quite symmetric; average each with its mirror
     # partner's reflection (about the pixel column of x = 0), so the picks can be made mirror twins.
     midline = size / 2 - scale * centre[0]
-    reflected = points[IBUG_MIRROR] * np.array([-1.0, 1.0]) + np.array([2.0 * midline, 0.0])
+    reflected = points[FLIP_PERMUTATION] * np.array([-1.0, 1.0]) + np.array([2.0 * midline, 0.0])
     points = 0.5 * (points + reflected)
     visible = visible_vertices(vertices, surface, mask, scale, centre)
     flat = vertices[:, :2]
@@ -163,11 +158,11 @@ def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, mirror, colou
 
 def mirror_consistent(ids, vertices, mirror):
     """Landmark ids [68] made mirror twins: a point on the model's x < 0 side keeps its vertex and
-    its partner (IBUG_MIRROR) takes that vertex's mirror; a midline point moves to the nearest
+    its partner (FLIP_PERMUTATION) takes that vertex's mirror; a midline point moves to the nearest
     vertex that is its own mirror."""
     ids = ids.copy()
     on_midline = np.flatnonzero(mirror == np.arange(len(mirror)))
-    for k, partner in enumerate(IBUG_MIRROR):
+    for k, partner in enumerate(FLIP_PERMUTATION):
         if partner == k:
             ids[k] = on_midline[np.argmin(np.linalg.norm(vertices[on_midline] - vertices[ids[k]], axis=1))]
         elif vertices[ids[k], 0] < vertices[ids[partner], 0]:

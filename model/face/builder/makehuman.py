@@ -18,8 +18,7 @@ from model.face.builder.topology import (CUT_CENTRE, CUT_HALF_AZIMUTH, CUT_HALF_
                                          CUT_MID_ELEVATION, FaceTopology, select_face_quads,
                                          vertices_only_in)
 from model.face.builder.uv_chart import UV_MASK_SIZE, chart_figures, flatten_face, uv_face_mask
-from model.face_model import crop_frame
-from preprocess.crop import CROP_SIZE
+from model.face.framing import CROP_SIZE, crop_frame
 
 
 def build(assets, num_samples, num_identity, seed):

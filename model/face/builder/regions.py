@@ -9,6 +9,7 @@ import scipy.sparse
 
 from model.face.builder.bases import fix_signs
 from model.face.builder.topology import vertices_only_in
+from model.face.landmarks68 import LEFT_BROW, RIGHT_BROW
 
 def point_in_polygon(points, polygon):
     from skimage.measure import points_in_poly
@@ -42,7 +43,7 @@ def nose_and_brows(xy, lm):
     ])
     nose = point_in_polygon(xy, nose_poly)
     brows = np.zeros(len(xy), dtype=bool)
-    for side in (slice(17, 22), slice(22, 27)):
+    for side in (RIGHT_BROW, LEFT_BROW):
         brows |= distance_to_polyline(xy, lm[side] + np.array([0.0, -2.0])) < BROW_HALF_WIDTH_MM
     return nose, brows
 

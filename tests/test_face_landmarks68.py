@@ -1,7 +1,7 @@
-"""preprocess/landmarks68.py: the left-right permutation of the 68 iBUG points."""
+"""model/face/landmarks68.py: the left-right permutation of the 68 iBUG points."""
 import numpy as np
 
-from preprocess import landmarks68 as lm
+from model.face import landmarks68 as lm
 
 
 def test_flip_permutation_is_an_involution():

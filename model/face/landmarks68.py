@@ -2,6 +2,10 @@
 
 Index groups (0-based). "Right"/"left" are the subject's own sides, as in the iBUG annotation
 guide; in a frontal photo the subject's right eye (36-41) is on the image's left.
+
+The face model owns this layout: its `landmarks68` are vertex ids in this order, detection
+(preprocess/faces.py, dlib) returns points in it, and the landmark loss and the metrics weight
+and normalise by its groups.
 """
 import numpy as np
 
@@ -16,10 +20,20 @@ RIGHT_EYE = np.arange(36, 42)
 LEFT_EYE = np.arange(42, 48)
 OUTER_LIPS = np.arange(48, 60)
 INNER_LIPS = np.arange(60, 68)
+# The five groups a per-group landmark error is reported for.
+GROUPS = dict(jaw=JAW, brows=np.concatenate([RIGHT_BROW, LEFT_BROW]),
+              nose=np.concatenate([NOSE_BRIDGE, NOSE_BASE]),
+              eyes=np.concatenate([RIGHT_EYE, LEFT_EYE]),
+              mouth=np.concatenate([OUTER_LIPS, INNER_LIPS]))
+# Outer eye corners (subject's right, left): their distance normalises landmark errors (300-W).
+OUTER_EYE_CORNERS = (36, 45)
+# Inner eye corners (subject's right, left).
+INNER_EYE_CORNERS = (39, 42)
 
 
 def _flip_permutation():
-    """Index of each point's mirror twin: after a horizontal flip, point i is old point perm[i]."""
+    """Index of each point's mirror twin: after a horizontal flip, point i is old point perm[i]
+    (jaw 0 <-> 16, outer eye corners 36 <-> 45, ...; midline points are their own twin)."""
     perm = np.arange(NUM_LANDMARKS)
     pairs = []
     pairs += [(i, 16 - i) for i in range(8)]                      # jaw, chin (8) stays
@@ -49,3 +63,10 @@ def flip_landmarks(landmarks, width):
     flipped = landmarks[..., FLIP_PERMUTATION, :].copy()
     flipped[..., 0] = width - flipped[..., 0]
     return flipped
+
+
+def inter_ocular_distance(landmarks):
+    """Distance between the outer eye corners of landmarks [..., 68, 2]: [...] float64."""
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    right, left = OUTER_EYE_CORNERS
+    return np.linalg.norm(landmarks[..., right, :] - landmarks[..., left, :], axis=-1)

@@ -1,10 +1,13 @@
-"""The 3D morphable face model: coefficients -> vertices, albedo, normals, landmarks.
+"""The 3D morphable face model as TensorFlow graph ops: coefficients -> vertices, albedo,
+normals, landmarks, crop pixels.
 
-One class for every model file in the format of shared/DESIGN.md (the embedded default
-`resources/face_model.npz` and a converted Basel Face Model alike).
+One class for every model file in the format of model/face/file_format.py (the embedded default
+`resources/face_model.npz` and a converted Basel Face Model alike). TensorFlow is imported by the
+graph ops only, so that preprocessing workers can read a model without it. The NumPy twins of
+these ops, the tests' oracle, are in tests/face_model_oracle.py.
 
-Each operation exists twice, with the same name: as TensorFlow graph ops (`FaceModel.shape`, ...)
-and as NumPy twins with the suffix `_np` (`FaceModel.shape_np`, ...), for preprocessing and tests.
+Coefficient vector (shared/DESIGN.md), in this order:
+  identity k_id | expression k_exp | albedo k_tex | pose NUM_POSE | light NUM_LIGHT.
 
 Frames:
   model frame: millimetres, x right (the viewer's right), y up, z towards the viewer.
@@ -16,88 +19,45 @@ crop), log_scale. A point X projects to
     u = W/2 + s p_x + tx W/300,  v = H/2 - s p_y + ty H/300,  depth = s p_z
     s = frame_scale exp(log_scale) W/300
 where frame_scale (px per mm at 300) and frame_centre (mm) are computed at load time so that at
-pose 0 the mean face's 68 landmarks land where preprocess.crop frames a detected face.
+pose 0 the mean face's 68 landmarks land where the crop rule (model/face/framing.py) frames a
+detected face.
 """
+import collections
 import json
 import os
-import tempfile
 import weakref
 
 import numpy as np
 
-from preprocess.crop import CROP_SIZE, crop_box_from_landmarks
+from model.face import file_format, landmarks68
+from model.face.framing import CROP_SIZE, crop_frame
 
-DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                             "resources", "face_model.npz")
-REGION_NAMES = ("skin", "eyes", "brows", "nose", "lips")
+# Pose: pitch, yaw, roll, tx, ty, log_scale.
 NUM_POSE = 6
+# Lighting: 9 spherical-harmonics bands x RGB, the layout renderer.shading.sh_shading takes.
 NUM_LIGHT = 27
-REQUIRED_KEYS = ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "tex_basis", "triangles",
-                 "uv", "landmarks68", "mirror", "meta") + tuple("region_" + r for r in REGION_NAMES)
-# Storage types of the file format (resources/README.md); other keys are stored as given.
-FILE_DTYPES = dict(mean_shape=np.float32, id_basis=np.float32, exp_basis=np.float32,
-                   mean_albedo=np.float32, tex_basis=np.float32, uv=np.float32,
-                   triangles=np.int32, landmarks68=np.int32, mirror=np.int32)
-
-
-def save_face_model(path, arrays):
-    """Writes a face model file: `arrays` (name -> array, `meta` a JSON string array) with the
-    keys of FILE_DTYPES cast to their storage types.
-
-    Written to a temporary file in path's folder, then os.replace onto path: a reader (a training
-    run loading the model during a rebuild) sees the old file or the new one, never a half-written
-    zip, and on an error the old file is left as it was.
-    """
-    arrays = {name: (np.asarray(value, FILE_DTYPES[name]) if name in FILE_DTYPES else value)
-              for name, value in arrays.items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(suffix=".npz", prefix=".face_model-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(partial, path)
-    except BaseException:
-        os.remove(partial)
-        raise
-
-
-def _euler_rotation_np(angles):
-    """NumPy twin of renderer.camera.euler_rotation: [B, 3] -> [B, 3, 3]."""
-    cp, cy, cr = np.cos(angles).T
-    sp, sy, sr = np.sin(angles).T
-    one, zero = np.ones_like(cp), np.zeros_like(cp)
-    rx = np.stack([one, zero, zero, zero, cp, -sp, zero, sp, cp], -1).reshape(-1, 3, 3)
-    ry = np.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(-1, 3, 3)
-    rz = np.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).reshape(-1, 3, 3)
-    return rz @ ry @ rx
-
-
-def crop_frame(landmark_points):
-    """The pose-0 framing of a face whose 68 landmarks are at landmark_points [68, 3] (mm).
-
-    Returns (frame_scale, frame_centre): pixels per mm in a 300 crop, and the model point [3]
-    (z = 0) at the crop centre, so that the crop rule of preprocess.crop, applied to the
-    frontally projected landmarks, gives the whole 300 x 300 crop.
-    """
-    points = np.asarray(landmark_points, dtype=np.float64)
-    # The crop rule works in a y-down frame (1 unit = 1 mm here).
-    cx, cy, side = crop_box_from_landmarks(np.stack([points[:, 0], -points[:, 1]], axis=1))
-    return float(CROP_SIZE / side), np.array([cx, -cy, 0.0], dtype=np.float32)
+# Depths are crop pixels (s p_z); a face is a few hundred pixels deep at most in a crop of side W,
+# so (-DEPTH_RANGE_PER_PIXEL W, DEPTH_RANGE_PER_PIXEL W) holds it with room to spare.
+DEPTH_RANGE_PER_PIXEL = 4.0
+COEFFICIENT_PARTS = ("identity", "expression", "albedo", "pose", "light")
 
 
 class FaceModel:
     """A morphable face model loaded from an npz file.
 
     Attributes:
+      path: the file; sha256: hex SHA-256 of its bytes (what a checkpoint records).
       num_vertices: N.
       triangles: int32 [T, 3], counter-clockwise seen from the front (normals point outward).
       uv: float32 [N, 2] in [0, 1]^2 (u right, v up; image row = (1 - v) * size).
-      uv_mask: uint8 [S, S] face chart mask in UV image space, or None if the file has none.
-      landmarks68: int32 [68] vertex ids, dlib / iBUG order.
+      uv_mask: uint8 [S, S] face chart mask in UV image space.
+      landmarks68: int32 [68] vertex ids, dlib / iBUG order (model/face/landmarks68.py).
       mirror: int32 [N], index of each vertex's mirror twin (x -> -x).
       regions: dict name -> bool [N] for skin, eyes, brows, nose, lips (and any extra
         region_* arrays the file has, e.g. mouth_interior).
-      k_id, k_exp, k_tex: basis sizes; coeff_size = k_id + k_exp + k_tex + 6 + 27.
+      k_id, k_exp, k_tex: basis sizes; coeff_size = k_id + k_exp + k_tex + NUM_POSE + NUM_LIGHT.
       mean_shape [N, 3] mm, mean_albedo [N, 3] in [0, 1], id_basis [3N, k_id],
       exp_basis [3N, k_exp], tex_basis [3N, k_tex] (coefficients in standard deviations).
       frame_scale: pixels per mm in a 300 crop at log_scale 0; frame_centre: [3] mm.
@@ -106,13 +66,7 @@ class FaceModel:
 
     def __init__(self, path=None):
         path = DEFAULT_PATH if path is None else path
-        if not os.path.exists(path):
-            raise FileNotFoundError("face model file %s does not exist" % path)
-        with np.load(path) as data:
-            missing = [k for k in REQUIRED_KEYS if k not in data.files]
-            if missing:
-                raise ValueError("face model file %s misses %s" % (path, ", ".join(missing)))
-            arrays = {k: data[k] for k in data.files}
+        arrays = file_format.load_face_model_arrays(path)
         self.path = path
         self.mean_shape = arrays["mean_shape"].astype(np.float32)
         self.num_vertices = len(self.mean_shape)
@@ -129,10 +83,13 @@ class FaceModel:
         if self.triangles.min() < 0 or self.triangles.max() >= self.num_vertices:
             raise ValueError("%s: triangle indices out of range [0, %d)" % (path, self.num_vertices))
         self.uv = arrays["uv"].astype(np.float32)
-        self.uv_mask = arrays.get("uv_mask")
+        self.uv_mask = arrays["uv_mask"].astype(np.uint8)
+        if self.uv_mask.ndim != 2 or self.uv_mask.shape[0] != self.uv_mask.shape[1]:
+            raise ValueError("%s: uv_mask must be square [S, S], got %s" % (path, self.uv_mask.shape))
         self.landmarks68 = arrays["landmarks68"].astype(np.int32)
-        if self.landmarks68.shape != (68,):
-            raise ValueError("%s: landmarks68 must be [68], got %s" % (path, self.landmarks68.shape))
+        if self.landmarks68.shape != (landmarks68.NUM_LANDMARKS,):
+            raise ValueError("%s: landmarks68 must be [%d], got %s"
+                             % (path, landmarks68.NUM_LANDMARKS, self.landmarks68.shape))
         self.mirror = arrays["mirror"].astype(np.int32)
         self.regions = {k[len("region_"):]: arrays[k].astype(bool)
                         for k in arrays if k.startswith("region_")}
@@ -141,23 +98,31 @@ class FaceModel:
         self.k_exp = self.exp_basis.shape[1]
         self.k_tex = self.tex_basis.shape[1]
         self.coeff_size = self.k_id + self.k_exp + self.k_tex + NUM_POSE + NUM_LIGHT
+        self._sha256 = None
         self._graph_constants = weakref.WeakKeyDictionary()
-        self._set_frame()
-
-    def _set_frame(self):
-        """frame_scale and frame_centre from the crop rule applied to the frontal mean face."""
         self.frame_scale, self.frame_centre = crop_frame(self.mean_shape[self.landmarks68])
+
+    @property
+    def sha256(self):
+        """Hex SHA-256 of the model file (computed once)."""
+        if self._sha256 is None:
+            self._sha256 = file_format.file_sha256(self.path)
+        return self._sha256
 
     # ------------------------------------------------------------------ coefficients
 
+    def coefficient_slices(self):
+        """OrderedDict part name (COEFFICIENT_PARTS) -> slice of the coefficient vector."""
+        sizes = (self.k_id, self.k_exp, self.k_tex, NUM_POSE, NUM_LIGHT)
+        ends = np.cumsum(sizes)
+        return collections.OrderedDict(
+            (name, slice(int(end - size), int(end))) for name, size, end in zip(COEFFICIENT_PARTS, sizes, ends))
+
     def split_coefficients(self, coeffs):
-        """Splits [B, coeff_size] (tensor or array) into identity, expression, albedo, pose, light."""
-        sizes = [self.k_id, self.k_exp, self.k_tex, NUM_POSE, NUM_LIGHT]
-        names = ["identity", "expression", "albedo", "pose", "light"]
+        """Splits [..., coeff_size] (tensor or array) into identity, expression, albedo, pose, light."""
         if coeffs.shape[-1] is not None and int(coeffs.shape[-1]) != self.coeff_size:
             raise ValueError("coefficients must have %d entries, got %s" % (self.coeff_size, coeffs.shape))
-        ends = np.cumsum(sizes)
-        return {name: coeffs[..., end - size:end] for name, size, end in zip(names, sizes, ends)}
+        return {name: coeffs[..., part] for name, part in self.coefficient_slices().items()}
 
     # ------------------------------------------------------------------ graph ops
 
@@ -213,9 +178,10 @@ class FaceModel:
         from renderer import shading
         return shading.vertex_normals(vertices, self.triangles)
 
-    def depth_scale(self, image_size=CROP_SIZE):
-        """A depth range for pixels_to_clip that holds any plausible face in the crop."""
-        return 4.0 * image_size
+    @staticmethod
+    def depth_scale(image_size=CROP_SIZE):
+        """The depth range for pixels_to_clip that holds any plausible face in the crop."""
+        return DEPTH_RANGE_PER_PIXEL * image_size
 
     def reconstruct(self, coeffs, image_size=CROP_SIZE):
         """Everything a renderer needs from coefficients [B, coeff_size].
@@ -237,38 +203,3 @@ class FaceModel:
                     normals=normals, albedo=albedo,
                     colours=shading.sh_shading(normals, albedo, c["light"]),
                     landmarks=self.landmarks(points_px))
-
-    # ------------------------------------------------------------------ NumPy twins
-
-    def shape_np(self, identity, expression):
-        identity, expression = np.atleast_2d(identity), np.atleast_2d(expression)
-        offsets = identity @ self.id_basis.T + expression @ self.exp_basis.T
-        return self.mean_shape[np.newaxis] + offsets.reshape(-1, self.num_vertices, 3)
-
-    def albedo_np(self, albedo_coeffs):
-        offsets = (np.atleast_2d(albedo_coeffs) @ self.tex_basis.T).reshape(-1, self.num_vertices, 3)
-        return np.clip(self.mean_albedo[np.newaxis] + offsets, 0.0, 1.0)
-
-    def project_np(self, vertices, pose, image_size=CROP_SIZE):
-        pose = np.atleast_2d(pose)
-        p = (vertices - self.frame_centre) @ np.swapaxes(_euler_rotation_np(pose[:, :3]), 1, 2)
-        w = float(image_size)
-        s = (self.frame_scale * w / CROP_SIZE) * np.exp(pose[:, 5])[:, None]
-        t = pose[:, 3:5] * (w / CROP_SIZE)
-        u = 0.5 * w + s * p[..., 0] + t[:, 0:1]
-        v = 0.5 * w - s * p[..., 1] + t[:, 1:2]
-        return np.stack([u, v, s * p[..., 2]], axis=-1)
-
-    def landmarks_np(self, points_px):
-        return points_px[:, self.landmarks68, :2]
-
-    def normals_np(self, vertices):
-        vertices = np.asarray(vertices, dtype=np.float64)
-        t = self.triangles
-        face = np.cross(vertices[:, t[:, 1]] - vertices[:, t[:, 0]],
-                        vertices[:, t[:, 2]] - vertices[:, t[:, 0]])
-        normals = np.zeros_like(vertices)
-        for k in range(3):
-            for b in range(len(vertices)):
-                np.add.at(normals[b], t[:, k], face[b])
-        return normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
