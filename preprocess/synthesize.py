@@ -8,24 +8,24 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      spherical-harmonics light: white of random brightness and direction around the renderer's
      ambient, tinted slightly per channel (LIGHT_STD, LIGHT_TINT_STD);
   2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
-     sampled at the vertices' UVs and applied along the vertex normals of the coarse mesh;
-  3. framing: the displaced mesh is projected at the sampled rotation, and the translation and
-     scale of the pose are then set so that the crop rule of model/face/framing.py, applied to the
+     times the UV layout's taper (model/face/uv_layout.py), displacing the layout's dense grid
+     mesh (a vertex per map texel inside the detail mask) along the coarse surface normal;
+  3. framing: the coarse and dense meshes are projected at the sampled rotation, and the
+     translation and scale of the pose are then set so that the crop rule of model/face/framing.py, applied to the
      projected 68 landmark vertices, gives exactly the 300 x 300 image, as it does for a photo
      whose landmarks dlib found (so crop/matrix is the identity);
-  4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading of the
-     displaced mesh's normals) over a random background (preprocess/backgrounds.py), plus a
-     little sensor noise;
+  4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading; the
+     dense mesh inside the detail mask, the coarse mesh outside it) over a random background
+     (preprocess/backgrounds.py), plus a little sensor noise;
   5. segmentation: the face model's vertex regions rendered as one-hot attributes (nearest label
      per pixel): skin 1, nose 2, eyes 3, brows 4, lips 5; vertices in no region (neck, ears,
-     scalp) are 7 "other". Label 6 (mouth interior) never occurs: the mesh has no mouth cavity,
-     the lips close over it.
+     scalp) are 7 "other"; 6 (mouth interior) where the face model has that region.
 Landmarks are the projected landmark vertices (fixed vertices: at large yaw the jaw points stay
 on the far side of the face instead of sliding to the silhouette as annotators' points do).
 
-Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map, mm),
-gt/vertices (crop-space points of the displaced mesh, what FaceModel.project returns for the
-displaced vertices and gt pose).
+Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map as rendered, mm,
+in the layout of UVLayout(face_model, map_size)), gt/points_px (the coarse vertices in crop
+pixels and depth: what FaceModel.project returns for them at the gt pose).
 
 Deterministic: sample i draws from numpy's Generator seeded with (seed, i), so any --workers
 gives the same records in the same order.
