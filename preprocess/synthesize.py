@@ -11,9 +11,10 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      times the UV layout's taper (model/face/uv_layout.py), displacing the layout's dense grid
      mesh (a vertex per map texel inside the detail mask) along the coarse surface normal;
   3. framing: the coarse and dense meshes are projected at the sampled rotation, and the
-     translation and scale of the pose are then set so that the crop rule of model/face/framing.py, applied to the
-     projected 68 landmark vertices, gives exactly the 300 x 300 image, as it does for a photo
-     whose landmarks dlib found (so crop/matrix is the identity);
+     translation and scale of the pose are then set so that the crop rule of
+     model/face/framing.py, applied to the projected 68 landmark vertices, gives exactly the
+     300 x 300 image, as it does for a photo whose landmarks dlib found (so crop/matrix is the
+     identity);
   4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading; the
      dense mesh inside the detail mask, the coarse mesh outside it) over a random background
      (preprocess/backgrounds.py), plus a little sensor noise;

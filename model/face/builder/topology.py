@@ -20,10 +20,11 @@ from model.face.builder.assets import quad_labels
 
 # The face cut, in base-mesh units (decimetres, y up, z forward): a point belongs to the face
 # when |azimuth / CUT_HALF_AZIMUTH|^3 + ((elevation - CUT_MID_ELEVATION) / CUT_HALF_ELEVATION)^2
-# < 1 (the cube keeps the sides near the ears over more of the height), both angles seen from CUT_CENTRE (x = 0, y, z: the middle of the head at ear height):
-# azimuth about the vertical, 0 straight ahead; elevation above the horizontal. Angles from
-# inside the head cross the face's surface at a steep angle everywhere; a cut by height alone
-# grazes the underside of the chin and zigzags there.
+# < 1 (the cube keeps the sides near the ears over more of the height), both angles seen from
+# CUT_CENTRE (x = 0, y, z: the middle of the head at ear height): azimuth about the vertical,
+# 0 straight ahead; elevation above the horizontal. Angles from inside the head cross the
+# face's surface at a steep angle everywhere; a cut by height alone grazes the underside of
+# the chin and zigzags there.
 CUT_CENTRE = np.array([0.0, 7.15, 0.55])
 CUT_HALF_AZIMUTH = np.deg2rad(80.0)
 CUT_MID_ELEVATION = np.deg2rad(-5.0)
