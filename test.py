@@ -2,7 +2,8 @@
 
     python test.py --input PHOTO_OR_FOLDER --output_dir DIR [--checkpoint results/release/coarse]
 
-For each photo NAME.ext (a folder is read in sorted order, not recursively), writes into DIR:
+For each photo NAME.ext (a folder: its files with an extension of model.inference.PHOTO_EXTENSIONS,
+in any case, in sorted order, not recursively), writes into DIR:
   NAME_coarse.obj      the mesh in millimetres (model frame: x right, y up, z towards the viewer),
                        with per-vertex colours (the shaded colour the render shows, `v x y z r g b`)
                        and the face model's UVs
@@ -21,42 +22,16 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from model import coarse
-from model.face import FaceModel
+from model import coarse, inference
 from model.face import framing
-from preprocess.photo import SkippedPhoto, crop_photo_file
+from preprocess.photo import SkippedPhoto
 
 flags = tf.app.flags
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("input", "", "A photo, or a folder of photos.")
 flags.DEFINE_string("output_dir", "results/test", "Where the results are written.")
-flags.DEFINE_string("checkpoint", "results/release/coarse",
-                    "Coarse checkpoint: a folder (its latest checkpoint) or a checkpoint prefix.")
-flags.DEFINE_string("face_model_path", "", "Face model npz the checkpoint was trained with; empty = default.")
-flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder the checkpoint was trained with.")
-flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector.")
-
-PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-
-
-def list_photos(path):
-    """The photo files named by --input: the file itself, or a folder's photos in sorted order."""
-    if os.path.isdir(path):
-        return [os.path.join(path, name) for name in sorted(os.listdir(path))
-                if name.lower().endswith(PHOTO_EXTENSIONS) and os.path.isfile(os.path.join(path, name))]
-    if os.path.isfile(path):
-        return [path]
-    raise FileNotFoundError("--input=%s is neither a file nor a folder" % path)
-
-
-def resolve_checkpoint(path):
-    """Checkpoint prefix from a folder or a prefix; FileNotFoundError naming `path` if there is none."""
-    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
-    if prefix is None or not tf.io.gfile.exists(prefix + ".index"):
-        raise FileNotFoundError("no coarse checkpoint at %s (train one with run_train.sh, or pass "
-                                "--checkpoint)" % path)
-    return prefix
+inference.define_flags(flags)
 
 
 def write_obj(path, vertices, colours, uv, triangles):
@@ -76,34 +51,9 @@ def write_obj(path, vertices, colours, uv, triangles):
             obj.write("f %d/%d %d/%d %d/%d\n" % (a, a, b, b, c, c))
 
 
-class CoarseReconstructor(object):
-    """The trained coarse network and the face model, for one 300 x 300 crop at a time."""
-
-    def __init__(self, checkpoint, face_model, backbone):
-        self.face_model = face_model
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.crop = tf.placeholder(tf.float32, [1, framing.CROP_SIZE, framing.CROP_SIZE, 3])
-            net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
-            coeffs = net(coarse.resize_for_encoder(self.crop))
-            outputs = coarse.render_coefficients(face_model, coeffs, framing.CROP_SIZE)
-            self.fetches = {key: outputs[key] for key in
-                            ("vertices", "colours", "landmarks", "render", "mask")}
-            self.fetches["coeffs"] = coeffs
-            self.session = tf.Session(graph=self.graph)
-            tf.train.Saver(net.variables()).restore(self.session, checkpoint)
-            self.graph.finalize()
-
-    def __call__(self, crop_uint8):
-        """crop [300, 300, 3] uint8 -> dict of [0]-indexed numpy outputs (landmarks in crop pixels)."""
-        values = self.session.run(self.fetches, {self.crop: crop_uint8[None].astype(np.float32) / 255.0})
-        return {key: value[0] for key, value in values.items()}
-
-
 def reconstruct_photo(reconstructor, path, output_dir, detector):
     """Writes the four result files of one photo; raises SkippedPhoto when it has no usable face."""
-    face = crop_photo_file(path, detector=detector)
-    result = reconstructor(face.image)
+    face, result, landmarks_photo = inference.reconstruct_photo_file(reconstructor, path, detector)
     name = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
     model = reconstructor.face_model
     write_obj(name + "_coarse.obj", result["vertices"], result["colours"], model.uv, model.triangles)
@@ -111,8 +61,7 @@ def reconstruct_photo(reconstructor, path, output_dir, detector):
                                    face.landmarks)
     Image.fromarray(panels).save(name + "_overlay.png")
     to_photo = framing.invert_affine(face.matrix)
-    landmarks_photo = framing.apply_affine(to_photo, result["landmarks"])
-    np.savetxt(name + "_landmarks.txt", landmarks_photo, fmt="%.2f")
+    inference.save_landmarks(name + "_landmarks.txt", landmarks_photo)
     parts = model.split_coefficients(result["coeffs"][None])
     np.savez(name + "_coeffs.npz", coefficients=result["coeffs"],
              **{key: np.asarray(value)[0] for key, value in parts.items()},
@@ -126,14 +75,16 @@ def main(argv):
     if not FLAGS.input:
         sys.exit("test.py: --input is required (a photo or a folder of photos)")
     try:
-        photos = list_photos(FLAGS.input)
-        checkpoint = resolve_checkpoint(FLAGS.checkpoint)
+        photos = inference.list_photos(FLAGS.input)
+    except FileNotFoundError as error:
+        sys.exit("test.py: --input: %s" % error)
+    if not photos:
+        sys.exit("test.py: no photos (%s) in %s" % (" ".join(inference.PHOTO_EXTENSIONS), FLAGS.input))
+    try:
+        reconstructor = inference.reconstructor_from_flags(FLAGS)
     except FileNotFoundError as error:
         sys.exit("test.py: %s" % error)
-    if not photos:
-        sys.exit("test.py: no photos (%s) in %s" % (" ".join(PHOTO_EXTENSIONS), FLAGS.input))
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    reconstructor = CoarseReconstructor(checkpoint, FaceModel(FLAGS.face_model_path or None), FLAGS.backbone)
     succeeded = 0
     for path in photos:
         start = time.time()

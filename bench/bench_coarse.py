@@ -7,15 +7,16 @@ Prints:
      own log lines, leaving out the first interval (graph building, warm-up);
   2. inference seconds per photo (detection + landmarks + crop + network + writing the four files)
      on the example photo, and the network-and-render part alone;
-  3. on --num_eval held-out synthetic faces (written with a seed the training data does not use):
-     mean per-vertex error in millimetres of the coarse shape (identity + expression) after rigid
-     alignment (rotation + translation, Kabsch) to the ground-truth shape (all vertices, and the
-     face regions alone), and the mean 2D landmark
-     error in crop pixels and as a fraction of the inter-ocular distance, for the checkpoint and for
-     the mean face (zero coefficients: the network's starting point).
+  3. on --num_eval held-out synthetic faces (written with a seed the training data does not use),
+     what `evaluate.py --tfrecords` measures (model/metrics.py): mean per-vertex error in
+     millimetres of the coarse shape after rigid alignment (Kabsch) to the ground-truth shape (all
+     vertices, and the face regions alone) and the landmark NME (over the outer-eye-corner
+     distance), for the checkpoint and for the mean face (zero coefficients: the network's starting
+     point), and the coarse surface's normal error against the detailed ground truth.
 """
 import argparse
 import glob
+import json
 import os
 import re
 import subprocess
@@ -31,8 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from model import coarse  # noqa: E402
-from model.data import make_dataset  # noqa: E402
+from model import inference  # noqa: E402
 from model.face import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
 
@@ -68,14 +68,14 @@ def bench_training(data_dir, batch_size, steps, log_step):
 
 
 def bench_inference(checkpoint, repeats):
-    import test as inference  # the repository's test.py
+    import test  # the repository's test.py: the whole per-photo work, writing included
 
     reconstructor = inference.CoarseReconstructor(checkpoint, FaceModel(), "compact")
     with tempfile.TemporaryDirectory() as out:
-        inference.reconstruct_photo(reconstructor, EXAMPLE, out, "hog")  # warm-up
+        test.reconstruct_photo(reconstructor, EXAMPLE, out, "hog")  # warm-up
         start = time.time()
         for _ in range(repeats):
-            inference.reconstruct_photo(reconstructor, EXAMPLE, out, "hog")
+            test.reconstruct_photo(reconstructor, EXAMPLE, out, "hog")
         per_photo = (time.time() - start) / repeats
     crop = np.zeros((300, 300, 3), np.uint8)
     start = time.time()
@@ -86,64 +86,25 @@ def bench_inference(checkpoint, repeats):
           % (os.path.basename(EXAMPLE), per_photo, network))
 
 
-def rigid_align(source, target):
-    """source [N, 3] rotated and translated onto target [N, 3] by least squares (Kabsch)."""
-    source_mean, target_mean = source.mean(0), target.mean(0)
-    covariance = (source - source_mean).T @ (target - target_mean)
-    u, _, vt = np.linalg.svd(covariance)
-    d = np.sign(np.linalg.det(u @ vt))
-    rotation = u @ np.diag([1.0, 1.0, d]) @ vt
-    return (source - source_mean) @ rotation + target_mean
-
-
 def bench_accuracy(checkpoint, eval_dir):
-    face_model = FaceModel()
-    graph = tf.Graph()
-    with graph.as_default():
-        batch = tf.data.make_one_shot_iterator(make_dataset(
-            os.path.join(eval_dir, "*" + schema.SHARD_SUFFIX), 20, augment=False, shuffle=False,
-            repeat=False)).get_next()
-        net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex)
-        predicted = net(coarse.resize_for_encoder(batch["image"]))
-        candidates = {"checkpoint": predicted, "mean face": tf.zeros_like(predicted)}
-        truth = face_model.split_coefficients(batch["gt/coefficients"])
-        fetches = {"gt_shape": face_model.shape(truth["identity"], truth["expression"]),
-                   "gt_landmarks": batch["landmarks"]}
-        for name, coeffs in candidates.items():
-            parts = face_model.split_coefficients(coeffs)
-            fetches[name + "/shape"] = face_model.shape(parts["identity"], parts["expression"])
-            fetches[name + "/landmarks"] = face_model.reconstruct(coeffs, 300)["landmarks"]
-        session = tf.Session(graph=graph)
-        tf.train.Saver(net.variables()).restore(session, checkpoint)
-    face = np.zeros(face_model.num_vertices, bool)
-    for region in ("skin", "eyes", "brows", "nose", "lips"):
-        face |= face_model.regions[region]
-    errors = {name: {"vertex": [], "face": [], "landmark": [], "landmark_iod": []} for name in candidates}
-    while True:
-        try:
-            values = session.run(fetches)
-        except tf.errors.OutOfRangeError:
-            break
-        target = values["gt_landmarks"]
-        interocular = np.linalg.norm(target[:, 36:42].mean(1) - target[:, 42:48].mean(1), axis=1)
-        for name in candidates:
-            for shape, truth_shape in zip(values[name + "/shape"], values["gt_shape"]):
-                aligned = rigid_align(shape.astype(np.float64), truth_shape.astype(np.float64))
-                errors[name]["vertex"].append(np.linalg.norm(aligned - truth_shape, axis=1).mean())
-                aligned = rigid_align(shape[face].astype(np.float64), truth_shape[face].astype(np.float64))
-                errors[name]["face"].append(np.linalg.norm(aligned - truth_shape[face], axis=1).mean())
-            distance = np.linalg.norm(values[name + "/landmarks"] - target, axis=2).mean(1)
-            errors[name]["landmark"].extend(distance)
-            errors[name]["landmark_iod"].extend(distance / interocular)
-    count = len(errors["checkpoint"]["vertex"])
-    print("held-out synthetic faces: %d (%s); per-vertex error after rigid alignment over all %d "
-          "vertices / over the %d face-region vertices (skin, eyes, brows, nose, lips)"
-          % (count, eval_dir, face_model.num_vertices, face.sum()))
-    for name in candidates:
-        e = errors[name]
-        print("  %-10s per-vertex %.2f mm / face region %.2f mm | landmarks %.2f px (300 crop) = "
-              "%.3f inter-ocular" % (name, np.mean(e["vertex"]), np.mean(e["face"]),
-                                     np.mean(e["landmark"]), np.mean(e["landmark_iod"])))
+    """evaluate.py --tfrecords on the held-out faces; prints its synthetic section (model/metrics.py)."""
+    with tempfile.TemporaryDirectory() as out:
+        result = subprocess.run(
+            [sys.executable, os.path.join(REPO, "evaluate.py"), "--tfrecords=%s" % eval_dir,
+             "--output_dir=%s" % out, "--checkpoint=%s" % checkpoint], cwd=REPO, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit("bench_coarse.py: evaluate.py failed:\n%s" % result.stderr[-3000:])
+        with open(os.path.join(out, "metrics.json")) as f:
+            synthetic = json.load(f)["synthetic"]
+    print("held-out synthetic faces: %d (%s); per-vertex error after rigid alignment over all vertices / "
+          "the face region (skin, eyes, brows, nose, lips); landmark NME over the outer-eye-corner "
+          "distance (points 36, 45)" % (synthetic["count"], eval_dir))
+    for name, key in (("checkpoint", "reconstruction"), ("mean face", "mean_face")):
+        print("  %-10s per-vertex %.2f mm / face region %.2f mm | landmark NME %.3f"
+              % (name, synthetic["vertex_error_mm"][key], synthetic["face_region_vertex_error_mm"][key],
+                 synthetic["landmark_nme"][key]))
+    print("  coarse normal error against the detailed ground truth: %.2f degrees"
+          % synthetic["normal_error_deg"]["coarse"])
 
 
 def main():
@@ -162,7 +123,6 @@ def main():
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: train,inference,accuracy")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    import test as inference
     checkpoint = inference.resolve_checkpoint(args.checkpoint)
     print("checkpoint: %s" % checkpoint)
     if "train" not in skip:

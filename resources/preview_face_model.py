@@ -3,9 +3,9 @@
 Writes FILE.png (the mean face at pose 0 in a 300 x 300 crop, then any random faces to its
 right) and FILE.txt beside it: the mean face's 68 projected landmarks, one "x y" line each
 (crop pixels, x right, y down). Then runs dlib's face detector and 68-point predictor on the
-mean-face render and prints their mean distance to the model's landmarks, overall and per group
-(jaw, brows, nose, eyes, mouth), as a fraction of the inter-ocular distance (outer eye corners,
-points 36 and 45); exits with status 1 if dlib finds no face. The --out folder is created if
+mean-face render and prints their NME against the model's landmarks (model/metrics.py: mean
+distance over the distance of the outer eye corners, points 36 and 45), overall and per region
+(jaw, brows, nose, eyes, mouth); exits with status 1 if dlib finds no face. The --out folder is created if
 missing.
 
 Run: python resources/preview_face_model.py --out preview.png [--model FILE.npz] [--random 4]
@@ -20,8 +20,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from model import metrics  # noqa: E402
 from model.face import FaceModel  # noqa: E402
-from model.face import landmarks68  # noqa: E402
 from model.face.builder.landmarks import PREVIEW_LIGHT  # noqa: E402
 from model.face.framing import CROP_SIZE  # noqa: E402
 
@@ -55,28 +55,16 @@ def default_coefficients(face_model, num_random, seed):
     return coeffs
 
 
-def group_errors(points, model_landmarks):
-    """Mean distance per landmark group (landmarks68.GROUPS) over the outer-eye-corner distance: dict."""
-    inter_ocular = landmarks68.inter_ocular_distance(model_landmarks)
-    distance = np.linalg.norm(points - model_landmarks, axis=1) / inter_ocular
-    return {name: float(distance[group].mean()) for name, group in landmarks68.GROUPS.items()}
-
-
-def dlib_error(image, model_landmarks):
-    """Mean distance between dlib's 68 points and the model's, over the outer-eye-corner distance.
-
-    Returns (error, dlib points [68, 2]) or (None, None) when dlib detects no face.
-    """
+def dlib_landmarks(image):
+    """dlib's 68 points [68, 2] (continuous pixels) on the largest face of image, or None if it finds none."""
     import dlib
     import face_recognition_models
     faces = dlib.get_frontal_face_detector()(image, 1)
     if len(faces) == 0:
-        return None, None
+        return None
     box = max(faces, key=lambda r: r.area())
     shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())(image, box)
-    points = np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
-    inter_ocular = landmarks68.inter_ocular_distance(model_landmarks)
-    return float(np.mean(np.linalg.norm(points - model_landmarks, axis=1)) / inter_ocular), points
+    return np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
 
 
 def main(argv=None):
@@ -93,12 +81,14 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     Image.fromarray(np.concatenate(list(images), axis=1)).save(args.out)
     np.savetxt(os.path.splitext(args.out)[0] + ".txt", landmarks[0], fmt="%.3f")
-    error, points = dlib_error(images[0], landmarks[0])
-    if error is None:
+    points = dlib_landmarks(images[0])
+    if points is None:
         print("dlib found no face on the mean-face render")
         return 1
-    print("dlib vs model landmarks on the mean face: mean error %.4f of the inter-ocular distance" % error)
-    print("  per group: " + ", ".join("%s %.4f" % item for item in group_errors(points, landmarks[0]).items()))
+    print("dlib vs model landmarks on the mean face: NME %.4f (mean error over the outer-eye-corner "
+          "distance of the model's landmarks, points 36 and 45)" % metrics.landmark_nme(points, landmarks[0]))
+    print("  per region: " + ", ".join("%s %.4f" % item for item in
+                                       metrics.landmark_nme_by_region(points, landmarks[0]).items()))
     return 0
 
 

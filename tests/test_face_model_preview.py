@@ -3,6 +3,7 @@ model's landmarks) and the files the preview script writes."""
 import numpy as np
 import pytest
 
+from model import metrics
 from model.face import FaceModel
 from resources import preview_face_model
 from tests import face_model_oracle as oracle
@@ -17,13 +18,13 @@ def preview(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dlib_on_mean_face():
-    """(error, dlib points [68, 2], model landmarks [68, 2]) on the mean-face render."""
+    """(NME, dlib points [68, 2], model landmarks [68, 2]) on the mean-face render."""
     fm = FaceModel()
     images, landmarks = preview_face_model.render_faces(
         fm, preview_face_model.default_coefficients(fm, 0, seed=0))
-    error, points = preview_face_model.dlib_error(images[0], landmarks[0])
-    assert error is not None, "dlib found no face on the mean-face render"
-    return error, points, landmarks[0]
+    points = preview_face_model.dlib_landmarks(images[0])
+    assert points is not None, "dlib found no face on the mean-face render"
+    return metrics.landmark_nme(points, landmarks[0]), points, landmarks[0]
 
 
 def test_dlib_landmarks_on_the_mean_face_render_are_within_8_percent_of_the_inter_ocular_distance(
@@ -35,19 +36,7 @@ def test_dlib_finds_the_eyes_where_the_model_has_them(dlib_on_mean_face):
     # The mean face must read as a face to dlib: dark low brows once made it put its eye points
     # between the eyes and the brows, which the overall mean hid.
     _, points, landmarks = dlib_on_mean_face
-    assert preview_face_model.group_errors(points, landmarks)["eyes"] < 0.05
-
-
-def test_group_errors_are_the_mean_distances_of_each_group_over_the_outer_eye_corner_distance():
-    model = np.zeros((68, 2))
-    model[45] = [10.0, 0.0]
-    points = model.copy()
-    points[36:48] += [0.0, 2.0]  # every eye point 0.2 IOD off
-    points[0] += [5.0, 0.0]  # one of 17 jaw points 0.5 IOD off
-    errors = preview_face_model.group_errors(points, model)
-    assert errors["eyes"] == pytest.approx(0.2)
-    assert errors["jaw"] == pytest.approx(0.5 / 17)
-    assert errors["brows"] == errors["nose"] == errors["mouth"] == 0.0
+    assert metrics.landmark_nme_by_region(points, landmarks)["eyes"] < 0.05
 
 
 def eye_opening_rims(fm):
