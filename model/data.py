@@ -113,13 +113,13 @@ def _ground_truth_sizes(files, skip_bad_records):
 
 
 def _sizes_of(path, feature):
-    if schema.GT_VERTICES not in feature:
+    if schema.GT_POINTS_PX not in feature:
         return None
     num_coefficients = len(feature[schema.GT_COEFFICIENTS].float_list.value)
     side = int(feature[schema.GT_DISPLACEMENT_SIZE].int64_list.value[0])
-    num_vertex_values = len(feature[schema.GT_VERTICES].float_list.value)
+    num_vertex_values = len(feature[schema.GT_POINTS_PX].float_list.value)
     if num_vertex_values % 3:
-        raise DataError("%s: gt/vertices has %d values, not a multiple of 3" % (path, num_vertex_values))
+        raise DataError("%s: gt/points_px has %d values, not a multiple of 3" % (path, num_vertex_values))
     return num_coefficients, side, num_vertex_values // 3
 
 
@@ -134,7 +134,7 @@ def _feature_spec(with_ground_truth):
         spec[schema.GT_COEFFICIENTS] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT_SIZE] = tf.io.VarLenFeature(tf.int64)
-        spec[schema.GT_VERTICES] = tf.io.VarLenFeature(tf.float32)
+        spec[schema.GT_POINTS_PX] = tf.io.VarLenFeature(tf.float32)
     return spec
 
 
@@ -216,7 +216,7 @@ def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=N
 
     Returns (sample, valid). sample: image uint8 [300, 300, 3]; landmarks f32 [68, 2];
     segmentation uint8 [300, 300]; source/filename string []; crop/matrix f32 [2, 3]; and with
-    ground truth gt/coefficients f32 [C], gt/displacement f32 [S, S] (mm), gt/vertices f32 [N, 3]
+    ground truth gt/coefficients f32 [C], gt/displacement f32 [S, S] (mm), gt/points_px f32 [N, 3]
     (crop pixels, depth). valid is False only with a SkippedCounter (the sample is then zeros);
     without, a failed check is an InvalidArgumentError "malformed record K in FILE: <what>".
     """
@@ -234,7 +234,7 @@ def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=N
         num_coefficients, side, num_vertices = ground_truth_sizes
         expected_counts += [(schema.GT_COEFFICIENTS, num_coefficients),
                             (schema.GT_DISPLACEMENT, side * side),
-                            (schema.GT_VERTICES, 3 * num_vertices)]
+                            (schema.GT_POINTS_PX, 3 * num_vertices)]
     # Each stage's checks hold vacuously when an earlier stage failed, so the message reported is
     # the first problem, not a consequence of it.
     stages = [[count(key, expected) for key, expected in expected_counts]
@@ -272,7 +272,7 @@ def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=N
     if ground_truth_sizes is not None:
         sample[schema.GT_COEFFICIENTS] = fixed(values[schema.GT_COEFFICIENTS], [num_coefficients], tf.float32)
         sample[schema.GT_DISPLACEMENT] = fixed(values[schema.GT_DISPLACEMENT], [side, side], tf.float32)
-        sample[schema.GT_VERTICES] = fixed(values[schema.GT_VERTICES], [num_vertices, 3], tf.float32)
+        sample[schema.GT_POINTS_PX] = fixed(values[schema.GT_POINTS_PX], [num_vertices, 3], tf.float32)
     return sample, valid
 
 
@@ -426,7 +426,7 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
     Returns:
       tf.data.Dataset of dicts: image f32 [B, 300, 300, 3] in [0, 1], landmarks f32 [B, 68, 2]
       crop pixels, segmentation i32 [B, 300, 300], source/filename string [B], crop/matrix
-      f32 [B, 2, 3], plus gt/coefficients [B, C], gt/displacement [B, S, S], gt/vertices
+      f32 [B, 2, 3], plus gt/coefficients [B, C], gt/displacement [B, S, S], gt/points_px
       [B, N, 3] when the records carry ground truth and augment=False.
     Raises:
       DataError (a ValueError): no file matches, or all are empty; with augment=False, no file

@@ -11,7 +11,8 @@ works for any face model whose face is one UV island:
 Furrows have a Gaussian cross-section and taper to zero at both ends.
 
 Units and conventions:
-  displacement in millimetres along the vertex normal (outward positive; furrows are negative);
+  displacement in millimetres along the coarse surface normal (outward positive; furrows are
+  negative), in the UV layout of model/face/uv_layout.py;
   map [S, S], row-major; map pixel (row r, col c) has its centre at
   (u, v) = ((c + 0.5) / S, 1 - (r + 0.5) / S), so row 0 is the top of the UV image (v = 1).
 Feature sizes are set relative to the eye width in the map, so they do not depend on S.

@@ -8,24 +8,26 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      spherical-harmonics light: white of random brightness and direction around the renderer's
      ambient, tinted slightly per channel (LIGHT_STD, LIGHT_TINT_STD);
   2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
-     sampled at the vertices' UVs and applied along the vertex normals of the coarse mesh;
-  3. framing: the displaced mesh is projected at the sampled rotation, and the translation and
-     scale of the pose are then set so that the crop rule of model/face/framing.py, applied to the
-     projected 68 landmark vertices, gives exactly the 300 x 300 image, as it does for a photo
-     whose landmarks dlib found (so crop/matrix is the identity);
+     times the UV layout's taper (model/face/uv_layout.py), displacing the layout's dense grid
+     mesh (a vertex per map texel inside the detail mask) along the coarse surface normal;
+  3. framing: the coarse and dense meshes are projected at the sampled rotation, and the
+     translation and scale of the pose are then set so that the crop rule of
+     model/face/framing.py, applied to the projected 68 landmark vertices, gives exactly the
+     300 x 300 image, as it does for a photo whose landmarks dlib found (so crop/matrix is the
+     identity);
   4. rendering through the face's one forward path (model/face/forward.py: scaled orthographic,
-     back faces culled, Lambertian SH shading of the displaced mesh's normals) over a random
-     background (preprocess/backgrounds.py), plus a little sensor noise;
+     back faces culled, Lambertian SH shading; the dense mesh inside the detail mask, the coarse
+     mesh outside it) over a random background (preprocess/backgrounds.py), plus a little sensor
+     noise;
   5. segmentation: the face model's vertex regions rendered as one-hot attributes (nearest label
      per pixel): skin 1, nose 2, eyes 3, brows 4, lips 5; vertices in no region (neck, ears,
-     scalp) are 7 "other". Label 6 (mouth interior) never occurs: the mesh has no mouth cavity,
-     the lips close over it.
+     scalp) are 7 "other"; 6 (mouth interior) where the face model has that region.
 Landmarks are the projected landmark vertices (fixed vertices: at large yaw the jaw points stay
 on the far side of the face instead of sliding to the silhouette as annotators' points do).
 
-Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map, mm),
-gt/vertices (crop-space points of the displaced mesh, what FaceModel.project returns for the
-displaced vertices and gt pose).
+Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map as rendered, mm,
+in the layout of UVLayout(face_model, map_size)), gt/points_px (the coarse vertices in crop
+pixels and depth: what FaceModel.project returns for them at the gt pose).
 
 Deterministic: sample i draws from numpy's Generator seeded with (seed, i), so any --workers
 gives the same records in the same order.
@@ -142,6 +144,12 @@ class SampleRenderer:
     """The TF graph and session that turn sampled coefficients into a training sample, through
     the face's one forward path (model.face.forward.render_face).
 
+    The face is drawn as the coarse mesh outside the detail mask and, inside it, as the dense
+    grid mesh of the UV layout (model/face/uv_layout.py: a vertex per map texel) displaced by
+    the sample's map along the coarse normals and shaded with the normals the displacement gives
+    it (UVLayout.detail_normals), so detail down to a texel (under a millimetre at map size 256)
+    reaches the pixels.
+
     One per process: building the graph and loading the face model take seconds, a sample
     then takes tens of milliseconds.
     """
@@ -150,63 +158,71 @@ class SampleRenderer:
         import tensorflow.compat.v1 as tf
 
         from model.face import forward
+        from model.face.uv_layout import UVLayout
 
         self.face_model = face_model
         self.size = size
         self.map_size = map_size
+        self.layout = UVLayout(face_model, map_size)
         uv = np.asarray(face_model.uv, dtype=np.float64)
-        self._vertex_uv = uv
         self._landmark_uv = uv[np.asarray(face_model.landmarks68)]
-        labels = vertex_labels(face_model)
+        one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[vertex_labels(face_model)][None]
         self.graph = tf.Graph()
         with self.graph.as_default():
+            labels = tf.concat([one_hot, self.layout.dense_from_vertices(one_hot)], axis=1)
             self._coefficients = tf.placeholder(tf.float32, [1, face_model.coeff_size])
-            self._vertex_displacement = tf.placeholder(tf.float32, [1, face_model.num_vertices])
+            self._displacement = tf.placeholder(tf.float32, [1, map_size, map_size])
             self._background = tf.placeholder(tf.float32, [1, size, size, 3])
-            one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[labels]
             face = forward.render_face(face_model, self._coefficients, size,
-                                       vertex_displacement=self._vertex_displacement,
-                                       attributes=tf.constant(one_hot[None]), background=self._background,
+                                       displacement_map=self._displacement, layout=self.layout,
+                                       attributes=labels, background=self._background,
                                        cull_backfaces=True)
             # Framing needs only the landmarks: a run that fetches them does not rasterize.
             self._landmarks = face["landmarks"][0]
             self._sample = dict(
-                image=face["render"][0], points=face["points_px"][0],
+                image=face["render"][0], points=face["points_px"][0, :face_model.num_vertices],
                 labels=tf.where(face["mask"][0, :, :, 0] > 0,
                                 tf.argmax(face["attributes"][0], axis=-1, output_type=tf.int32),
                                 tf.zeros([size, size], tf.int32)))
             config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
             self.session = tf.Session(graph=self.graph, config=config)
 
-    def sample(self, rng):
+    def sample(self, rng, displacement=None):
         """One random sample.
 
+        Args:
+          rng: numpy Generator, the sample's only source of randomness.
+          displacement: None (a random detail map, detail.displacement_map), or a map [M, M]
+            (mm) to render instead; either is multiplied by the layout's taper. The random map
+            is drawn either way, so a given map changes nothing else in the sample.
         Returns:
           dict: image uint8 [S, S, 3], landmarks float32 [68, 2], segmentation uint8 [S, S],
-          coefficients float32 [C] (framing pose), displacement float32 [M, M] (mm),
-          vertices float32 [N, 3] (crop-space u, v, depth).
+          coefficients float32 [C] (framing pose), displacement float32 [M, M] (mm, the map as
+          rendered), points_px float32 [N, 3] (crop-space u, v, depth of the coarse vertices).
         """
         coefficients = random_coefficients(rng, self.face_model)
-        displacement = detail.displacement_map(rng, self._landmark_uv, self.map_size)
+        generated = detail.displacement_map(rng, self._landmark_uv, self.map_size)
+        if displacement is None:
+            displacement = generated
+        displacement = (np.asarray(displacement, np.float32) * self.layout.taper).astype(np.float32)
         background = backgrounds.random_background(rng, self.size)
         noise = rng.normal(0.0, NOISE_STD, (self.size, self.size, 3))
-        vertex_displacement = detail.sample_map(displacement, self._vertex_uv)[None]
 
         landmarks = self.session.run(self._landmarks, {
-            self._coefficients: coefficients[None], self._vertex_displacement: vertex_displacement})
+            self._coefficients: coefficients[None], self._displacement: displacement[None]})
         a, b = framing(landmarks.astype(np.float64), self.size)
         pose_slice = self.face_model.coefficient_slices()["pose"]
         coefficients[pose_slice] = framed_pose(coefficients[pose_slice], a, b, self.size)
 
         result = self.session.run(self._sample, {
-            self._coefficients: coefficients[None], self._vertex_displacement: vertex_displacement,
+            self._coefficients: coefficients[None], self._displacement: displacement[None],
             self._background: background[None] / 255.0})
         image = np.clip(result["image"] * 255.0 + noise, 0, 255).round().astype(np.uint8)
         points = result["points"]
         return dict(image=image, landmarks=points[self.face_model.landmarks68, :2].astype(np.float32),
                     segmentation=result["labels"].astype(np.uint8),
                     coefficients=coefficients.astype(np.float32), displacement=displacement,
-                    vertices=points.astype(np.float32))
+                    points_px=points.astype(np.float32))
 
 
 def encode_sample(sample, source_filename, image_format="png"):
@@ -216,7 +232,7 @@ def encode_sample(sample, source_filename, image_format="png"):
         images.encode_image(sample["image"], image_format), sample["landmarks"],
         images.encode_png(sample["segmentation"]), source_filename, np.eye(2, 3),
         ground_truth=dict(coefficients=sample["coefficients"],
-                          displacement=sample["displacement"], vertices=sample["vertices"]))
+                          displacement=sample["displacement"], points_px=sample["points_px"]))
 
 
 _worker = {}

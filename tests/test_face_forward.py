@@ -59,7 +59,7 @@ def test_vertex_displacement_moves_the_vertices_along_the_coarse_normals(fm):
 def test_the_builders_frontal_render_frames_the_mean_face_as_the_face_model_does(fm):
     # Two callers of the one path: the builder renders given vertices with a framing of its own,
     # render_face goes from coefficients; at the model's crop framing they must cover the same pixels.
-    from resources.build_face_model import render_frontal
+    from model.face.builder.landmarks import render_frontal
     _, _, frontal_mask, _ = render_frontal(fm.mean_shape.astype(np.float64), fm.triangles,
                                            np.ones((fm.num_vertices, 3)), 300, (fm.frame_scale, fm.frame_centre))
     mask = _run(lambda: forward.render_face(fm, tf.zeros([1, fm.coeff_size]), 300)["mask"])[0, ..., 0] > 0.5
