@@ -47,6 +47,8 @@ _FEATURES = 512
 LossWeights = collections.namedtuple(
     "LossWeights", ["photo", "landmark", "perceptual", "id", "exp", "tex"])
 LossWeights.__doc__ = "Weights of the coarse losses (see model/losses.py and train.py's flags)."
+# The weights run_train.sh trains the released checkpoint with; test-time fitting minimises the same sum.
+TRAINING_LOSS_WEIGHTS = LossWeights(photo=1.9, landmark=1.6e-3, perceptual=0.2, id=1e-3, exp=8e-4, tex=1e-3)
 
 
 def _conv(x, channels, size, stride, name, bias=False):
