@@ -5,7 +5,8 @@
     python evaluate.py --scans DIR --output_dir OUT
 
 Faces are reconstructed as test.py reconstructs them (model/inference.py, the same checkpoint, face
-model, backbone and detector flags); every number comes from model/metrics.py.
+model and detector flags; the backbone from the checkpoint's stage config); every number comes from
+model/metrics.py.
 
 Inputs (any of them, together or alone):
   --photos DIR     every photo of DIR (model.inference.PHOTO_EXTENSIONS, any case) with an iBUG
@@ -49,7 +50,8 @@ from tqdm import tqdm
 
 from model import inference, metrics, output_files
 from model.data import make_dataset
-from model.face import landmarks68
+from model.face import forward, landmarks68
+from model.face.framing import CROP_SIZE
 from preprocess import detail, schema
 from preprocess.photo import SkippedPhoto
 
@@ -216,7 +218,7 @@ def ground_truth_graph(face_model, batch):
     [68, 2] (crop pixels of zero coefficients), through the face model's one forward path."""
     parts = face_model.split_coefficients(batch[schema.GT_COEFFICIENTS])
     shape = face_model.shape(parts["identity"], parts["expression"])
-    mean_face = face_model.reconstruct(tf.zeros([1, face_model.coeff_size]))
+    mean_face = forward.render_face(face_model, tf.zeros([1, face_model.coeff_size]), CROP_SIZE)
     return dict(shape=shape, normals=face_model.normals(shape), mean_face_landmarks=mean_face["landmarks"][0])
 
 
@@ -425,16 +427,15 @@ def render_error_views(face_model, per_vertex_mm, vmax_mm, size=ERROR_MAP_SIZE):
     rgb = colormaps["turbo"](np.clip(np.nan_to_num(per_vertex_mm) / vmax_mm, 0.0, 1.0))[:, :3]
     rgb[~np.isfinite(per_vertex_mm)] = NO_DATA_GREY
     coeffs = np.zeros((2, face_model.coeff_size), np.float32)
-    pose = face_model.k_id + face_model.k_exp + face_model.k_tex
+    pose = face_model.coefficient_slices()["pose"].start
     coeffs[1, pose + 1] = np.pi / 2
     with tf.Graph().as_default():
-        out = face_model.reconstruct(tf.constant(coeffs), size)
+        out = forward.render_face(face_model, tf.constant(coeffs), size, cull_backfaces=True)
         shade = 0.55 + 0.45 * tf.maximum(out["normals"][..., 2:3], 0.0)
         colours = tf.constant(np.stack([rgb, rgb]).astype(np.float32)) * shade
-        rendered = renderer.render(out["clip"], face_model.triangles, colours, size,
-                                   background=tf.ones([2, size, size, 3]), cull_backfaces=True)
+        image = renderer.interpolate(colours, face_model.triangles, out["rasterized"]) + (1.0 - out["mask"])
         with tf.Session() as session:
-            images = session.run(rendered["image"])
+            images = session.run(image)
     return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -515,7 +516,7 @@ def main(argv):
         for flag in ("photos", "tfrecords", "scans"):
             check_folder(flag, getattr(FLAGS, flag))
         reconstructor = inference.reconstructor_from_flags(FLAGS)
-    except (InputError, FileNotFoundError, ValueError) as error:
+    except (InputError, OSError, ValueError) as error:
         sys.exit("evaluate.py: %s" % error)
     output = FLAGS.output_dir
     os.makedirs(output, exist_ok=True)

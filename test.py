@@ -7,6 +7,10 @@ The network's coefficients are refined per photo by --fit_steps steps of test-ti
 (model/fitting.py: the training losses against the detected landmarks and the photo); 0 keeps the
 network's prediction alone, as in the paper.
 
+The checkpoint's folder holds its stage config (stage.json, written by train.py): the backbone is
+read from it, and the face model (--face_model_path, default resources/face_model.npz) must be the
+file it was trained with (same SHA-256), else test.py stops and says which file that was.
+
 For each photo NAME.ext (a folder: its files with an extension of model.inference.PHOTO_EXTENSIONS,
 in any case, in sorted order, not recursively), writes into DIR:
   NAME_coarse.obj      the mesh in millimetres (model frame: x right, y up, z towards the viewer),
@@ -133,7 +137,7 @@ def main(argv):
         sys.exit("test.py: --output_dir=%s is not writable" % FLAGS.output_dir)
     try:
         reconstructor = inference.reconstructor_from_flags(FLAGS)
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         sys.exit("test.py: %s" % error)
     names = output_names(photos)
     succeeded, failed = 0, []

@@ -33,7 +33,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from model import inference  # noqa: E402
-from model.face import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
 
 tf.disable_eager_execution()
@@ -70,7 +69,7 @@ def bench_training(data_dir, batch_size, steps, log_step):
 def bench_inference(checkpoint, repeats):
     import test  # the repository's test.py: the whole per-photo work, writing included
 
-    reconstructor = inference.CoarseReconstructor(checkpoint, FaceModel(), "compact")
+    reconstructor = inference.load_reconstructor(checkpoint)
     with tempfile.TemporaryDirectory() as out:
         test.reconstruct_photo(reconstructor, EXAMPLE, out, "hog")  # warm-up
         start = time.time()

@@ -8,8 +8,8 @@ target image (masked by coverage); forward = the loss, forward+backward = the lo
 gradient with respect to the coefficients. Two pipelines, in one graph and one session (same
 mesh, image size and threads):
 
-  ours      model.face.FaceModel.reconstruct (fused vertex-normal and SH-shading ops) and
-            renderer.render (our rasterizer, fused interpolation op);
+  ours      model.face.forward.render_face, the product's one forward path (fused vertex-normal
+            and SH-shading ops, our rasterizer, fused interpolation op);
   upstream  as a tf_mesh_renderer user writes it: the face model's steps with normals and shading
             in plain TensorFlow ops (tests/tf_reference, the code before the fused ops),
             upstream's rasterizer (mesh-renderer==1.4, built by
@@ -34,10 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-import renderer  # noqa: E402
 from bench import upstream_rasterizer  # noqa: E402
 from model import losses  # noqa: E402
-from model.face import FaceModel  # noqa: E402
+from model.face import FaceModel, forward  # noqa: E402
 from renderer import camera  # noqa: E402
 from tests.tf_reference import interpolate_tf, sh_shading_tf, vertex_normals_tf  # noqa: E402
 
@@ -46,22 +45,21 @@ tf.disable_eager_execution()
 
 def render_ours(face_model, coeffs, size):
     """(image [B, S, S, 3], coverage [B, S, S, 1]) through our ops: the product's own path."""
-    outputs = face_model.reconstruct(coeffs, size)
-    rendered = renderer.render(outputs["clip"], face_model.triangles, outputs["colours"], (size, size))
-    return rendered["image"], rendered["mask"]
+    outputs = forward.render_face(face_model, coeffs, size)
+    return outputs["render"], outputs["mask"]
 
 
 def render_upstream(face_model, coeffs, size):
-    """(image, coverage) as a tf_mesh_renderer user computes them: FaceModel.reconstruct's steps
+    """(image, coverage) as a tf_mesh_renderer user computes them: render_face's steps
     with normals and shading in plain TensorFlow ops, upstream's rasterizer, gather interpolation."""
     parts = face_model.split_coefficients(coeffs)
     triangles = tf.constant(face_model.triangles)
     vertices = face_model.shape(parts["identity"], parts["expression"])
-    points_px = face_model.project(vertices, parts["pose"], size)
+    points_px = face_model.camera.project(vertices, parts["pose"], size)
     rotation = camera.euler_rotation(parts["pose"][:, :3])
     normals = tf.matmul(vertex_normals_tf(vertices, triangles), rotation, transpose_b=True)
     colours = sh_shading_tf(normals, face_model.albedo(parts["albedo"]), parts["light"])
-    clip = camera.pixels_to_clip(points_px, size, face_model.depth_scale(size))
+    clip = face_model.camera.to_clip(points_px, size)
     barycentrics, triangle_ids, _ = upstream_rasterizer.rasterize(clip, triangles, (size, size))
     # Upstream's row 0 is the bottom of the image; ours is the top.
     barycentrics, triangle_ids = tf.reverse(barycentrics, [1]), tf.reverse(triangle_ids, [1])

@@ -40,7 +40,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from model import coarse, fitting, inference, metrics  # noqa: E402
 from model.data import make_dataset  # noqa: E402
-from model.face import ENCODER_SIZE, REGION_NAMES, FaceModel  # noqa: E402
+from model.face import CROP_SIZE, ENCODER_SIZE, REGION_NAMES, FaceModel, forward  # noqa: E402
 from preprocess import schema  # noqa: E402
 
 tf.disable_eager_execution()
@@ -121,9 +121,9 @@ def decode(face_model, coeffs):
     with tf.Graph().as_default():
         coeffs = tf.constant(coeffs, tf.float32)
         parts = face_model.split_coefficients(coeffs)
+        face = forward.render_face(face_model, coeffs, CROP_SIZE)
         fetches = dict(shape=face_model.shape(parts["identity"], parts["expression"]),
-                       albedo=face_model.albedo(parts["albedo"]),
-                       landmarks=face_model.reconstruct(coeffs)["landmarks"])
+                       albedo=face["albedo"], landmarks=face["landmarks"])
         with tf.Session() as session:
             values = session.run(fetches)
     return values["shape"].astype(np.float64), values["albedo"], values["landmarks"]

@@ -4,7 +4,7 @@ One forward pass, top to bottom (`CoarseModel.forward`):
 
     crop [B,300,300,3] --resize--> [B,224,224,3] --encoder--> features [B,F]
       --five heads--> coefficients [B,C] = identity | expression | albedo | pose 6 | light 27
-      --face model--> vertices, colours, landmarks --rasterizer--> render [B,224,224,3] + mask
+      --face model (model/face/forward.py)--> vertices, colours, landmarks --rasterizer--> render [B,224,224,3] + mask
 
 The heads start at zero weights and biases, so the first prediction is exactly the zero vector:
 the mean face, frontal (pose angles 0), centred where the crop rule puts a face (tx = ty = 0,
@@ -25,9 +25,9 @@ import collections
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import renderer
-from model import losses
-from model.face import NUM_LIGHT, NUM_POSE
+from model import losses, training
+from model.data import SkippedCounter, make_dataset
+from model.face import NUM_LIGHT, NUM_POSE, forward
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
 from model.group_norm import group_norm
 from model.vgg_face import INPUT_SIZE as VGG_INPUT_SIZE, VggFace
@@ -40,6 +40,10 @@ SCOPE = "coarse"
 POSE_OUTPUT_SCALE = np.array([1.0, 1.0, 1.0, 10.0, 10.0, 1.0], dtype=np.float32)
 # Segmentation labels that the face model explains; eyes, mouth interior, hair and background it does not.
 FACE_REGION_LABELS = (schema.SKIN, schema.NOSE, schema.BROWS, schema.LIPS)
+# Scope of the frozen VGG-Face of the perceptual loss (never trained, never checkpointed).
+PERCEPTUAL_SCOPE = "perceptual_vgg_face"
+# Pictures per image summary.
+SUMMARY_IMAGES = 3
 _GROUPS = 8
 _COMPACT_WIDTHS = (32, 64, 128, 256)
 _SQUEEZE_CHANNELS = 32
@@ -173,26 +177,6 @@ def resize_for_encoder(images):
     return tf.image.resize(images, [ENCODER_SIZE, ENCODER_SIZE], method="area")
 
 
-def render_coefficients(face_model, coeffs, image_size):
-    """Face model + rasterizer for a batch of coefficient vectors.
-
-    Args:
-      face_model: model.face.FaceModel.
-      coeffs: [B, C] float32.
-      image_size: side of the square render in pixels (pose translations stay in 300-crop pixels).
-    Returns:
-      dict: everything `face_model.reconstruct` gives (vertices mm, points_px, clip, normals,
-      colours, landmarks [B,68,2] in render pixels) plus `render` [B,S,S,3] (black background) and
-      `mask` [B,S,S,1] rendered coverage.
-    """
-    outputs = dict(face_model.reconstruct(coeffs, image_size))
-    rendered = renderer.render(outputs["clip"], face_model.triangles, outputs["colours"],
-                               (image_size, image_size))
-    outputs["render"] = rendered["image"]
-    outputs["mask"] = rendered["mask"]
-    return outputs
-
-
 def composite(render, mask, images):
     """Render over photo: mask * render + (1 - mask) * images, all [B,H,W,*]."""
     return mask * render + (1.0 - mask) * images
@@ -222,9 +206,11 @@ class CoarseModel(object):
         return self.decode(self.net(resize_for_encoder(crops)), crops)
 
     def decode(self, coeffs, crops):
-        """Coefficients [B, C] of the faces in crops [B, 300, 300, 3] -> dict: `render_coefficients`
-        at render_size, plus coeffs and input (the crops at render_size, what the render is compared with)."""
-        outputs = render_coefficients(self.face_model, coeffs, self.render_size)
+        """Coefficients [B, C] of the faces in crops [B, 300, 300, 3] -> dict: the face's one forward
+        path (model.face.forward.render_face: vertices mm, normals, colours, landmarks in render
+        pixels, render [B,S,S,3] on black, mask [B,S,S,1], ...) at render_size, plus coeffs and input
+        (the crops at render_size, what the render is compared with)."""
+        outputs = forward.render_face(self.face_model, coeffs, self.render_size)
         outputs["coeffs"] = coeffs
         outputs["input"] = tf.image.resize(crops, [self.render_size] * 2, method="area")
         return outputs
@@ -265,15 +251,115 @@ class CoarseModel(object):
         return terms
 
 
+class CoarseStage(training.Stage):
+    """The coarse stage as model.training runs it: data, CoarseModel and its losses, the network's
+    trainable variables, and the pictures of its summaries.
+
+    Args:
+      face_model: model.face.FaceModel.
+      data_pattern: glob of the training tfrecords.
+      batch_size: images per step.
+      weights: LossWeights.
+      backbone: one of BACKBONES.
+      vgg_weights: a VggWeights (model.vgg_face.load_vgg_face_mat) or None: initialises a fresh
+        `vgg_face` encoder, and turns the perceptual loss on when weights.perceptual > 0.
+      seed: data order of a run starting at step k is seeded with seed + k.
+      skip_bad_records: skip unreadable tfrecord files and records (model.data.make_dataset),
+        counted in the loop's log line and summaries, instead of stopping.
+    """
+
+    name = "coarse"
+
+    def __init__(self, face_model, data_pattern, batch_size, weights, backbone="compact", vgg_weights=None,
+                 seed=0, skip_bad_records=False):
+        if backbone not in BACKBONES:
+            raise ValueError("backbone must be one of %s, got %r" % (", ".join(BACKBONES), backbone))
+        self.face_model = face_model
+        self.data_pattern = data_pattern
+        self.batch_size = batch_size
+        self.weights = weights
+        self.backbone = backbone
+        self.vgg_weights = vgg_weights
+        self.seed = seed
+        self.skip_bad_records = skip_bad_records
+        self._net = None
+        self._perceptual_net = None
+
+    def config(self):
+        return stage_config(self.face_model, self.backbone)
+
+    def _network(self):
+        return CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone,
+                         self.vgg_weights if self.backbone == "vgg_face" else None)
+
+    def build(self, start_step):
+        skipped = SkippedCounter() if self.skip_bad_records else None
+        dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step,
+                               skipped=skipped)
+        batch = tf.data.make_one_shot_iterator(dataset).get_next()
+        self._net = self._network()
+        self._perceptual_net = None
+        if self.vgg_weights is not None and self.weights.perceptual > 0:
+            self._perceptual_net = VggFace.from_weights(PERCEPTUAL_SCOPE, self.vgg_weights, trainable=False)
+        model = CoarseModel(self.face_model, self._net, perceptual_net=self._perceptual_net)
+        outputs = model.forward(batch["image"])
+        return training.StageGraph(
+            losses=model.losses(batch, outputs, self.weights),
+            trainable=tf.trainable_variables(SCOPE + "/"),
+            frozen=tf.global_variables(PERCEPTUAL_SCOPE + "/"),
+            image_summary=_image_summary(batch, outputs), skipped=skipped)
+
+    def initialize(self, session, resumed):
+        lines = []
+        if not resumed and self.backbone == "vgg_face" and self.vgg_weights is not None:
+            self._net.init_from_vgg(session)
+            lines.append("vgg_face encoder initialised from the VGG-Face weights")
+        if self._perceptual_net is not None:
+            self._perceptual_net.load(session, self.vgg_weights)
+            lines.append("perceptual loss on (frozen VGG-Face)")
+        else:
+            lines.append("perceptual loss off (%s)" % ("perceptual weight 0" if self.vgg_weights is not None
+                                                       else "no VGG-Face weights"))
+        return lines
+
+    def build_network(self):
+        net = CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone)
+        net(tf.zeros([1, ENCODER_SIZE, ENCODER_SIZE, 3]))
+        return net.variables()
+
+
+def stage_config(face_model, backbone):
+    """The coarse stage's config (model.training): what a checkpoint of this network needs to be
+    loaded and matched (stage, backbone, the face model's file and SHA-256, coefficient sizes)."""
+    config = dict(stage=CoarseStage.name, backbone=backbone, uv_size=None, crop_size=CROP_SIZE,
+                  encoder_size=ENCODER_SIZE)
+    config.update(training.face_model_config(face_model))
+    return config
+
+
+def _image_summary(batch, outputs):
+    """input | render | landmarks pictures of the first SUMMARY_IMAGES samples (overlay_panels)."""
+    def panels(images, renders, masks, predicted, target):
+        return np.stack([overlay_panels(*sample) for sample in zip(images, renders, masks, predicted, target)])
+    scale = ENCODER_SIZE / float(CROP_SIZE)
+    n = SUMMARY_IMAGES
+    pictures = tf.numpy_function(
+        panels, [outputs["input"][:n], outputs["render"][:n], outputs["mask"][:n], outputs["landmarks"][:n],
+                 batch["landmarks"][:n] * scale], tf.uint8)
+    return tf.summary.image("input_render_landmarks", pictures, max_outputs=n)
+
+
 def _draw_points(image, points, colour, radius):
-    """Filled squares of side 2 radius + 1 at points [K, 2] (x, y pixels) on image [H, W, 3] in place."""
-    height, width = image.shape[:2]
+    """Anti-aliased filled discs of `radius` pixels at points [K, 2] (continuous x, y pixels, pixel
+    centres at +0.5) on image [H, W, 3] uint8, in place (OpenCV, sub-pixel centres)."""
+    import cv2
+    bits = 4  # sub-pixel precision of the centres: 1/16 pixel
     for x, y in np.asarray(points, dtype=np.float64):
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
-        col, row = int(np.floor(x)), int(np.floor(y))
-        image[max(row - radius, 0):max(min(row + radius + 1, height), 0),
-              max(col - radius, 0):max(min(col + radius + 1, width), 0)] = colour
+        # OpenCV puts pixel centres at integers; far-off points are clamped (they draw nothing).
+        centre = tuple(int(round(np.clip(c - 0.5, -1e4, 1e4) * (1 << bits))) for c in (x, y))
+        cv2.circle(image, centre, radius << bits, colour, thickness=-1, lineType=cv2.LINE_AA, shift=bits)
 
 
 def overlay_panels(image, render, mask, predicted_landmarks, target_landmarks=None):
@@ -292,10 +378,10 @@ def overlay_panels(image, render, mask, predicted_landmarks, target_landmarks=No
         image = image.astype(np.float32) / 255.0
     mask = np.asarray(mask, dtype=np.float32).reshape(image.shape[:2] + (1,))
     overlay = mask * np.clip(render, 0.0, 1.0) + (1.0 - mask) * image
+    image, overlay = (np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8) for x in (image, overlay))
     marked = image.copy()
     radius = max(1, image.shape[0] // 150)
     if target_landmarks is not None:
-        _draw_points(marked, target_landmarks, (0.0, 1.0, 0.0), radius)
-    _draw_points(marked, predicted_landmarks, (1.0, 0.0, 0.0), radius)
-    panels = np.concatenate([image, overlay, marked], axis=1)
-    return np.round(np.clip(panels, 0.0, 1.0) * 255.0).astype(np.uint8)
+        _draw_points(marked, target_landmarks, (0, 255, 0), radius)
+    _draw_points(marked, predicted_landmarks, (255, 0, 0), radius)
+    return np.concatenate([image, overlay, marked], axis=1)

@@ -1,19 +1,21 @@
 """Reconstruction of photos with a trained coarse network: the one path test.py and evaluate.py share.
 
-    reconstructor = CoarseReconstructor(resolve_checkpoint("results/release/coarse"), FaceModel(), "compact")
+    reconstructor = load_reconstructor("results/release/coarse")
     face, result, landmarks = reconstruct_photo_file(reconstructor, "photo.jpg")
 
-The flags that choose what reconstructs (checkpoint, face model, backbone, detector, fitting steps)
-are defined here once (`define_flags`) for both programs, so that one command line scores what
-another writes.
+The flags that choose what reconstructs (checkpoint, face model, detector, fitting steps) are
+defined here once (`define_flags`) for both programs, so that one command line scores what another
+writes. The backbone is not a flag: it comes from the checkpoint's stage config (stage.json,
+model/training.py), which also names the face model the checkpoint was trained with; another face
+model is an error.
 """
 import os
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from model import coarse, fitting
-from model.face import FaceModel, framing
+from model import coarse, fitting, output_files, training
+from model.face import FaceModel, forward, framing
 from preprocess.photo import crop_photo_file
 
 # Photo files taken from a folder (test.py --input, evaluate.py --photos/--scans); matched
@@ -22,12 +24,12 @@ PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".t
 
 
 def define_flags(flags):
-    """Defines --checkpoint, --face_model_path, --backbone, --detector and --fit_steps on an absl
-    `flags` module."""
+    """Defines --checkpoint, --face_model_path, --detector and --fit_steps on an absl `flags` module."""
     flags.DEFINE_string("checkpoint", "results/release/coarse",
-                        "Coarse checkpoint: a folder (its latest checkpoint) or a checkpoint prefix.")
-    flags.DEFINE_string("face_model_path", "", "Face model npz the checkpoint was trained with; empty = default.")
-    flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder the checkpoint was trained with.")
+                        "Coarse checkpoint: a folder (its latest checkpoint) or a checkpoint prefix; its "
+                        "folder holds the stage config stage.json (backbone, face model).")
+    flags.DEFINE_string("face_model_path", "", "Face model npz the checkpoint was trained with (its stage "
+                        "config names it and checks it); empty = resources/face_model.npz.")
     flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector.")
     flags.DEFINE_integer("fit_steps", fitting.DEFAULT_STEPS,
                          "Test-time fitting steps from the network's prediction (model/fitting.py; "
@@ -35,10 +37,30 @@ def define_flags(flags):
 
 
 def reconstructor_from_flags(flag_values):
-    """CoarseReconstructor for the parsed flags of `define_flags`; FileNotFoundError if no checkpoint."""
-    return CoarseReconstructor(resolve_checkpoint(flag_values.checkpoint),
-                               FaceModel(flag_values.face_model_path or None), flag_values.backbone,
-                               flag_values.fit_steps)
+    """`load_reconstructor` for the parsed flags of `define_flags`."""
+    return load_reconstructor(flag_values.checkpoint, flag_values.face_model_path or None, flag_values.fit_steps)
+
+
+def load_reconstructor(checkpoint, face_model_path=None, fit_steps=0):
+    """The CoarseReconstructor of a checkpoint, matched to it by its stage config.
+
+    Args:
+      checkpoint: a checkpoint folder (its latest checkpoint) or prefix, with stage.json in its folder.
+      face_model_path: the face model npz; None = resources/face_model.npz.
+      fit_steps: test-time fitting steps (CoarseReconstructor).
+    Raises:
+      FileNotFoundError: no checkpoint, no stage config or no face model file (the message names it).
+      ValueError: the stage config is not the coarse stage's, the face model is not the file the
+        checkpoint was trained with (training.StageConfigMismatch), or the face model file is bad.
+    """
+    prefix = resolve_checkpoint(checkpoint)
+    config = training.read_stage_config(checkpoint)
+    if config.get("stage") != coarse.CoarseStage.name:
+        raise training.StageConfigMismatch("%s is a checkpoint of the %s stage, not the coarse stage"
+                                           % (checkpoint, config.get("stage")))
+    face_model = FaceModel(face_model_path)
+    training.check_face_model(config, face_model, checkpoint)
+    return CoarseReconstructor(prefix, face_model, config["backbone"], fit_steps)
 
 
 def list_photos(path):
@@ -98,7 +120,7 @@ class CoarseReconstructor(object):
             self.network_coeffs = net(coarse.resize_for_encoder(self.crop))
             # Fed with the fitted coefficients when fitting; the network's otherwise.
             self.coeffs = tf.placeholder_with_default(self.network_coeffs, self.network_coeffs.shape)
-            outputs = coarse.render_coefficients(face_model, self.coeffs, framing.CROP_SIZE)
+            outputs = forward.render_face(face_model, self.coeffs, framing.CROP_SIZE)
             self.fetches = {key: outputs[key] for key in
                             ("vertices", "colours", "landmarks", "render", "mask")}
             self.fetches["coeffs"] = self.coeffs
@@ -148,7 +170,11 @@ def reconstruct_photo_file(reconstructor, path, detector="hog"):
     return face, result, landmarks
 
 
-def save_landmarks(path, landmarks):
-    """Writes 68 landmarks [68, 2] as one `x y` line each (pixels, two decimals) to a path or an
-    open text file."""
-    np.savetxt(path, landmarks, fmt="%.2f")
+def save_landmarks(path_or_file, landmarks):
+    """Writes 68 landmarks [68, 2] as one `x y` line each (pixels, two decimals): to a path (through
+    model/output_files) or to an open text file (a caller writing several files together)."""
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with output_files.replacing(path_or_file, "w") as f:
+            np.savetxt(f, landmarks, fmt="%.2f")
+    else:
+        np.savetxt(path_or_file, landmarks, fmt="%.2f")

@@ -118,6 +118,13 @@ def largest_box(boxes):
     return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
 
 
+def largest_face_landmarks(image, detector="hog", upsample=None):
+    """68 landmarks [68, 2] float32 (continuous pixels, dlib order) of the largest face, or None
+    when no face is found (`detect_largest_face`, then `predict_landmarks`)."""
+    box = detect_largest_face(image, detector=detector, upsample=upsample)
+    return None if box is None else predict_landmarks(image, box)
+
+
 def predict_landmarks(image, box):
     """68 landmarks of the face in `box`.
 

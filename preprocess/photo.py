@@ -28,14 +28,6 @@ class SkippedPhoto(Exception):
         self.reason = reason
 
 
-def _inside_photo(matrix, photo_shape, crop_shape):
-    """bool [h, w]: True where a crop pixel's centre maps inside the photo."""
-    rows, cols = np.mgrid[0:crop_shape[0], 0:crop_shape[1]]
-    centres = np.stack([cols + 0.5, rows + 0.5], axis=-1)
-    x, y = np.moveaxis(framing.apply_affine(framing.invert_affine(matrix), centres), -1, 0)
-    return (x >= 0) & (x < photo_shape[1]) & (y >= 0) & (y < photo_shape[0])
-
-
 def crop_face(image, detector="hog"):
     """Crops the largest face of a photo.
 
@@ -52,7 +44,7 @@ def crop_face(image, detector="hog"):
     landmarks = faces.predict_landmarks(image, box)
     matrix = framing.crop_matrix_from_landmarks(landmarks)
     cropped = crop.warp_to_crop(image, matrix)
-    inside = _inside_photo(matrix, image.shape[:2], cropped.shape[:2])
+    inside = crop.inside_photo(matrix, image.shape)
     crop_landmarks = framing.apply_affine(matrix, landmarks).astype(np.float32)
     labels = segmentation.segment_face(cropped, crop_landmarks, valid=inside)
     return FaceCrop(cropped, crop_landmarks, labels, matrix, len(boxes))

@@ -21,6 +21,7 @@ Synthetic samples add ground truth:
                                  vertex as FaceModel.project returns them (pixels)
 """
 from model.face.framing import CROP_SIZE
+from model.face.landmarks68 import NUM_LANDMARKS
 
 IMAGE = "image"
 LANDMARKS = "landmarks"
@@ -35,7 +36,6 @@ GT_VERTICES = "gt/vertices"
 REQUIRED_KEYS = (IMAGE, LANDMARKS, SEGMENTATION, SOURCE_FILENAME, CROP_MATRIX)
 GROUND_TRUTH_KEYS = (GT_COEFFICIENTS, GT_DISPLACEMENT, GT_DISPLACEMENT_SIZE, GT_VERTICES)
 
-NUM_LANDMARKS = 68
 IMAGE_SHAPE = (CROP_SIZE, CROP_SIZE, 3)
 
 BACKGROUND = 0

@@ -13,9 +13,9 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      scale of the pose are then set so that the crop rule of model/face/framing.py, applied to the
      projected 68 landmark vertices, gives exactly the 300 x 300 image, as it does for a photo
      whose landmarks dlib found (so crop/matrix is the identity);
-  4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading of the
-     displaced mesh's normals) over a random background (preprocess/backgrounds.py), plus a
-     little sensor noise;
+  4. rendering through the face's one forward path (model/face/forward.py: scaled orthographic,
+     back faces culled, Lambertian SH shading of the displaced mesh's normals) over a random
+     background (preprocess/backgrounds.py), plus a little sensor noise;
   5. segmentation: the face model's vertex regions rendered as one-hot attributes (nearest label
      per pixel): skin 1, nose 2, eyes 3, brows 4, lips 5; vertices in no region (neck, ears,
      scalp) are 7 "other". Label 6 (mouth interior) never occurs: the mesh has no mouth cavity,
@@ -139,7 +139,8 @@ def framed_pose(pose, a, b, size=schema.CROP_SIZE):
 
 
 class SampleRenderer:
-    """The TF graph and session that turn sampled coefficients into a training sample.
+    """The TF graph and session that turn sampled coefficients into a training sample, through
+    the face's one forward path (model.face.forward.render_face).
 
     One per process: building the graph and loading the face model take seconds, a sample
     then takes tens of milliseconds.
@@ -148,7 +149,7 @@ class SampleRenderer:
     def __init__(self, face_model, size=schema.CROP_SIZE, map_size=detail.DEFAULT_MAP_SIZE):
         import tensorflow.compat.v1 as tf
 
-        import renderer
+        from model.face import forward
 
         self.face_model = face_model
         self.size = size
@@ -156,39 +157,23 @@ class SampleRenderer:
         uv = np.asarray(face_model.uv, dtype=np.float64)
         self._vertex_uv = uv
         self._landmark_uv = uv[np.asarray(face_model.landmarks68)]
-        self._labels = vertex_labels(face_model)
-        num_vertices = face_model.num_vertices
+        labels = vertex_labels(face_model)
         self.graph = tf.Graph()
         with self.graph.as_default():
             self._coefficients = tf.placeholder(tf.float32, [1, face_model.coeff_size])
-            self._vertex_displacement = tf.placeholder(tf.float32, [1, num_vertices])
-            parts = face_model.split_coefficients(self._coefficients)
-            triangles = tf.constant(np.asarray(face_model.triangles, dtype=np.int32))
-            vertices = face_model.shape(parts["identity"], parts["expression"])
-            coarse_normals = renderer.shading.vertex_normals(vertices, triangles)
-            displaced = vertices + self._vertex_displacement[..., None] * coarse_normals
-            rotation = renderer.camera.euler_rotation(parts["pose"][:, :3])
-            normals_camera = renderer.shading.vertex_normals(
-                tf.einsum("bij,bvj->bvi", rotation, displaced), triangles)
-            colours = renderer.shading.sh_shading(normals_camera, face_model.albedo(parts["albedo"]),
-                                                  parts["light"])
-            self._first_pass = dict(points=face_model.project(displaced, parts["pose"], size),
-                                    colours=colours)
-
-            self._points = tf.placeholder(tf.float32, [1, num_vertices, 3])
-            self._colours = tf.placeholder(tf.float32, [1, num_vertices, 3])
+            self._vertex_displacement = tf.placeholder(tf.float32, [1, face_model.num_vertices])
             self._background = tf.placeholder(tf.float32, [1, size, size, 3])
-            # Depths are pixels; a face is a few hundred deep at most, so 4 x size is ample.
-            clip = renderer.camera.pixels_to_clip(self._points, size, depth_scale=4.0 * size)
-            one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[self._labels]
-            rendered = renderer.render(clip, triangles, self._colours, size,
-                                       background=self._background, cull_backfaces=True)
-            regions = renderer.interpolate(tf.constant(one_hot[None]), triangles,
-                                           rendered["rasterized"])
-            self._second_pass = dict(
-                image=rendered["image"][0],
-                labels=tf.where(rendered["mask"][0, :, :, 0] > 0,
-                                tf.argmax(regions[0], axis=-1, output_type=tf.int32),
+            one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[labels]
+            face = forward.render_face(face_model, self._coefficients, size,
+                                       vertex_displacement=self._vertex_displacement,
+                                       attributes=tf.constant(one_hot[None]), background=self._background,
+                                       cull_backfaces=True)
+            # Framing needs only the landmarks: a run that fetches them does not rasterize.
+            self._landmarks = face["landmarks"][0]
+            self._sample = dict(
+                image=face["render"][0], points=face["points_px"][0],
+                labels=tf.where(face["mask"][0, :, :, 0] > 0,
+                                tf.argmax(face["attributes"][0], axis=-1, output_type=tf.int32),
                                 tf.zeros([size, size], tf.int32)))
             config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
             self.session = tf.Session(graph=self.graph, config=config)
@@ -205,29 +190,23 @@ class SampleRenderer:
         displacement = detail.displacement_map(rng, self._landmark_uv, self.map_size)
         background = backgrounds.random_background(rng, self.size)
         noise = rng.normal(0.0, NOISE_STD, (self.size, self.size, 3))
+        vertex_displacement = detail.sample_map(displacement, self._vertex_uv)[None]
 
-        first = self.session.run(self._first_pass, {
-            self._coefficients: coefficients[None],
-            self._vertex_displacement: detail.sample_map(displacement, self._vertex_uv)[None]})
-        points = first["points"][0].astype(np.float64)
-        landmark_ids = np.asarray(self.face_model.landmarks68)
-        a, b = framing(points[landmark_ids, :2], self.size)
-        points = np.concatenate([a * points[:, :2] + b, a * points[:, 2:]], axis=1)
-        pose_slice = self._pose_slice()
+        landmarks = self.session.run(self._landmarks, {
+            self._coefficients: coefficients[None], self._vertex_displacement: vertex_displacement})
+        a, b = framing(landmarks.astype(np.float64), self.size)
+        pose_slice = self.face_model.coefficient_slices()["pose"]
         coefficients[pose_slice] = framed_pose(coefficients[pose_slice], a, b, self.size)
 
-        second = self.session.run(self._second_pass, {
-            self._points: points[None], self._colours: first["colours"],
+        result = self.session.run(self._sample, {
+            self._coefficients: coefficients[None], self._vertex_displacement: vertex_displacement,
             self._background: background[None] / 255.0})
-        image = np.clip(second["image"] * 255.0 + noise, 0, 255).round().astype(np.uint8)
-        return dict(image=image, landmarks=points[landmark_ids, :2].astype(np.float32),
-                    segmentation=second["labels"].astype(np.uint8),
+        image = np.clip(result["image"] * 255.0 + noise, 0, 255).round().astype(np.uint8)
+        points = result["points"]
+        return dict(image=image, landmarks=points[self.face_model.landmarks68, :2].astype(np.float32),
+                    segmentation=result["labels"].astype(np.uint8),
                     coefficients=coefficients.astype(np.float32), displacement=displacement,
                     vertices=points.astype(np.float32))
-
-    def _pose_slice(self):
-        start = self.face_model.k_id + self.face_model.k_exp + self.face_model.k_tex
-        return slice(start, start + 6)
 
 
 def encode_sample(sample, source_filename, image_format="png"):

@@ -51,7 +51,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from model.face import save_face_model  # noqa: E402
+from model.face import NUM_LIGHT, save_face_model  # noqa: E402
+from model.face.camera import CropCamera  # noqa: E402
 from model.face.framing import CROP_SIZE, crop_frame  # noqa: E402
 from model.face.landmarks68 import FLIP_PERMUTATION, LEFT_BROW, RIGHT_BROW  # noqa: E402
 
@@ -502,7 +503,7 @@ def uv_face_mask(uv, outer_loop, size):
 
 
 def render_frontal(vertices, triangles, colours, size, framing=None):
-    """Frontal orthographic render with the project renderer.
+    """Frontal orthographic render through the face's one forward path (model.face.forward.render_mesh).
 
     Args:
       vertices: [N, 3] mm, model frame; colours: [N, C].
@@ -512,45 +513,41 @@ def render_frontal(vertices, triangles, colours, size, framing=None):
       image [size, size, C] float, surface [size, size, 3] (model-frame point under each pixel),
       mask [size, size] bool, and the (scale, centre) used.
     """
-    import tensorflow.compat.v1 as tf
-    import renderer
-    from renderer import camera
-
-    tf.disable_eager_execution()
     if framing is None:
         framing = (0.8 * size / np.ptp(vertices[:, :2], axis=0).max(),
                    0.5 * (vertices.min(axis=0) + vertices.max(axis=0)))
     scale, centre = framing
-    px = np.stack([size / 2 + scale * (vertices[:, 0] - centre[0]),
-                   size / 2 - scale * (vertices[:, 1] - centre[1]),
-                   scale * (vertices[:, 2] - vertices[:, 2].mean())], axis=1)
-    depth_scale = 2.0 * scale * np.ptp(vertices[:, 2]) + 1.0
+    # CropCamera's scale is per 300-crop pixel; at pose 0 it maps x to size/2 + scale (x - cx).
+    camera = CropCamera(scale * CROP_SIZE / size, np.asarray(centre, np.float32))
     attributes = np.concatenate([colours, vertices], axis=1)[None].astype(np.float32)
-    background = np.full((1, size, size, attributes.shape[-1]), BACKGROUND_GREY, np.float32)
-    with tf.Graph().as_default():
-        clip = camera.pixels_to_clip(tf.constant(px[None], tf.float32), (size, size), depth_scale)
-        out = renderer.render(clip, tf.constant(triangles, tf.int32), tf.constant(attributes),
-                              (size, size), background=background)
-        with tf.Session() as sess:
-            image, mask = sess.run([out["image"], out["mask"]])
+    image, mask = _run_frontal(camera, vertices, triangles, size, colours=attributes, keys=("render", "mask"))
     c = colours.shape[1]
     return image[0, ..., :c], image[0, ..., c:], mask[0, ..., 0] > 0.5, (scale, centre)
 
 
-def preview_colours(vertices, triangles, albedo):
-    """Colours [N, 3] of a frontal face under the preview's default light (renderer SH shading)."""
+def _run_frontal(camera, vertices, triangles, size, keys, **shading):
+    """Values `keys` of model.face.forward.render_mesh for vertices [N, 3] at pose 0 (grey background)."""
     import tensorflow.compat.v1 as tf
-    from renderer import shading
-    from resources.preview_face_model import DEFAULT_LIGHT
+    from model.face import forward
 
     tf.disable_eager_execution()
     with tf.Graph().as_default():
-        v = tf.constant(vertices[None], tf.float32)
-        colours = shading.sh_shading(shading.vertex_normals(v, tf.constant(triangles, tf.int32)),
-                                     tf.constant(albedo[None], tf.float32),
-                                     tf.constant(DEFAULT_LIGHT.reshape(1, 27)))
+        channels = (shading["colours"].shape[-1] if "colours" in shading else 3)
+        out = forward.render_mesh(camera, tf.constant(vertices[None], tf.float32), tf.constant(triangles, tf.int32),
+                                  tf.zeros([1, 6]), size, background=tf.fill([1, size, size, channels], BACKGROUND_GREY),
+                                  **{k: tf.constant(v, tf.float32) for k, v in shading.items()})
         with tf.Session() as sess:
-            return sess.run(colours)[0].astype(np.float64)
+            return sess.run([out[key] for key in keys])
+
+
+def preview_colours(vertices, triangles, albedo):
+    """Colours [N, 3] of a frontal face under the preview's default light (the forward path's SH shading)."""
+    from resources.preview_face_model import DEFAULT_LIGHT
+
+    camera = CropCamera(1.0, np.zeros(3, np.float32))
+    colours, = _run_frontal(camera, vertices, triangles, CROP_SIZE, keys=("colours",),
+                            albedo=albedo[None], light=DEFAULT_LIGHT.reshape(1, NUM_LIGHT))
+    return colours[0].astype(np.float64)
 
 
 def lambert_grey(vertices, triangles):
@@ -572,17 +569,11 @@ def vertex_normals(vertices, triangles):
 
 
 def dlib_landmarks(image_uint8):
-    """dlib's 68 points [68, 2] (x, y pixels) on the largest detected face, or None."""
-    import dlib
-    import face_recognition_models
-    faces = dlib.get_frontal_face_detector()(image_uint8, 1)
-    if len(faces) == 0:
-        return None
-    box = max(faces, key=lambda r: r.area())
-    shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())(
-        image_uint8, box)
-    # dlib's part (x, y) are integer pixel indices; +0.5 puts them at pixel centres.
-    return np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
+    """dlib's 68 points [68, 2] (x, y continuous pixels) on the largest detected face (HOG detector,
+    image doubled once, as preprocess.faces does for small images), or None."""
+    from preprocess import faces
+    points = faces.largest_face_landmarks(image_uint8, upsample=1)
+    return None if points is None else points.astype(np.float64)
 
 
 def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, mirror, colours, size,

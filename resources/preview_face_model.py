@@ -33,18 +33,18 @@ BACKGROUND_GREY = 0.5
 
 
 def render_faces(face_model, coeffs, image_size=CROP_SIZE):
-    """Renders coefficient vectors [B, coeff_size]; returns uint8 images [B, S, S, 3] and landmarks [B, 68, 2]."""
+    """Renders coefficient vectors [B, coeff_size] through the face's one forward path
+    (model.face.forward.render_face) on grey; returns uint8 images [B, S, S, 3] and landmarks [B, 68, 2]."""
     import tensorflow.compat.v1 as tf
-    import renderer
+    from model.face import forward
 
     tf.disable_eager_execution()
     with tf.Graph().as_default():
-        out = face_model.reconstruct(tf.constant(coeffs, tf.float32), image_size)
         background = tf.fill([len(coeffs), image_size, image_size, 3], BACKGROUND_GREY)
-        rendered = renderer.render(out["clip"], face_model.triangles, out["colours"],
-                                   (image_size, image_size), background=background)
+        out = forward.render_face(face_model, tf.constant(coeffs, tf.float32), image_size,
+                                  background=background)
         with tf.Session() as sess:
-            images, landmarks = sess.run([rendered["image"], out["landmarks"]])
+            images, landmarks = sess.run([out["render"], out["landmarks"]])
     return np.clip(images * 255 + 0.5, 0, 255).astype(np.uint8), landmarks
 
 
@@ -60,15 +60,11 @@ def default_coefficients(face_model, num_random, seed):
 
 
 def dlib_landmarks(image):
-    """dlib's 68 points [68, 2] (continuous pixels) on the largest face of image, or None if it finds none."""
-    import dlib
-    import face_recognition_models
-    faces = dlib.get_frontal_face_detector()(image, 1)
-    if len(faces) == 0:
-        return None
-    box = max(faces, key=lambda r: r.area())
-    shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())(image, box)
-    return np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()])
+    """dlib's 68 points [68, 2] (continuous pixels) on the largest face of image, or None if it finds
+    none (preprocess.faces: HOG detector, image doubled once)."""
+    from preprocess import faces
+    points = faces.largest_face_landmarks(image, upsample=1)
+    return None if points is None else points.astype(np.float64)
 
 
 def main(argv=None):

@@ -205,27 +205,6 @@ def test_positive_yaw_turns_the_nose_towards_the_image_right(fm):
     assert turned > front + 5
 
 
-def test_tensorflow_and_numpy_paths_agree(fm):
-    import tensorflow.compat.v1 as tf
-    tf.disable_eager_execution()
-    rng = np.random.default_rng(0)
-    coeffs = rng.normal(size=(2, fm.coeff_size)).astype(np.float32)
-    coeffs[:, fm.coefficient_slices()["pose"]] = [[0.1, -0.2, 0.05, 3.0, -4.0, 0.1], [-0.1, 0.3, -0.1, -2.0, 1.0, -0.2]]
-    with tf.Graph().as_default():
-        out = fm.reconstruct(tf.constant(coeffs), image_size=224)
-        with tf.Session() as sess:
-            got = sess.run(out)
-    parts = fm.split_coefficients(coeffs)
-    vertices = oracle.shape(fm, parts["identity"], parts["expression"])
-    points = oracle.project(fm, vertices, parts["pose"], image_size=224)
-    assert np.allclose(got["vertices"], vertices, atol=1e-2)
-    assert np.allclose(got["points_px"], points, atol=1e-2)
-    assert np.allclose(got["landmarks"], oracle.landmarks(fm, points), atol=1e-2)
-    assert np.allclose(got["albedo"], oracle.albedo(fm, parts["albedo"]), atol=1e-4)
-    rotated_normals = oracle.normals(fm, vertices) @ np.swapaxes(oracle.euler_rotation(parts["pose"][:, :3]), 1, 2)
-    assert np.allclose(got["normals"], rotated_normals, atol=1e-3)
-
-
 def test_bases_are_embedded_once_per_graph(fm):
     import tensorflow.compat.v1 as tf
     tf.disable_eager_execution()

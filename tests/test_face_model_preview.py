@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from model import metrics
-from model.face import FaceModel
+from model.face import FaceModel, forward
 from resources import preview_face_model
 from tests import face_model_oracle as oracle
 
@@ -70,7 +70,6 @@ def test_mouth_interior_never_shows_below_the_lower_lip_in_turned_and_pitched_vi
     # face pitched up. Rendered as preprocess/synthesize.py does (back faces culled), the only
     # visible cavity is between the lips, above the lower lip's bottom (landmark 57).
     import tensorflow.compat.v1 as tf
-    import renderer
     tf.disable_eager_execution()
     fm = FaceModel()
     coeffs = preview_face_model.default_coefficients(fm, 2, seed=1)
@@ -85,8 +84,8 @@ def test_mouth_interior_never_shows_below_the_lower_lip_in_turned_and_pitched_vi
                 views.append(c.copy())
     cavity = fm.regions["mouth_interior"][fm.triangles].any(axis=1)
     with tf.Graph().as_default():
-        out = fm.reconstruct(tf.constant(np.array(views)), 200)
-        raster = renderer.rasterize(out["clip"], fm.triangles, (200, 200), cull_backfaces=True)
+        out = forward.render_face(fm, tf.constant(np.array(views)), 200, cull_backfaces=True)
+        raster = out["rasterized"]
         with tf.Session() as sess:
             ids, mask, landmarks = sess.run([raster.triangle_ids, raster.mask, out["landmarks"]])
     for view in range(len(views)):
@@ -100,12 +99,11 @@ def test_mean_face_render_has_no_holes_inside_the_face():
     # the lower lip (the jagged outer border may enclose a stray background pixel; it is outside).
     import scipy.ndimage
     import tensorflow.compat.v1 as tf
-    import renderer
     tf.disable_eager_execution()
     fm = FaceModel()
     with tf.Graph().as_default():
-        out = fm.reconstruct(tf.constant(preview_face_model.default_coefficients(fm, 0, seed=0)), 600)
-        mask = renderer.render(out["clip"], fm.triangles, out["colours"], (600, 600))["mask"]
+        out = forward.render_face(fm, tf.constant(preview_face_model.default_coefficients(fm, 0, seed=0)), 600)
+        mask = out["mask"]
         with tf.Session() as sess:
             covered, landmarks = sess.run([mask, out["landmarks"]])
     covered, landmarks = covered[0, ..., 0] > 0.5, landmarks[0]

@@ -8,7 +8,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from model import coarse, fitting
-from model.face import COEFFICIENT_PARTS, ENCODER_SIZE, FaceModel
+from model.face import COEFFICIENT_PARTS, ENCODER_SIZE, FaceModel, forward
 from preprocess import images, photo, segmentation, synthesize
 from tests import face_model_oracle as oracle
 
@@ -44,7 +44,7 @@ def render_crops(face_model, coefficients):
     """[B, C] -> (crops uint8 [B,300,300,3] on grey, landmarks [B,68,2], segmentation [B,300,300]),
     the segmentation made from the landmarks as for a photo."""
     with tf.Graph().as_default(), tf.Session() as session:
-        outputs = coarse.render_coefficients(face_model, tf.constant(coefficients), 300)
+        outputs = forward.render_face(face_model, tf.constant(coefficients), 300)
         grey = tf.fill(tf.shape(outputs["render"]), 0.45)
         image, landmarks = session.run([coarse.composite(outputs["render"], outputs["mask"], grey),
                                         outputs["landmarks"]])

@@ -9,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from model import coarse, fitting
+from model import coarse, fitting, training
 from model.face import FaceModel
 from preprocess import faces, images
 
@@ -33,7 +33,8 @@ def fresh_checkpoint(tmp_path_factory):
         net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex)
         net(tf.zeros([1, 224, 224, 3]))
         session.run(tf.global_variables_initializer())
-        tf.train.Saver(net.variables()).save(session, str(folder / "model.ckpt"))
+        tf.train.Saver(net.variables(), save_relative_paths=True).save(session, str(folder / "model.ckpt"))
+    training.write_stage_config(str(folder), coarse.stage_config(face_model, "compact"))
     return str(folder)
 
 
@@ -105,6 +106,33 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     assert "no coarse checkpoint at %s" % (tmp_path / "nothing") in result.stderr
 
 
+def test_a_checkpoint_of_another_face_model_is_a_clear_error(fresh_checkpoint, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(fresh_checkpoint, other)
+    config = training.read_stage_config(str(other))
+    training.write_stage_config(str(other), dict(config, face_model_file="bfm.npz", face_model_sha256="0" * 64))
+    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % (tmp_path / "out"), "--checkpoint=%s" % other)
+    assert result.returncode != 0
+    assert "was trained with the face model bfm.npz (sha256 %s)" % ("0" * 64) in result.stderr
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+def test_a_checkpoint_without_its_stage_config_is_a_clear_error(fresh_checkpoint, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(fresh_checkpoint, bare)
+    os.remove(bare / training.STAGE_CONFIG_NAME)
+    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % (tmp_path / "out"), "--checkpoint=%s" % bare)
+    assert result.returncode != 0
+    assert "no stage config stage.json beside the checkpoint" in result.stderr
+
+
+def test_the_released_checkpoint_names_the_embedded_face_model():
+    release = os.path.join(REPO, "results", "release", "coarse")
+    config = training.read_stage_config(release)
+    training.check_face_model(config, FaceModel(), release)
+    assert config["stage"] == "coarse" and config["backbone"] == "compact"
+
+
 def test_output_dir_that_is_a_file_is_a_one_line_error(tmp_path):
     (tmp_path / "taken").write_text("")
     result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % (tmp_path / "taken"),
@@ -115,8 +143,11 @@ def test_output_dir_that_is_a_file_is_a_one_line_error(tmp_path):
 
 
 def test_a_checkpoint_of_another_backbone_is_named_as_such(fresh_checkpoint, tmp_path):
-    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % tmp_path,
-                      "--checkpoint=%s" % fresh_checkpoint, "--backbone=vgg_face")
+    # Its stage config says vgg_face; the weights are a compact network's.
+    other = tmp_path / "other"
+    shutil.copytree(fresh_checkpoint, other)
+    training.write_stage_config(str(other), dict(training.read_stage_config(str(other)), backbone="vgg_face"))
+    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % (tmp_path / "out"), "--checkpoint=%s" % other)
     assert result.returncode != 0
     assert "holds a --backbone=compact network, not --backbone=vgg_face" in result.stderr
     assert "not found" not in result.stderr

@@ -1,4 +1,5 @@
-"""train.py: schedule, clipping, divergence stop, learning on synthetic faces, resuming after a kill."""
+"""train.py and its loop (model/training.py): schedule, clipping, divergence stop, learning on
+synthetic faces, resuming after a kill, the stage config."""
 import glob
 import os
 import re
@@ -14,7 +15,7 @@ from absl import flags as absl_flags
 import tensorflow.compat.v1 as tf
 
 import train
-from model import checkpoint_files, coarse
+from model import checkpoint_files, coarse, training
 from model.data import make_dataset
 from model.face import FaceModel
 
@@ -41,7 +42,7 @@ def synthetic_dir(tmp_path_factory):
 def test_learning_rate_decays_exponentially_down_to_the_floor():
     with tf.Graph().as_default(), tf.Session() as session:
         step = tf.placeholder(tf.int64, [])
-        rate = train.learning_rate_schedule(step, 1e-3, 100, 0.5, 2e-4)
+        rate = training.learning_rate_schedule(step, 1e-3, 100, 0.5, 2e-4)
         values = [session.run(rate, {step: s}) for s in (0, 100, 200, 1000)]
     np.testing.assert_allclose(values, [1e-3, 5e-4, 2.5e-4, 2e-4], rtol=1e-5)
 
@@ -50,15 +51,15 @@ def test_gradients_are_clipped_element_wise():
     with tf.Graph().as_default(), tf.Session() as session:
         variable = tf.get_variable("x", initializer=tf.constant([0.0, 0.0, 0.0]))
         loss = tf.reduce_sum(variable * tf.constant([5.0, -0.3, -7.0]))
-        pairs = train.clipped_gradients(tf.train.GradientDescentOptimizer(1.0), loss, [variable], 1.0)
+        pairs = training.clipped_gradients(tf.train.GradientDescentOptimizer(1.0), loss, [variable], 1.0)
         session.run(tf.global_variables_initializer())
         np.testing.assert_allclose(session.run(pairs[0][0]), [1.0, -0.3, -1.0])
 
 
 def test_a_nan_loss_stops_training_naming_the_step_and_the_loss():
-    train.check_finite(6, {"total": 1.0, "landmark": 3.0})
-    with pytest.raises(train.TrainingDiverged, match=r"landmark.*at step 7"):
-        train.check_finite(7, {"total": 1.0, "landmark": float("nan")})
+    training.check_finite(6, {"total": 1.0, "landmark": 3.0})
+    with pytest.raises(training.TrainingDiverged, match=r"landmark.*at step 7"):
+        training.check_finite(7, {"total": 1.0, "landmark": float("nan")})
 
 
 def test_fine_stage_is_refused_until_it_exists():
@@ -96,7 +97,7 @@ def test_a_few_training_steps_lower_the_total_loss(synthetic_dir):
         weights = coarse.LossWeights(1.9, 1.6e-3, 0.0, 1e-3, 8e-4, 1e-3)
         total = model.losses(fixed, model.forward(fixed["image"]), weights)["total"]
         optimizer = tf.train.AdamOptimizer(1e-3)
-        step = optimizer.apply_gradients(train.clipped_gradients(optimizer, total, tf.trainable_variables(), 1.0))
+        step = optimizer.apply_gradients(training.clipped_gradients(optimizer, total, tf.trainable_variables(), 1.0))
         session.run(tf.global_variables_initializer())
         before = session.run(total)
         for _ in range(15):
@@ -114,13 +115,13 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint_at_the_same_st
                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
-        while train.latest_step(str(checkpoints))[1] < 4 and time.time() < deadline:
+        while training.latest_step(str(checkpoints))[1] < 4 and time.time() < deadline:
             time.sleep(0.5)
             assert process.poll() is None, "train.py ended before it was killed"
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    _, killed_at = train.latest_step(str(checkpoints))
+    _, killed_at = training.latest_step(str(checkpoints))
     assert killed_at >= 4 and killed_at % 2 == 0
     # What a kill during a save leaves (the names tf's Saver and BundleWriter use).
     (checkpoints / "model.ckpt-9998_temp").mkdir()
@@ -132,7 +133,7 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint_at_the_same_st
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stdout and "at step %d" % killed_at in result.stdout
     assert "step %d/%d" % (killed_at + 1, killed_at + 2) in result.stdout
-    assert train.latest_step(str(checkpoints))[1] == killed_at + 2
+    assert training.latest_step(str(checkpoints))[1] == killed_at + 2
     # The killed run's older checkpoints count towards the three kept; its temporaries are gone.
     assert [os.path.basename(p) for p in checkpoint_files.checkpoints_on_disk(str(checkpoints), "model.ckpt")] == [
         "model.ckpt-%d" % step for step in (killed_at - 2, killed_at, killed_at + 2)]
@@ -144,10 +145,30 @@ def test_finished_training_exports_the_network_weights_without_optimizer_state(s
     result = run_train("--data_dir=%s" % synthetic_dir, "--checkpoint_dir=%s" % tmp_path, "--batch_size=2",
                        "--step=2", "--log_step=1", "--save_step=2")
     assert result.returncode == 0, result.stderr
-    exported = tf.train.latest_checkpoint(str(tmp_path / train.NETWORK_DIR))
+    exported = tf.train.latest_checkpoint(str(tmp_path / training.NETWORK_DIR))
     assert exported is not None and exported.endswith("model.ckpt-2")
     names = [name for name, _ in tf.train.list_variables(exported)]
     assert names and all(name.startswith(coarse.SCOPE + "/") and "Adam" not in name for name in names)
+    config = training.read_stage_config(exported)
+    assert config["stage"] == "coarse" and config["backbone"] == "compact"
+    assert config["face_model_sha256"] == FaceModel().sha256
+
+
+def test_a_checkpoint_folder_of_another_backbone_is_refused(synthetic_dir, tmp_path):
+    config = coarse.stage_config(FaceModel(), "vgg_face")
+    training.write_stage_config(str(tmp_path), config)
+    result = run_train("--data_dir=%s" % synthetic_dir, "--checkpoint_dir=%s" % tmp_path, "--step=1")
+    assert result.returncode != 0
+    assert "was written for another configuration (backbone: checkpoint 'vgg_face', this run 'compact')" \
+        in result.stderr
+
+
+def test_stage_config_mismatch_lists_every_differing_entry():
+    found = dict(stage="coarse", backbone="compact", face_model_sha256="aa", coeff_size=185, uv_size=None)
+    training.check_stage_config(found, dict(found), "ckpt")
+    with pytest.raises(training.StageConfigMismatch, match=r"ckpt .*face_model_sha256: checkpoint 'aa', "
+                                                          r"this run 'bb'; coeff_size: checkpoint 185, this run 99"):
+        training.check_stage_config(found, dict(found, face_model_sha256="bb", coeff_size=99), "ckpt")
 
 
 def _save_run(folder, steps, tidy=True):
@@ -155,15 +176,15 @@ def _save_run(folder, steps, tidy=True):
     tidy_for_resume (as train.py) or without it (as train.py did before)."""
     with tf.Graph().as_default(), tf.Session() as session:
         step = tf.train.get_or_create_global_step()
-        saver = tf.train.Saver(max_to_keep=train.KEPT_CHECKPOINTS, save_relative_paths=True)
+        saver = tf.train.Saver(max_to_keep=training.KEPT_CHECKPOINTS, save_relative_paths=True)
         removed, deleted = [], []
         if tidy:
-            removed, deleted = checkpoint_files.tidy_for_resume(saver, folder, train.CHECKPOINT_NAME,
-                                                                train.KEPT_CHECKPOINTS)
+            removed, deleted = checkpoint_files.tidy_for_resume(saver, folder, training.CHECKPOINT_NAME,
+                                                                training.KEPT_CHECKPOINTS)
         session.run(tf.global_variables_initializer())
         for value in steps:
             session.run(step.assign(value))
-            saver.save(session, os.path.join(folder, train.CHECKPOINT_NAME), global_step=value,
+            saver.save(session, os.path.join(folder, training.CHECKPOINT_NAME), global_step=value,
                        write_meta_graph=False)
     return removed, deleted
 

@@ -1,5 +1,5 @@
 """The 3D morphable face model as TensorFlow graph ops: coefficients -> vertices, albedo,
-normals, landmarks, crop pixels.
+normals, landmarks.
 
 One class for every model file in the format of model/face/file_format.py (the embedded default
 `resources/face_model.npz` and a converted Basel Face Model alike). TensorFlow is imported by the
@@ -9,18 +9,9 @@ these ops, the tests' oracle, are in tests/face_model_oracle.py.
 Coefficient vector (shared/DESIGN.md), in this order:
   identity k_id | expression k_exp | albedo k_tex | pose NUM_POSE | light NUM_LIGHT.
 
-Frames:
-  model frame: millimetres, x right (the viewer's right), y up, z towards the viewer.
-  crop pixels: u right, v down, origin at the top-left corner (see renderer.camera.pixels_to_clip);
-    depth larger = closer to the camera.
-Pose (6): pitch, yaw, roll (radians, R = Rz(roll) Ry(yaw) Rx(pitch)), tx, ty (pixels of the 300
-crop), log_scale. A point X projects to
-    p = R (X - frame_centre)
-    u = W/2 + s p_x + tx W/300,  v = H/2 - s p_y + ty H/300,  depth = s p_z
-    s = frame_scale exp(log_scale) W/300
-where frame_scale (px per mm at 300) and frame_centre (mm) are computed at load time so that at
-pose 0 the mean face's 68 landmarks land where the crop rule (model/face/framing.py) frames a
-detected face.
+Model frame: millimetres, x right (the viewer's right), y up, z towards the viewer. The model's
+camera (`FaceModel.camera`, model/face/camera.py) takes it to crop pixels; model/face/forward.py
+is the one path from coefficients to a rendered face.
 """
 import collections
 import json
@@ -30,7 +21,8 @@ import weakref
 import numpy as np
 
 from model.face import file_format, landmarks68
-from model.face.framing import CROP_SIZE, crop_frame
+from model.face.camera import CropCamera
+from model.face.framing import crop_frame
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                             "resources", "face_model.npz")
@@ -38,9 +30,6 @@ DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.p
 NUM_POSE = 6
 # Lighting: 9 spherical-harmonics bands x RGB, the layout renderer.shading.sh_shading takes.
 NUM_LIGHT = 27
-# Depths are crop pixels (s p_z); a face is a few hundred pixels deep at most in a crop of side W,
-# so (-DEPTH_RANGE_PER_PIXEL W, DEPTH_RANGE_PER_PIXEL W) holds it with room to spare.
-DEPTH_RANGE_PER_PIXEL = 4.0
 COEFFICIENT_PARTS = ("identity", "expression", "albedo", "pose", "light")
 
 
@@ -60,7 +49,8 @@ class FaceModel:
       k_id, k_exp, k_tex: basis sizes; coeff_size = k_id + k_exp + k_tex + NUM_POSE + NUM_LIGHT.
       mean_shape [N, 3] mm, mean_albedo [N, 3] in [0, 1], id_basis [3N, k_id],
       exp_basis [3N, k_exp], tex_basis [3N, k_tex] (coefficients in standard deviations).
-      frame_scale: pixels per mm in a 300 crop at log_scale 0; frame_centre: [3] mm.
+      frame_scale: pixels per mm in a 300 crop at log_scale 0; frame_centre: [3] mm;
+      camera: CropCamera(frame_scale, frame_centre), the pose -> crop pixels map.
       meta: dict (source, licence, build parameters).
     """
 
@@ -101,6 +91,7 @@ class FaceModel:
         self._sha256 = None
         self._graph_constants = weakref.WeakKeyDictionary()
         self.frame_scale, self.frame_centre = crop_frame(self.mean_shape[self.landmarks68])
+        self.camera = CropCamera(self.frame_scale, self.frame_centre)
 
     @property
     def sha256(self):
@@ -150,24 +141,6 @@ class FaceModel:
                              [-1, self.num_vertices, 3])
         return tf.clip_by_value(self._constant("mean_albedo")[tf.newaxis] + offsets, 0.0, 1.0)
 
-    def rotate(self, vertices, pose):
-        """R (X - frame_centre): [B, N, 3] in the camera frame (x right, y up, z to the viewer)."""
-        from renderer import camera
-        import tensorflow.compat.v1 as tf
-        rotation = camera.euler_rotation(pose[:, :3])
-        return tf.matmul(vertices - self.frame_centre, rotation, transpose_b=True)
-
-    def project(self, vertices, pose, image_size=CROP_SIZE):
-        """points_px [B, N, 3] (u, v, depth) in an image_size x image_size crop; see module doc."""
-        import tensorflow.compat.v1 as tf
-        p = self.rotate(vertices, pose)
-        w = float(image_size)
-        s = (self.frame_scale * w / CROP_SIZE) * tf.exp(pose[:, 5])[:, None]
-        t = pose[:, 3:5] * (w / CROP_SIZE)
-        u = 0.5 * w + s * p[..., 0] + t[:, 0:1]
-        v = 0.5 * w - s * p[..., 1] + t[:, 1:2]
-        return tf.stack([u, v, s * p[..., 2]], axis=-1)
-
     def landmarks(self, points_px):
         """[B, 68, 2] (u, v) of the landmark vertices from points_px [B, N, 3]."""
         import tensorflow.compat.v1 as tf
@@ -177,29 +150,3 @@ class FaceModel:
         """Unit vertex normals [B, N, 3] of vertices [B, N, 3] (outward)."""
         from renderer import shading
         return shading.vertex_normals(vertices, self.triangles)
-
-    @staticmethod
-    def depth_scale(image_size=CROP_SIZE):
-        """The depth range for pixels_to_clip that holds any plausible face in the crop."""
-        return DEPTH_RANGE_PER_PIXEL * image_size
-
-    def reconstruct(self, coeffs, image_size=CROP_SIZE):
-        """Everything a renderer needs from coefficients [B, coeff_size].
-
-        Returns dict: vertices [B, N, 3] mm (model frame), points_px [B, N, 3], clip [B, N, 4],
-        normals [B, N, 3] (camera frame), albedo [B, N, 3], colours [B, N, 3] (SH-shaded),
-        landmarks [B, 68, 2] crop pixels.
-        """
-        from renderer import camera, shading
-        import tensorflow.compat.v1 as tf
-        c = self.split_coefficients(coeffs)
-        vertices = self.shape(c["identity"], c["expression"])
-        points_px = self.project(vertices, c["pose"], image_size)
-        rotation = camera.euler_rotation(c["pose"][:, :3])
-        normals = tf.matmul(self.normals(vertices), rotation, transpose_b=True)
-        albedo = self.albedo(c["albedo"])
-        return dict(vertices=vertices, points_px=points_px,
-                    clip=camera.pixels_to_clip(points_px, image_size, self.depth_scale(image_size)),
-                    normals=normals, albedo=albedo,
-                    colours=shading.sh_shading(normals, albedo, c["light"]),
-                    landmarks=self.landmarks(points_px))
