@@ -19,7 +19,8 @@ Variants (name: what differs from `default`, which is the code as it is, TensorF
   gn_moments        GroupNorm as tf.nn.moments on [B, H, W, G, C/G], then (x - mean) * rsqrt
                     * gamma + beta (the formulation before this benchmark)
   gn_fused_bn       GroupNorm through tf.nn.fused_batch_norm on a transposed [1, HWC/G, 1, BG] view
-  nchw              convolutions in NCHW (tried: TensorFlow's CPU kernels refuse it, see output)
+  nchw              convolutions in NCHW (TensorFlow's CPU filter gradient takes NHWC only: the
+                    variant prints that error)
 """
 import argparse
 import json

@@ -2,7 +2,7 @@
 
     python bench/bench_render.py [--batch 16] [--repeats 5] [--data data/bench] [--threads N]
 
-Builds the coarse training step as train.py does (coarse network, face model, renderer, losses,
+Builds the coarse training step as model/training.py does (coarse network, face model, renderer, losses,
 clipped gradients, Adam) on one batch of training records fed through placeholders (so the input
 pipeline's decoding and augmentation, which run on other threads, are not part of the step), runs
 it --repeats times with RunOptions.FULL_TRACE and sums each node's time (op start to op end, as
@@ -48,9 +48,9 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from model import coarse  # noqa: E402
 from model.data import make_dataset  # noqa: E402
+from model import training  # noqa: E402
 from model.face import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
-import train  # noqa: E402
 
 tf.disable_eager_execution()
 
@@ -107,9 +107,9 @@ def coarse_training_step(face_model, batch_size):
         weights = coarse.LossWeights(1.9, 1.6e-3, 0.0, 1e-3, 8e-4, 1e-3)
         total = model.losses(placeholders, outputs, weights)["total"]
     global_step = tf.train.get_or_create_global_step()
-    learning_rate = train.learning_rate_schedule(global_step, 5e-4, 1000, 0.8, 1e-6)
+    learning_rate = training.learning_rate_schedule(global_step, 5e-4, 1000, 0.8, 1e-6)
     optimizer = tf.train.AdamOptimizer(learning_rate)
-    gradients = train.clipped_gradients(optimizer, total, tf.trainable_variables(coarse.SCOPE + "/"), 1.0)
+    gradients = training.clipped_gradients(optimizer, total, tf.trainable_variables(coarse.SCOPE + "/"), 1.0)
     return optimizer.apply_gradients(gradients, global_step=global_step), placeholders
 
 

@@ -15,7 +15,8 @@ Backbones (flag `backbone`):
     basic block per stage), then the 7 x 7 map squeezed to 32 channels, flattened and mapped to 512
     features: ~2.1 M parameters with the heads, ~0.25 GMAC per 224 image, so it trains on a 2-core CPU.
     GroupNorm instead of BatchNorm: no moving statistics, so training and batch-1 inference compute
-    the same function and a resumed run needs no extra state.
+    the same function and a resumed run needs no extra state. It is one fused C++ op
+    (model/group_norm.py): written as TensorFlow ops it cost as much as the convolutions.
   * `vgg_face`: the VGG-16 layout up to relu7 (model/vgg_face.py), optionally initialised from a
     user-supplied MatConvNet `vgg-face.mat`, as in the paper.
 """

@@ -296,3 +296,14 @@ def test_sh_shading_rejects_a_light_of_another_batch():
         colours = shading.sh_shading(tf.zeros([2, 4, 3]), tf.zeros([2, 4, 3]), light)
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"coefficients must have shape \[2, 9, 3\]"):
             session.run(colours, {light: np.zeros((3, 27))})
+
+
+def test_group_norm_of_empty_images_is_empty_with_zero_parameter_gradients():
+    def build():
+        x, gamma, beta = tf.zeros([2, 0, 3, 8]), tf.ones([8]), tf.zeros([8])
+        y = group_norm(x, gamma, beta, 4)
+        return [tf.shape(y)] + tf.gradients(tf.reduce_sum(y), [gamma, beta])
+    shape, d_gamma, d_beta = run(build)
+    np.testing.assert_array_equal(shape, [2, 0, 3, 8])
+    np.testing.assert_array_equal(d_gamma, 0.0)
+    np.testing.assert_array_equal(d_beta, 0.0)

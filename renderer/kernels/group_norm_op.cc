@@ -78,10 +78,12 @@ class FusedGroupNormOp : public OpKernel {
                                 ", got ", beta.shape().DebugString()));
     params.epsilon = epsilon_;
     const int64_t batch = x.dim_size(0);
+    TensorShape stats_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape({batch, groups_}, &stats_shape));
     Tensor *y_tensor = nullptr, *mean_tensor = nullptr, *rstd_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &y_tensor));
-    OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({batch, groups_}), &mean_tensor));
-    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({batch, groups_}), &rstd_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(1, stats_shape, &mean_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(2, stats_shape, &rstd_tensor));
     if (params.pixel_count == 0) {
       // No value to normalise: statistics of an empty group are those of zeros.
       mean_tensor->flat<float>().setZero();
@@ -121,9 +123,10 @@ class FusedGroupNormGradOp : public OpKernel {
     GroupNormParams params;
     OP_REQUIRES_OK(context, CheckInputs(x, gamma, groups_, &params));
     const int64_t batch = x.dim_size(0);
-    const TensorShape stats_shape({batch, groups_});
-    OP_REQUIRES(context, mean_tensor.shape() == stats_shape && rstd_tensor.shape() == stats_shape,
-                InvalidArgument("mean and rstd must have shape ", stats_shape.DebugString()));
+    OP_REQUIRES(context,
+                mean_tensor.dims() == 2 && mean_tensor.dim_size(0) == batch &&
+                    mean_tensor.dim_size(1) == groups_ && rstd_tensor.shape() == mean_tensor.shape(),
+                InvalidArgument("mean and rstd must have shape [", batch, ", ", groups_, "]"));
     OP_REQUIRES(context, dy_tensor.shape() == x.shape(),
                 InvalidArgument("dy must have the shape of x ", x.shape().DebugString(), ", got ",
                                 dy_tensor.shape().DebugString()));
@@ -132,20 +135,25 @@ class FusedGroupNormGradOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(1, gamma.shape(), &d_gamma_tensor));
     OP_REQUIRES_OK(context, context->allocate_output(2, gamma.shape(), &d_beta_tensor));
     const int channels = params.channels;
-    std::vector<double> parts(2 * channels * batch, 0.0);
-    if (params.pixel_count > 0) {
-      const int64_t image = params.pixel_count * channels;
-      const float* xs = x.flat<float>().data();
-      const float* dy = dy_tensor.flat<float>().data();
-      float* dx = dx_tensor->flat<float>().data();
-      RunPerImage(context, x, [&](int64_t b) {
-        GroupNormBackward(params, xs + image * b, gamma.flat<float>().data(),
-                          mean_tensor.flat<float>().data() + groups_ * b,
-                          rstd_tensor.flat<float>().data() + groups_ * b, dy + image * b,
-                          dx + image * b, parts.data() + 2 * channels * b,
-                          parts.data() + 2 * channels * b + channels);
-      });
+    if (params.pixel_count == 0 || batch == 0) {
+      // No value: nothing to differentiate (dx is empty).
+      d_gamma_tensor->flat<float>().setZero();
+      d_beta_tensor->flat<float>().setZero();
+      return;
     }
+    // Per-image parts, summed below; batch * channels <= the elements of x.
+    std::vector<double> parts(2 * channels * batch, 0.0);
+    const int64_t image = params.pixel_count * channels;
+    const float* xs = x.flat<float>().data();
+    const float* dy = dy_tensor.flat<float>().data();
+    float* dx = dx_tensor->flat<float>().data();
+    RunPerImage(context, x, [&](int64_t b) {
+      GroupNormBackward(params, xs + image * b, gamma.flat<float>().data(),
+                        mean_tensor.flat<float>().data() + groups_ * b,
+                        rstd_tensor.flat<float>().data() + groups_ * b, dy + image * b,
+                        dx + image * b, parts.data() + 2 * channels * b,
+                        parts.data() + 2 * channels * b + channels);
+    });
     float* d_gamma = d_gamma_tensor->flat<float>().data();
     float* d_beta = d_beta_tensor->flat<float>().data();
     for (int c = 0; c < channels; ++c) {

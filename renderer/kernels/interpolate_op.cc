@@ -69,7 +69,10 @@ struct Inputs {
     return InvalidArgument("triangle_ids has batch ", triangle_ids.dim_size(0),
                            ", attributes ", in->batch);
   }
-  if (barycentrics.shape() != TensorShape({in->batch, in->height, in->width, 3})) {
+  // Compared dimension by dimension: building the expected shape could overflow.
+  if (barycentrics.dims() != 4 || barycentrics.dim_size(0) != in->batch ||
+      barycentrics.dim_size(1) != in->height || barycentrics.dim_size(2) != in->width ||
+      barycentrics.dim_size(3) != 3) {
     return InvalidArgument("barycentrics must have shape [", in->batch, ", ",
                            in->height, ", ", in->width, ", 3], got ",
                            barycentrics.shape().DebugString());

@@ -105,11 +105,12 @@ class VertexNormalsGradOp : public OpKernel {
     Tensor* d_vertices_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices_tensor));
     const int64_t floats = 3 * vertices.dim_size(1);
+    TensorShape scratch_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape({vertices.dim_size(0), 2 * floats},
+                                                          &scratch_shape));
     Tensor scratch_tensor;
-    OP_REQUIRES_OK(context, context->allocate_temp(
-                                ::tensorflow::DT_FLOAT,
-                                TensorShape({vertices.dim_size(0), 2 * floats}),
-                                &scratch_tensor));
+    OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_FLOAT, scratch_shape,
+                                                   &scratch_tensor));
     float* d_vertices = d_vertices_tensor->flat<float>().data();
     float* scratch = scratch_tensor.flat<float>().data();
     const float* d_n = d_normals.flat<float>().data();

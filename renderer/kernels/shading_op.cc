@@ -33,7 +33,8 @@ using ::tensorflow::shape_inference::InferenceContext;
     return InvalidArgument("albedo must have the shape of normals ", normals.shape().DebugString(),
                            ", got ", albedo.shape().DebugString());
   }
-  if (coefficients.shape() != TensorShape({normals.dim_size(0), kShBands, 3})) {
+  if (coefficients.dims() != 3 || coefficients.dim_size(0) != normals.dim_size(0) ||
+      coefficients.dim_size(1) != kShBands || coefficients.dim_size(2) != 3) {
     return InvalidArgument("coefficients must have shape [", normals.dim_size(0), ", 9, 3], got ",
                            coefficients.shape().DebugString());
   }
