@@ -28,6 +28,7 @@ import renderer
 from model import losses
 from model.face import NUM_LIGHT, NUM_POSE
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
+from model.group_norm import group_norm
 from model.vgg_face import INPUT_SIZE as VGG_INPUT_SIZE, VggFace
 from preprocess import schema
 
@@ -66,11 +67,7 @@ def _group_norm(x, name, gamma_init=1.0):
     with tf.variable_scope(name):
         gamma = tf.get_variable("gamma", [channels], initializer=tf.constant_initializer(gamma_init))
         beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-    shape = tf.shape(x)
-    grouped = tf.reshape(x, [shape[0], shape[1], shape[2], _GROUPS, channels // _GROUPS])
-    mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
-    grouped = (grouped - mean) * tf.rsqrt(variance + 1e-5)
-    return tf.reshape(grouped, shape) * gamma + beta
+    return group_norm(x, gamma, beta, _GROUPS)
 
 
 def _basic_block(x, channels, stride, name):

@@ -61,6 +61,26 @@ def resolve_checkpoint(path):
     return prefix
 
 
+def check_checkpoint_matches(checkpoint, variables, backbone):
+    """Raises ValueError naming the mismatch when `checkpoint` can't be restored into `variables` (the
+    network built for --backbone=`backbone` and the face model): another backbone, or other sizes."""
+    stored = dict(tf.train.list_variables(checkpoint))
+    stored_backbones = sorted({name.split("/")[1] for name in stored
+                               if name.startswith(coarse.SCOPE + "/") and name.split("/")[1] in coarse.BACKBONES})
+    if stored_backbones and backbone not in stored_backbones:
+        raise ValueError("checkpoint %s holds a --backbone=%s network, not --backbone=%s"
+                         % (checkpoint, stored_backbones[0], backbone))
+    for variable in variables:
+        name, shape = variable.op.name, variable.shape.as_list()
+        if name not in stored:
+            raise ValueError("checkpoint %s has no variable %s: it is not a coarse network for "
+                             "--backbone=%s" % (checkpoint, name, backbone))
+        if stored[name] != shape:
+            raise ValueError("checkpoint %s has %s of shape %s, the network here %s: was it trained "
+                             "with another face model (--face_model_path)?"
+                             % (checkpoint, name, stored[name], shape))
+
+
 class CoarseReconstructor(object):
     """The trained coarse network, test-time fitting and the face model, for one 300 x 300 crop at a time.
 
@@ -82,6 +102,7 @@ class CoarseReconstructor(object):
             self.fetches = {key: outputs[key] for key in
                             ("vertices", "colours", "landmarks", "render", "mask")}
             self.fetches["coeffs"] = self.coeffs
+            check_checkpoint_matches(checkpoint, net.variables(), backbone)
             self.fitter = fitting.CoefficientFitter(face_model) if fit_steps > 0 else None
             self.session = tf.Session(graph=self.graph)
             tf.train.Saver(net.variables()).restore(self.session, checkpoint)
@@ -128,5 +149,6 @@ def reconstruct_photo_file(reconstructor, path, detector="hog"):
 
 
 def save_landmarks(path, landmarks):
-    """Writes 68 landmarks [68, 2] as one `x y` line each (pixels, two decimals)."""
+    """Writes 68 landmarks [68, 2] as one `x y` line each (pixels, two decimals) to a path or an
+    open text file."""
     np.savetxt(path, landmarks, fmt="%.2f")
