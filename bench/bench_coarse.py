@@ -90,7 +90,9 @@ def bench_accuracy(checkpoint, eval_dir):
     with tempfile.TemporaryDirectory() as out:
         result = subprocess.run(
             [sys.executable, os.path.join(REPO, "evaluate.py"), "--tfrecords=%s" % eval_dir,
-             "--output_dir=%s" % out, "--checkpoint=%s" % checkpoint], cwd=REPO, capture_output=True, text=True)
+             "--output_dir=%s" % out, "--checkpoint=%s" % checkpoint,
+             "--fit_steps=0"],  # the network's figures; bench/bench_identity_fit.py has the fitted ones
+            cwd=REPO, capture_output=True, text=True)
         if result.returncode != 0:
             sys.exit("bench_coarse.py: evaluate.py failed:\n%s" % result.stderr[-3000:])
         with open(os.path.join(out, "metrics.json")) as f:

@@ -3,7 +3,8 @@
     python bench/bench_fitting.py [--steps 50] [--repeats 5] [--threads 2]
 
 On the example photo's crop (detection and cropping done once, outside the timing), after one
-warm-up call each, side by side in one run:
+warm-up call each, side by side in one run (wall seconds, and this process's CPU seconds over all
+threads, which a busy machine inflates less):
   1. test.py's CoarseReconstructor with fit_steps=0 and fit_steps=--steps: seconds per photo
      (network, fitting, final render at 300);
   2. the fitting alone (model/fitting.py, batch 1) at several render sizes: seconds per fit of
@@ -34,11 +35,12 @@ EXAMPLE = os.path.join(REPO, "resources", "examples", "astronaut.png")
 
 
 def per_call(function, repeats):
+    """(wall seconds, CPU seconds of this process (all threads), last result) per call."""
     function()  # warm-up: graph optimisation and first allocations
-    start = time.time()
+    start, start_cpu = time.time(), time.process_time()
     for _ in range(repeats):
         result = function()
-    return (time.time() - start) / repeats, result
+    return (time.time() - start) / repeats, (time.process_time() - start_cpu) / repeats, result
 
 
 def main():
@@ -60,22 +62,22 @@ def main():
                                                                      args.threads, args.repeats))
     for steps in (0, args.steps):
         reconstructor = inference.CoarseReconstructor(checkpoint, face_model, "compact", fit_steps=steps)
-        seconds, result = per_call(lambda: reconstructor(face.image, face.landmarks, face.segmentation),
-                                   args.repeats)
+        seconds, cpu, result = per_call(lambda: reconstructor(face.image, face.landmarks, face.segmentation),
+                                        args.repeats)
         error = np.linalg.norm(result["landmarks"] - face.landmarks, axis=1).mean() / interocular
-        print("reconstructor, fit_steps=%-3d %.3f s per photo | landmarks to detected %.4f of the "
-              "eye-corner distance" % (steps, seconds, error), flush=True)
+        print("reconstructor, fit_steps=%-3d %.3f s per photo (CPU %.3f s) | landmarks to detected %.4f of "
+              "the eye-corner distance" % (steps, seconds, cpu, error), flush=True)
     for size in (int(s) for s in args.render_sizes.split(",")):
         with tf.Graph().as_default():
             fitter = fitting.CoefficientFitter(face_model, render_size=size)
             with tf.Session() as session:
                 session.run(fitter.initializer())
                 start = np.zeros((1, face_model.coeff_size), np.float32)
-                seconds, _ = per_call(lambda: fitter.fit(session, face.image[None], face.landmarks[None],
-                                                         face.segmentation[None], start, args.steps),
-                                      args.repeats)
-        print("fitting alone, render %d: %.3f s per fit, %.1f ms per step"
-              % (size, seconds, 1000.0 * seconds / max(args.steps, 1)), flush=True)
+                seconds, cpu, _ = per_call(lambda: fitter.fit(session, face.image[None], face.landmarks[None],
+                                                              face.segmentation[None], start, args.steps),
+                                           args.repeats)
+        print("fitting alone, render %d: %.3f s per fit (CPU %.3f s), %.1f ms per step"
+              % (size, seconds, cpu, 1000.0 * seconds / max(args.steps, 1)), flush=True)
 
 
 if __name__ == "__main__":

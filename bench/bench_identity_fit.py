@@ -6,8 +6,15 @@ Each row fits the coefficients of --num held-out synthetic faces (written with -
 training data, seed 1, does not use) by Adam on the coarse training objective (model/fitting.py:
 photometric + landmark + priors, the weights of run_train.sh unless the row changes them), starting
 from the mean face (zero coefficients) unless the row says otherwise, for --steps steps; parts
-"given" are held at the ground truth. Reference rows: the mean face, the ground truth itself, and
-the released network (with and without test-time fitting from its prediction).
+"given" are held at the ground truth (a given pose includes the true log_scale, hence the true
+size). Reference rows: the mean face, the ground truth itself, and the released network (with and
+without test-time fitting from its prediction).
+
+Row 1a is the ground truth scaled about its centroid to the mean face's size. Under the scaled
+orthographic camera a face k times larger, framed by the crop rule, gives the same image (its
+log_scale is smaller by log k, its normals are the same), so no loss on the image can tell 1a from
+the truth: its rigid-alignment error is the floor of any reconstruction from one crop, and
+similarity alignment (as the NoW benchmark aligns) does not count it.
 
 Columns (means over the faces):
   rigid all / face  per-vertex error, mm, of the identity + expression shape after rigid alignment
