@@ -39,13 +39,13 @@ def _ground_truth_sizes(path):
     None when it has no ground truth. Read in Python at graph-build time."""
     for record in tf.io.tf_record_iterator(path):
         feature = tf.train.Example.FromString(record).features.feature
-        if schema.GT_VERTICES not in feature:
+        if schema.GT_POINTS_PX not in feature:
             return None
         num_coefficients = len(feature[schema.GT_COEFFICIENTS].float_list.value)
         side = int(feature[schema.GT_DISPLACEMENT_SIZE].int64_list.value[0])
-        num_vertex_values = len(feature[schema.GT_VERTICES].float_list.value)
+        num_vertex_values = len(feature[schema.GT_POINTS_PX].float_list.value)
         if num_vertex_values % 3:
-            raise ValueError("%s: gt/vertices has %d values, not a multiple of 3"
+            raise ValueError("%s: gt/points_px has %d values, not a multiple of 3"
                              % (path, num_vertex_values))
         return num_coefficients, side, num_vertex_values // 3
     raise ValueError("%s holds no records" % path)
@@ -62,7 +62,7 @@ def _feature_spec(with_ground_truth):
         spec[schema.GT_COEFFICIENTS] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT_SIZE] = tf.io.VarLenFeature(tf.int64)
-        spec[schema.GT_VERTICES] = tf.io.VarLenFeature(tf.float32)
+        spec[schema.GT_POINTS_PX] = tf.io.VarLenFeature(tf.float32)
     return spec
 
 
@@ -105,7 +105,7 @@ def parse_record(filename, record, ground_truth_sizes=None):
     Returns:
       dict: image f32 [300, 300, 3] in [0, 1]; landmarks f32 [68, 2]; segmentation i32 [300, 300];
       source/filename string []; crop/matrix f32 [2, 3]; and with ground truth gt/coefficients
-      f32 [C], gt/displacement f32 [S, S] (mm), gt/vertices f32 [N, 3] (crop pixels, depth).
+      f32 [C], gt/displacement f32 [S, S] (mm), gt/points_px f32 [N, 3] (crop pixels, depth).
     """
     size = schema.CROP_SIZE
     parsed = tf.io.parse_single_example(record, _feature_spec(ground_truth_sizes is not None))
@@ -117,7 +117,7 @@ def parse_record(filename, record, ground_truth_sizes=None):
         num_coefficients, side, num_vertices = ground_truth_sizes
         checks.append(_count_check(filename, parsed, schema.GT_COEFFICIENTS, num_coefficients))
         checks.append(_count_check(filename, parsed, schema.GT_DISPLACEMENT, side * side))
-        checks.append(_count_check(filename, parsed, schema.GT_VERTICES, 3 * num_vertices))
+        checks.append(_count_check(filename, parsed, schema.GT_POINTS_PX, 3 * num_vertices))
     # Every value is read through the checks, so no reshape or decode runs on a bad record.
     with tf.control_dependencies(checks):
         values = {key: tf.identity(feature.values) for key, feature in parsed.items()}
@@ -145,7 +145,7 @@ def parse_record(filename, record, ground_truth_sizes=None):
                                                  [num_coefficients])
         out[schema.GT_DISPLACEMENT] = tf.reshape(values[schema.GT_DISPLACEMENT],
                                                  [side, side])
-        out[schema.GT_VERTICES] = tf.reshape(values[schema.GT_VERTICES], [num_vertices, 3])
+        out[schema.GT_POINTS_PX] = tf.reshape(values[schema.GT_POINTS_PX], [num_vertices, 3])
     return out
 
 
@@ -207,7 +207,7 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
     Returns:
       tf.data.Dataset of dicts: image f32 [B, 300, 300, 3] in [0, 1], landmarks f32 [B, 68, 2]
       crop pixels, segmentation i32 [B, 300, 300], source/filename string [B], crop/matrix
-      f32 [B, 2, 3], plus gt/coefficients [B, C], gt/displacement [B, S, S], gt/vertices
+      f32 [B, 2, 3], plus gt/coefficients [B, C], gt/displacement [B, S, S], gt/points_px
       [B, N, 3] when the records carry ground truth and augment=False.
     Raises:
       ValueError: no file matches, or the first file is empty.

@@ -11,7 +11,8 @@ works for any face model whose face is one UV island:
 Furrows have a Gaussian cross-section and taper to zero at both ends.
 
 Units and conventions:
-  displacement in millimetres along the vertex normal (outward positive; furrows are negative);
+  displacement in millimetres along the coarse surface normal (outward positive; furrows are
+  negative), in the UV layout of model/face/uv_layout.py;
   map [S, S], row-major; map pixel (row r, col c) has its centre at
   (u, v) = ((c + 0.5) / S, 1 - (r + 0.5) / S), so row 0 is the top of the UV image (v = 1).
 Feature sizes are set relative to the eye width in the map, so they do not depend on S.
@@ -30,22 +31,6 @@ def uv_to_map_pixels(uv, size):
     """[..., 2] UV in [0, 1] -> [..., 2] continuous map pixels (x right, y down)."""
     uv = np.asarray(uv, dtype=np.float64)
     return np.stack([uv[..., 0] * size, (1.0 - uv[..., 1]) * size], axis=-1)
-
-
-def sample_map(displacement, uv):
-    """Bilinear samples of a map at UV points (edge values beyond the border).
-
-    Args:
-      displacement: [S, S] map.
-      uv: [N, 2] in [0, 1].
-    Returns:
-      [N] float64.
-    """
-    displacement = np.asarray(displacement, dtype=np.float64)
-    size = displacement.shape[0]
-    # Pixel centres sit at +0.5: index coordinates are pixels - 0.5.
-    xy = uv_to_map_pixels(uv, size) - 0.5
-    return ndimage.map_coordinates(displacement, [xy[:, 1], xy[:, 0]], order=1, mode="nearest")
 
 
 def _polyline_field(shape, polyline, depth, width):

@@ -14,11 +14,13 @@ Keys, types and shapes (every float is float32):
 Synthetic samples add ground truth:
   gt/coefficients       float[C] the face model's coefficient vector (C = FaceModel.coeff_size:
                                  identity | expression | albedo | pose 6 | light 27)
-  gt/displacement       float[S*S] UV displacement map, millimetres along the vertex normals,
-                                 row-major, row 0 = v = 1 (top of the UV image)
+  gt/displacement       float[S*S] UV displacement map in the layout of model/face/uv_layout.py
+                                 (UVLayout(face_model, S)), millimetres along the coarse surface
+                                 normal (outward positive), row-major, row 0 = v = 1 (top of the
+                                 UV image); the map as rendered (zero outside the detail mask)
   gt/displacement_size  int64    S
-  gt/vertices           float[3N] crop-space points of the displaced mesh, (u, v, depth) per
-                                 vertex as FaceModel.project returns them (pixels)
+  gt/points_px          float[3N] the coarse model vertices in crop space: (u, v, depth) per
+                                 vertex, pixels, as FaceModel.project returns them
 """
 from model.face.framing import CROP_SIZE
 
@@ -30,10 +32,10 @@ CROP_MATRIX = "crop/matrix"
 GT_COEFFICIENTS = "gt/coefficients"
 GT_DISPLACEMENT = "gt/displacement"
 GT_DISPLACEMENT_SIZE = "gt/displacement_size"
-GT_VERTICES = "gt/vertices"
+GT_POINTS_PX = "gt/points_px"
 
 REQUIRED_KEYS = (IMAGE, LANDMARKS, SEGMENTATION, SOURCE_FILENAME, CROP_MATRIX)
-GROUND_TRUTH_KEYS = (GT_COEFFICIENTS, GT_DISPLACEMENT, GT_DISPLACEMENT_SIZE, GT_VERTICES)
+GROUND_TRUTH_KEYS = (GT_COEFFICIENTS, GT_DISPLACEMENT, GT_DISPLACEMENT_SIZE, GT_POINTS_PX)
 
 NUM_LANDMARKS = 68
 IMAGE_SHAPE = (CROP_SIZE, CROP_SIZE, 3)

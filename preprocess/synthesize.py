@@ -8,24 +8,25 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      spherical-harmonics light: white of random brightness and direction around the renderer's
      ambient, tinted slightly per channel (LIGHT_STD, LIGHT_TINT_STD);
   2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
-     sampled at the vertices' UVs and applied along the vertex normals of the coarse mesh;
-  3. framing: the displaced mesh is projected at the sampled rotation, and the translation and
-     scale of the pose are then set so that the crop rule of model/face/framing.py, applied to the
-     projected 68 landmark vertices, gives exactly the 300 x 300 image, as it does for a photo
-     whose landmarks dlib found (so crop/matrix is the identity);
-  4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading of the
-     displaced mesh's normals) over a random background (preprocess/backgrounds.py), plus a
-     little sensor noise;
+     times the UV layout's taper (model/face/uv_layout.py), displacing the layout's dense grid
+     mesh (a vertex per map texel inside the detail mask) along the coarse surface normal;
+  3. framing: the coarse and dense meshes are projected at the sampled rotation, and the
+     translation and scale of the pose are then set so that the crop rule of
+     model/face/framing.py, applied to the projected 68 landmark vertices, gives exactly the
+     300 x 300 image, as it does for a photo whose landmarks dlib found (so crop/matrix is the
+     identity);
+  4. rendering (renderer/, scaled orthographic, back faces culled, Lambertian SH shading; the
+     dense mesh inside the detail mask, the coarse mesh outside it) over a random background
+     (preprocess/backgrounds.py), plus a little sensor noise;
   5. segmentation: the face model's vertex regions rendered as one-hot attributes (nearest label
      per pixel): skin 1, nose 2, eyes 3, brows 4, lips 5; vertices in no region (neck, ears,
-     scalp) are 7 "other". Label 6 (mouth interior) never occurs: the mesh has no mouth cavity,
-     the lips close over it.
+     scalp) are 7 "other"; 6 (mouth interior) where the face model has that region.
 Landmarks are the projected landmark vertices (fixed vertices: at large yaw the jaw points stay
 on the far side of the face instead of sliding to the silhouette as annotators' points do).
 
-Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map, mm),
-gt/vertices (crop-space points of the displaced mesh, what FaceModel.project returns for the
-displaced vertices and gt pose).
+Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map as rendered, mm,
+in the layout of UVLayout(face_model, map_size)), gt/points_px (the coarse vertices in crop
+pixels and depth: what FaceModel.project returns for them at the gt pose).
 
 Deterministic: sample i draws from numpy's Generator seeded with (seed, i), so any --workers
 gives the same records in the same order.
@@ -136,6 +137,12 @@ def framed_pose(pose, a, b, size=schema.CROP_SIZE):
 class SampleRenderer:
     """The TF graph and session that turn sampled coefficients into a training sample.
 
+    The face is drawn as the coarse mesh outside the detail mask and, inside it, as the dense
+    grid mesh of the UV layout (model/face/uv_layout.py: a vertex per map texel) displaced by
+    the sample's map along the coarse normals and shaded with the normals the displacement gives
+    it (UVLayout.detail_normals), so detail down to a texel (under a millimetre at map size 256)
+    reaches the pixels.
+
     One per process: building the graph and loading the face model take seconds, a sample
     then takes tens of milliseconds.
     """
@@ -144,42 +151,49 @@ class SampleRenderer:
         import tensorflow.compat.v1 as tf
 
         import renderer
+        from model.face.uv_layout import UVLayout
 
         self.face_model = face_model
         self.size = size
         self.map_size = map_size
+        self.layout = UVLayout(face_model, map_size)
         uv = np.asarray(face_model.uv, dtype=np.float64)
-        self._vertex_uv = uv
         self._landmark_uv = uv[np.asarray(face_model.landmarks68)]
-        self._labels = vertex_labels(face_model)
         num_vertices = face_model.num_vertices
+        layout = self.layout
+        triangles = np.concatenate([layout.coarse_triangles_outside,
+                                    layout.dense_triangles + num_vertices]).astype(np.int32)
+        one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[vertex_labels(face_model)]
         self.graph = tf.Graph()
         with self.graph.as_default():
             self._coefficients = tf.placeholder(tf.float32, [1, face_model.coeff_size])
-            self._vertex_displacement = tf.placeholder(tf.float32, [1, num_vertices])
+            self._displacement = tf.placeholder(tf.float32, [1, map_size, map_size])
             parts = face_model.split_coefficients(self._coefficients)
-            triangles = tf.constant(np.asarray(face_model.triangles, dtype=np.int32))
             vertices = face_model.shape(parts["identity"], parts["expression"])
-            coarse_normals = renderer.shading.vertex_normals(vertices, triangles)
-            displaced = vertices + self._vertex_displacement[..., None] * coarse_normals
+            coarse_normals = renderer.shading.vertex_normals(vertices, face_model.triangles)
+            dense = layout.displaced_dense_vertices(vertices, coarse_normals, self._displacement)
+            dense_normals = layout.detail_normals(
+                layout.dense_from_vertices(vertices), dense,
+                tf.math.l2_normalize(layout.dense_from_vertices(coarse_normals), axis=-1))
             rotation = renderer.camera.euler_rotation(parts["pose"][:, :3])
-            normals_camera = renderer.shading.vertex_normals(
-                tf.einsum("bij,bvj->bvi", rotation, displaced), triangles)
-            colours = renderer.shading.sh_shading(normals_camera, face_model.albedo(parts["albedo"]),
-                                                  parts["light"])
-            self._first_pass = dict(points=face_model.project(displaced, parts["pose"], size),
-                                    colours=colours)
+            normals_camera = tf.einsum("bij,bvj->bvi", rotation,
+                                       tf.concat([coarse_normals, dense_normals], axis=1))
+            albedo = face_model.albedo(parts["albedo"])
+            albedo = tf.concat([albedo, layout.dense_from_vertices(albedo)], axis=1)
+            colours = renderer.shading.sh_shading(normals_camera, albedo, parts["light"])
+            self._first_pass = dict(
+                points=face_model.project(tf.concat([vertices, dense], axis=1), parts["pose"], size),
+                colours=colours)
 
-            self._points = tf.placeholder(tf.float32, [1, num_vertices, 3])
-            self._colours = tf.placeholder(tf.float32, [1, num_vertices, 3])
+            self._points = tf.placeholder(tf.float32, [1, num_vertices + layout.num_dense_vertices, 3])
+            self._colours = tf.placeholder(tf.float32, [1, num_vertices + layout.num_dense_vertices, 3])
             self._background = tf.placeholder(tf.float32, [1, size, size, 3])
-            # Depths are pixels; a face is a few hundred deep at most, so 4 x size is ample.
-            clip = renderer.camera.pixels_to_clip(self._points, size, depth_scale=4.0 * size)
-            one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[self._labels]
+            clip = renderer.camera.pixels_to_clip(self._points, size,
+                                                  depth_scale=face_model.depth_scale(size))
+            labels = tf.concat([one_hot[None], layout.dense_from_vertices(one_hot[None])], axis=1)
             rendered = renderer.render(clip, triangles, self._colours, size,
                                        background=self._background, cull_backfaces=True)
-            regions = renderer.interpolate(tf.constant(one_hot[None]), triangles,
-                                           rendered["rasterized"])
+            regions = renderer.interpolate(labels, triangles, rendered["rasterized"])
             self._second_pass = dict(
                 image=rendered["image"][0],
                 labels=tf.where(rendered["mask"][0, :, :, 0] > 0,
@@ -188,22 +202,28 @@ class SampleRenderer:
             config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
             self.session = tf.Session(graph=self.graph, config=config)
 
-    def sample(self, rng):
+    def sample(self, rng, displacement=None):
         """One random sample.
 
+        Args:
+          rng: numpy Generator, the sample's only source of randomness.
+          displacement: None (a random detail map, detail.displacement_map), or a map [M, M]
+            (mm) to render instead; either is multiplied by the layout's taper.
         Returns:
           dict: image uint8 [S, S, 3], landmarks float32 [68, 2], segmentation uint8 [S, S],
-          coefficients float32 [C] (framing pose), displacement float32 [M, M] (mm),
-          vertices float32 [N, 3] (crop-space u, v, depth).
+          coefficients float32 [C] (framing pose), displacement float32 [M, M] (mm, the map as
+          rendered), points_px float32 [N, 3] (crop-space u, v, depth of the coarse vertices).
         """
         coefficients = random_coefficients(rng, self.face_model)
-        displacement = detail.displacement_map(rng, self._landmark_uv, self.map_size)
+        generated = detail.displacement_map(rng, self._landmark_uv, self.map_size)
+        if displacement is None:
+            displacement = generated
+        displacement = (np.asarray(displacement, np.float32) * self.layout.taper).astype(np.float32)
         background = backgrounds.random_background(rng, self.size)
         noise = rng.normal(0.0, NOISE_STD, (self.size, self.size, 3))
 
         first = self.session.run(self._first_pass, {
-            self._coefficients: coefficients[None],
-            self._vertex_displacement: detail.sample_map(displacement, self._vertex_uv)[None]})
+            self._coefficients: coefficients[None], self._displacement: displacement[None]})
         points = first["points"][0].astype(np.float64)
         landmark_ids = np.asarray(self.face_model.landmarks68)
         a, b = framing(points[landmark_ids, :2], self.size)
@@ -215,10 +235,11 @@ class SampleRenderer:
             self._points: points[None], self._colours: first["colours"],
             self._background: background[None] / 255.0})
         image = np.clip(second["image"] * 255.0 + noise, 0, 255).round().astype(np.uint8)
-        return dict(image=image, landmarks=points[landmark_ids, :2].astype(np.float32),
+        coarse = points[:self.face_model.num_vertices]
+        return dict(image=image, landmarks=coarse[landmark_ids, :2].astype(np.float32),
                     segmentation=second["labels"].astype(np.uint8),
                     coefficients=coefficients.astype(np.float32), displacement=displacement,
-                    vertices=points.astype(np.float32))
+                    points_px=coarse.astype(np.float32))
 
     def _pose_slice(self):
         start = self.face_model.k_id + self.face_model.k_exp + self.face_model.k_tex
@@ -232,7 +253,7 @@ def encode_sample(sample, source_filename, image_format="png"):
         images.encode_image(sample["image"], image_format), sample["landmarks"],
         images.encode_png(sample["segmentation"]), source_filename, np.eye(2, 3),
         ground_truth=dict(coefficients=sample["coefficients"],
-                          displacement=sample["displacement"], vertices=sample["vertices"]))
+                          displacement=sample["displacement"], points_px=sample["points_px"]))
 
 
 _worker = {}

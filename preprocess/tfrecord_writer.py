@@ -37,7 +37,7 @@ def make_example(image_bytes, landmarks, segmentation_bytes, source_filename, cr
       source_filename: str.
       crop_matrix: [2, 3] photo -> crop affine.
       ground_truth: optional dict with `coefficients` [C], `displacement` [S, S] (mm),
-        `vertices` [N, 3] crop-space points.
+        `points_px` [N, 3] crop-space points (u, v, depth) of the coarse vertices.
     Returns:
       bytes.
     """
@@ -61,7 +61,7 @@ def make_example(image_bytes, landmarks, segmentation_bytes, source_filename, cr
         feature[schema.GT_COEFFICIENTS] = _floats(ground_truth["coefficients"])
         feature[schema.GT_DISPLACEMENT] = _floats(displacement)
         feature[schema.GT_DISPLACEMENT_SIZE] = _ints([displacement.shape[0]])
-        feature[schema.GT_VERTICES] = _floats(ground_truth["vertices"])
+        feature[schema.GT_POINTS_PX] = _floats(ground_truth["points_px"])
     # Deterministic: protobuf map order otherwise varies between processes, and the same sample
     # written by a worker or by the parent would differ byte for byte.
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(

@@ -15,7 +15,8 @@ Inputs, in one folder laid out as Deep3DFaceRecon's `BFM/` folder:
 The front-face crop (N = 35709 for the real files) becomes the model. Bases are scaled by their
 standard deviations (coefficients in standard deviations) and converted to millimetres; the
 albedo to [0, 1]. Triangles are flipped if needed so that they are counter-clockwise seen from
-the front. UVs come from the same mean-value embedding as the default model, the mirror map from
+the front. UVs come from the same flattening as the default model
+(model/face/builder/uv_chart.py), the mirror map from
 nearest neighbours of the x-mirrored mean shape (BFM is not exactly symmetric, so the map need
 not be an involution), the regions from the landmarks.
 
@@ -34,9 +35,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from resources.build_face_model import (UV_MASK_SIZE, boundary_loops, mean_value_uv,  # noqa: E402
-                                        nose_and_brows, point_in_polygon, uv_face_mask)
 from model.face import save_face_model  # noqa: E402
+from model.face.builder.regions import nose_and_brows, point_in_polygon  # noqa: E402
+from model.face.builder.topology import boundary_loops  # noqa: E402
+from model.face.builder.uv_chart import UV_MASK_SIZE, flatten_face, uv_face_mask  # noqa: E402
 from model.face.landmarks68 import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE  # noqa: E402
 
 MICROMETRES_PER_MM = 1e3
@@ -141,7 +143,8 @@ def convert(bfm_dir, k_id=80, k_exp=64, k_tex=80):
     landmarks68 = keypoints.ravel().astype(np.int64) - 1
     loops = boundary_loops(triangles)
     outer = max(loops, key=len)
-    uv = mean_value_uv(mean_shape, triangles, outer)
+    mirror = mirror_by_nearest(mean_shape)
+    uv = flatten_face(mean_shape, triangles, outer, mirror)
     meta = dict(
         name="bfm2009-front",
         source="Basel Face Model 2009 (01_MorphableModel.mat), expression basis of Guo et al. "
@@ -161,7 +164,7 @@ def convert(bfm_dir, k_id=80, k_exp=64, k_tex=80):
         uv=uv,
         uv_mask=uv_face_mask(uv, outer, UV_MASK_SIZE),
         landmarks68=landmarks68,
-        mirror=mirror_by_nearest(mean_shape),
+        mirror=mirror,
         meta=np.array(json.dumps(meta)),
     )
     for name, mask in landmark_regions(mean_shape, landmarks68).items():

@@ -22,13 +22,9 @@ if REPO_ROOT not in sys.path:
 
 from model import metrics  # noqa: E402
 from model.face import FaceModel  # noqa: E402
+from model.face.builder.landmarks import PREVIEW_LIGHT  # noqa: E402
 from model.face.framing import CROP_SIZE  # noqa: E402
 
-# Light added on top of the renderer's white ambient: a frontal and a slightly overhead lobe
-# (SH bands z and y, all channels), so that the face has shading for the detector to see.
-DEFAULT_LIGHT = np.zeros((9, 3), np.float32)
-DEFAULT_LIGHT[2] = 0.3
-DEFAULT_LIGHT[1] = 0.1
 BACKGROUND_GREY = 0.5
 
 
@@ -51,7 +47,7 @@ def render_faces(face_model, coeffs, image_size=CROP_SIZE):
 def default_coefficients(face_model, num_random, seed):
     """Mean face first, then random faces (identity and albedo ~ N(0, 1), expression ~ N(0, 0.5))."""
     coeffs = np.zeros((1 + num_random, face_model.coeff_size), np.float32)
-    coeffs[:, face_model.coefficient_slices()["light"]] = DEFAULT_LIGHT.ravel()
+    coeffs[:, face_model.coefficient_slices()["light"]] = PREVIEW_LIGHT.ravel()
     rng = np.random.default_rng(seed)
     k = face_model.k_id + face_model.k_exp + face_model.k_tex
     coeffs[1:, :k] = rng.normal(size=(num_random, k))

@@ -30,7 +30,7 @@ def photo_record(seed=0, ground_truth=None, **replace):
 def ground_truth(seed=0):
     rng = np.random.default_rng(seed)
     return dict(coefficients=rng.normal(size=40), displacement=rng.normal(size=(16, 16)),
-                vertices=rng.uniform(0, 300, (50, 3)))
+                points_px=rng.uniform(0, 300, (50, 3)))
 
 
 def write_records(path, records):
@@ -72,7 +72,7 @@ def test_ground_truth_is_read_when_not_augmenting(tmp_path):
     out = read_all(str(tmp_path / "s.tfrecord"))[0]
     np.testing.assert_allclose(out[schema.GT_COEFFICIENTS][0], truth["coefficients"], rtol=1e-6)
     np.testing.assert_allclose(out[schema.GT_DISPLACEMENT][0], truth["displacement"], rtol=1e-6)
-    np.testing.assert_allclose(out[schema.GT_VERTICES][0], truth["vertices"], rtol=1e-6)
+    np.testing.assert_allclose(out[schema.GT_POINTS_PX][0], truth["points_px"], rtol=1e-6)
 
 
 def test_augmented_batches_have_static_shapes_and_no_ground_truth(tmp_path):

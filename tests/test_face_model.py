@@ -94,7 +94,7 @@ def test_uv_chart_has_no_flipped_or_overlapping_triangles(fm):
     assert np.all(signed > 0)
     # Same orientation everywhere and total area equal to the area inside the border: the chart
     # covers its disk exactly once.
-    from resources.build_face_model import boundary_loops
+    from model.face.builder.topology import boundary_loops
     outer = max(boundary_loops(fm.triangles), key=len)
     x, y = uv[outer, 0], uv[outer, 1]
     border_area = 0.5 * abs(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
@@ -102,14 +102,59 @@ def test_uv_chart_has_no_flipped_or_overlapping_triangles(fm):
 
 
 def test_uv_mask_holds_every_vertex_away_from_the_chart_border(fm):
+    from model.face.builder.topology import boundary_loops
+    from skimage.measure import points_in_poly
     size = fm.uv_mask.shape[0]
     cols = np.clip((fm.uv[:, 0] * size).astype(int), 0, size - 1)
     rows = np.clip(((1 - fm.uv[:, 1]) * size).astype(int), 0, size - 1)
-    radius = np.linalg.norm(fm.uv - 0.5, axis=1)
-    inner = radius < radius.max() - 2.0 / size
+    border = fm.uv[max(boundary_loops(fm.triangles), key=len)].astype(np.float64)
+    segments = np.diff(np.concatenate([border, border[:1]]), axis=0)
+    # Distance of each vertex to the border polyline.
+    t = np.clip(np.einsum("vsk,sk->vs", fm.uv[:, None] - border[None], segments)
+                / np.sum(segments ** 2, axis=1), 0, 1)
+    distance = np.linalg.norm(fm.uv[:, None] - border[None] - t[..., None] * segments, axis=-1).min(axis=1)
+    inner = distance > 2.0 / size
     assert inner.mean() > 0.9
     assert np.all(fm.uv_mask[rows[inner], cols[inner]] == 1)
-    assert fm.uv_mask.mean() == pytest.approx(np.pi * radius.max() ** 2, rel=0.02)
+    x, y = border[:, 0], border[:, 1]
+    chart_area = 0.5 * abs(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    assert fm.uv_mask.mean() == pytest.approx(chart_area, rel=0.02)
+    centres = (np.stack(np.nonzero(fm.uv_mask), axis=1)[:, ::-1] + 0.5) / size
+    assert points_in_poly(np.stack([centres[:, 0], 1 - centres[:, 1]], axis=1), border).all()
+
+
+def test_uv_chart_spreads_the_skin_area_ratio_at_most_3(fm):
+    # UV area over 3D area, 95th over 5th percentile, over the triangles with all corners in
+    # the skin (the mean-value chart before read 4.9).
+    from model.face.builder.uv_chart import chart_figures
+    figures = chart_figures(fm.mean_shape, fm.triangles, fm.uv, fm.mirror, fm.regions["skin"])
+    assert figures["area_ratio_spread"] <= 3.0
+    assert figures["flipped"] == 0
+
+
+def test_uv_chart_puts_mirror_twins_at_mirrored_u(fm):
+    np.testing.assert_allclose(fm.uv[fm.mirror, 0], 1.0 - fm.uv[:, 0], atol=1e-6)
+    np.testing.assert_allclose(fm.uv[fm.mirror, 1], fm.uv[:, 1], atol=1e-6)
+
+
+def test_outline_is_a_smooth_curve(fm):
+    # The border turns by less than 45 degrees at every vertex (the quad-following cut of the
+    # previous model turned by up to 151 degrees, 82 vertices over 45: a sawtooth).
+    from model.face.builder.topology import boundary_loops
+    loop = np.array(max(boundary_loops(fm.triangles), key=len))
+    edges = fm.mean_shape[np.roll(loop, -1)].astype(np.float64) - fm.mean_shape[loop]
+    edges /= np.linalg.norm(edges, axis=1, keepdims=True)
+    turn = np.degrees(np.arccos(np.clip(np.sum(edges * np.roll(edges, 1, axis=0), axis=1), -1, 1)))
+    assert turn.max() < 45.0
+
+
+def test_outline_runs_from_forehead_to_chin_and_ear_to_ear(fm):
+    x, y = fm.mean_shape[:, 0], fm.mean_shape[:, 1]
+    lm = fm.mean_shape[fm.landmarks68]
+    eye_distance = lm[45, 0] - lm[36, 0]
+    assert y.max() - lm[19, 1] > 0.6 * eye_distance       # forehead above the brows
+    assert lm[8, 1] - y.min() < 0.5 * eye_distance         # the chin near the bottom
+    assert np.ptp(x) > 1.5 * eye_distance                 # cheek to cheek, to the ears
 
 
 def test_regions_are_disjoint_and_non_empty(fm):
@@ -156,7 +201,7 @@ def test_landmarks_are_mirror_twins(fm):
 def test_jaw_landmarks_lie_on_the_frontal_outline(fm):
     # Seen from the front, a jaw vertex is on the face's outline: the surface there is seen
     # edge-on or the mesh ends there, and nothing lies well in front of it.
-    from resources.build_face_model import boundary_loops
+    from model.face.builder.topology import boundary_loops
     normals = oracle.normals(fm, fm.mean_shape[None])[0]
     border = np.zeros(fm.num_vertices, dtype=bool)
     border[max(boundary_loops(fm.triangles), key=len)] = True
@@ -239,7 +284,7 @@ def test_bases_are_embedded_once_per_graph(fm):
 
 def test_identity_pca_without_samples_matches_an_explicit_pca():
     # The builder never forms the [samples, 3N] matrix; its result must equal PCA of that matrix.
-    from resources.build_face_model import pca_of_mixes
+    from model.face.builder.bases import pca_of_mixes
     rng = np.random.default_rng(1)
     offsets = rng.normal(size=(6, 40))
     weights = rng.uniform(size=(500, 6)) ** 2

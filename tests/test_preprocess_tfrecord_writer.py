@@ -51,7 +51,7 @@ def test_example_holds_the_schema_keys(tmp_path):
 
 
 def test_ground_truth_adds_the_gt_keys():
-    truth = dict(coefficients=np.ones(5), displacement=np.zeros((4, 4)), vertices=np.ones((3, 3)))
+    truth = dict(coefficients=np.ones(5), displacement=np.zeros((4, 4)), points_px=np.ones((3, 3)))
     record = tfrecord_writer.make_example(b"i", np.zeros((68, 2)), b"s", "f", np.eye(2, 3), truth)
     feature = tf.train.Example.FromString(record).features.feature
     assert set(feature) == set(schema.REQUIRED_KEYS) | set(schema.GROUND_TRUTH_KEYS)

@@ -8,7 +8,7 @@ import tensorflow.compat.v1 as tf
 from model import data
 from model.face import FaceModel
 from model.face.framing import crop_box_from_landmarks
-from preprocess import detail, schema, synthesize
+from preprocess import schema, synthesize
 from tests import face_model_oracle as oracle
 
 
@@ -18,8 +18,12 @@ def face_model():
 
 
 @pytest.fixture(scope="module")
-def samples(face_model):
-    renderer = synthesize.SampleRenderer(face_model, map_size=128)
+def renderer(face_model):
+    return synthesize.SampleRenderer(face_model, map_size=128)
+
+
+@pytest.fixture(scope="module")
+def samples(renderer):
     return [renderer.sample(synthesize.sample_rng(11, index)) for index in range(4)]
 
 
@@ -27,20 +31,40 @@ def _pose(face_model, coefficients):
     return face_model.split_coefficients(coefficients[None])["pose"][0]
 
 
-def test_ground_truth_vertices_project_onto_the_landmarks(face_model, samples):
+def test_ground_truth_points_project_onto_the_landmarks(face_model, samples):
     for sample in samples:
-        np.testing.assert_allclose(sample["vertices"][face_model.landmarks68, :2],
+        np.testing.assert_allclose(sample["points_px"][face_model.landmarks68, :2],
                                    sample["landmarks"], atol=1e-4)
 
 
-def test_ground_truth_coefficients_and_map_reproduce_the_vertices(face_model, samples):
+def test_ground_truth_coefficients_reproduce_the_points(face_model, samples):
     for sample in samples:
         parts = face_model.split_coefficients(sample["coefficients"][None].astype(np.float64))
         vertices = oracle.shape(face_model, parts["identity"], parts["expression"])
-        offsets = detail.sample_map(sample["displacement"], face_model.uv)
-        displaced = vertices + offsets[None, :, None] * oracle.normals(face_model, vertices)
-        points = oracle.project(face_model, displaced, parts["pose"])[0]
-        np.testing.assert_allclose(points, sample["vertices"], atol=0.05)
+        points = oracle.project(face_model, vertices, parts["pose"])[0]
+        np.testing.assert_allclose(points, sample["points_px"], atol=0.05)
+
+
+def test_ground_truth_map_is_zero_outside_the_detail_mask(samples, renderer):
+    for sample in samples:
+        assert np.abs(sample["displacement"]).max() > 0.05
+        assert not sample["displacement"][~renderer.layout.mask].any()
+
+
+def test_a_deep_wrinkle_shows_in_the_image_inside_the_face(face_model, renderer):
+    """The map is rendered through the dense mesh: a 1.5 mm furrow across the forehead (about
+    two texels wide at map size 128) changes the pixels over it, and nothing off the face."""
+    size = renderer.map_size
+    forehead_v = face_model.uv[face_model.landmarks68[[19, 24]], 1].mean() + 0.06
+    rows = np.arange(size)[:, None] - (1.0 - forehead_v) * size
+    furrow = np.broadcast_to(-1.5 * np.exp(-0.5 * (rows / 1.0) ** 2), (size, size))
+    plain = renderer.sample(synthesize.sample_rng(3, 0), displacement=np.zeros((size, size)))
+    wrinkled = renderer.sample(synthesize.sample_rng(3, 0), displacement=furrow)
+    difference = np.abs(wrinkled["image"].astype(int) - plain["image"].astype(int)).max(axis=-1)
+    face = plain["segmentation"] != schema.BACKGROUND
+    assert difference[face].max() > 30
+    assert (difference[face] > 2).sum() > 150
+    assert not difference[~face & (wrinkled["segmentation"] == schema.BACKGROUND)].any()
 
 
 def test_landmarks_are_framed_by_the_crop_rule(samples):
@@ -69,10 +93,9 @@ def test_face_covers_the_middle_and_not_the_corners(samples):
         assert set(np.unique(labels)) <= set(schema.SEGMENTATION_LABELS)
 
 
-def test_samples_differ_and_repeat_for_the_same_seed(face_model, samples):
-    renderer = synthesize.SampleRenderer(face_model, map_size=128)
+def test_samples_differ_and_repeat_for_the_same_seed(renderer, samples):
     again = renderer.sample(synthesize.sample_rng(11, 1))
-    for key in ("image", "segmentation", "coefficients", "displacement", "vertices"):
+    for key in ("image", "segmentation", "coefficients", "displacement", "points_px"):
         np.testing.assert_array_equal(again[key], samples[1][key])
     assert not np.array_equal(samples[0]["image"], samples[1]["image"])
 
@@ -100,8 +123,8 @@ def test_written_records_parse_with_ground_truth(tmp_path, face_model):
     assert out["image"].shape == (3, 300, 300, 3)
     assert out[schema.GT_COEFFICIENTS].shape == (3, face_model.coeff_size)
     assert out[schema.GT_DISPLACEMENT].shape == (3, 64, 64)
-    assert out[schema.GT_VERTICES].shape == (3, face_model.num_vertices, 3)
-    np.testing.assert_allclose(out[schema.GT_VERTICES][:, face_model.landmarks68, :2],
+    assert out[schema.GT_POINTS_PX].shape == (3, face_model.num_vertices, 3)
+    np.testing.assert_allclose(out[schema.GT_POINTS_PX][:, face_model.landmarks68, :2],
                                out["landmarks"], atol=1e-4)
     assert sorted(out[schema.SOURCE_FILENAME]) == [b"synthetic/5/0", b"synthetic/5/1",
                                                  b"synthetic/5/2"]

@@ -4,6 +4,8 @@
   model/face/file_format.py  the .npz file format: REQUIRED_KEYS, the one writer, the reader
   model/face/framing.py      the crop framing rule (300 x 300 crop from 68 landmarks)
   model/face/landmarks68.py  the 68-point iBUG layout, its groups and its mirror permutation
+  model/face/uv_layout.py    UVLayout: texel tables, detail mask, dense grid mesh of a map size
+  model/face/builder/        library of the model builders (resources/build_face_model.py, ...)
 
 Dependencies point one way: renderer <- model.face <- {model networks, preprocess, resources}.
 Nothing here imports preprocess/ or the networks, and TensorFlow is imported only by graph ops,
