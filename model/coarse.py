@@ -182,14 +182,16 @@ def render_coefficients(face_model, coeffs, image_size):
       image_size: side of the square render in pixels (pose translations stay in 300-crop pixels).
     Returns:
       dict: everything `face_model.reconstruct` gives (vertices mm, points_px, clip, normals,
-      colours, landmarks [B,68,2] in render pixels) plus `render` [B,S,S,3] (black background) and
-      `mask` [B,S,S,1] rendered coverage.
+      colours, landmarks [B,68,2] in render pixels) plus `render` [B,S,S,3] (black background),
+      `mask` [B,S,S,1] rendered coverage and `rasterized` (renderer.Rasterized: what the fine
+      stage's unwrapping reads).
     """
     outputs = dict(face_model.reconstruct(coeffs, image_size))
     rendered = renderer.render(outputs["clip"], face_model.triangles, outputs["colours"],
                                (image_size, image_size))
     outputs["render"] = rendered["image"]
     outputs["mask"] = rendered["mask"]
+    outputs["rasterized"] = rendered["rasterized"]
     return outputs
 
 

@@ -2,6 +2,9 @@
 
     photo, coarse render --unwrap (model/face/unwrap.py)--> UV photo, UV coarse render, visibility
       --`network_input`--> [B, S, S, 4] --FineNet (U-Net)--> displacement [B, S, S, 1] mm
+      x taper --dense UV-grid mesh (model/face/uv_layout.py), displaced along the coarse normal
+      (or model z)--> detailed face = coarse triangles outside the mask + dense mesh
+      --coarse albedo, SH light, pose--> fine render                      (`FineModel`)
 
 The network (`FineNet`) is the paper's U-Net (Chen et al. 2020; its code's layout) for any map size
 S = 2^L: all 3 x 3 kernels with biases and no normalisation; a stride-1 convolution to 16
@@ -20,10 +23,16 @@ Differences from the paper, and why:
   * the last layer starts at zero weights, so the first prediction is exactly 0 (the fine surface
     starts on the coarse one).
 """
+import collections
 import math
 
 import numpy as np
 import tensorflow.compat.v1 as tf
+
+import renderer
+from model import losses
+from model.face import unwrap
+from model.face.framing import CROP_SIZE
 
 SCOPE = "fine"
 PAPER_MAX_CHANNELS = 512
@@ -130,3 +139,198 @@ class FineNet(object):
     def variables():
         """The network's variables (what a fine checkpoint holds)."""
         return tf.global_variables(SCOPE + "/")
+
+
+# ---------------------------------------------------------------------------- forward path and losses
+
+DISPLACEMENT_DIRECTIONS = ("normal", "z")
+# Regions whose displacement the paper penalises more (its `disp_eyebrow_nose` term): folds there
+# are mostly shading of the coarse shape's errors, not skin detail. The eyes are outside the
+# detail mask already (model/face/uv_layout.py).
+STIFF_REGIONS = ("nose", "brows")
+# Dead zones of the smoothness terms (the paper's code): dense vertices mm^2, vertex normals,
+# triangle normals (squared unit-vector components).
+LAPLACIAN_DEAD_ZONE = 0.2
+VERTEX_NORMAL_DEAD_ZONE = 1e-3
+TRIANGLE_NORMAL_DEAD_ZONE = 1e-4
+
+FineWeights = collections.namedtuple("FineWeights", [
+    "photo", "disp", "render_disp", "disp_eyebrow_nose", "disp_normal", "smooth", "smooth_normal",
+    "smooth_uv", "symmetry"])
+FineWeights.__doc__ = "Weights of the fine losses (train.py's flags of the same names, the paper's defaults)."
+PAPER_WEIGHTS = FineWeights(photo=1.0, disp=1e-3, render_disp=2e-3, disp_eyebrow_nose=2e-3, disp_normal=1e-3,
+                            smooth=1.0, smooth_normal=1.0, smooth_uv=1e-2, symmetry=0.0)
+
+
+def triangle_normals(vertices, triangles):
+    """Unit face normals [B, F, 3] of vertices [B, V, 3] and counter-clockwise triangles [F, 3]."""
+    corners = tf.gather(vertices, triangles, axis=1)
+    return tf.math.l2_normalize(tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0],
+                                                corners[:, :, 2] - corners[:, :, 0]), axis=-1, epsilon=1e-24)
+
+
+def region_texels(face_model, layout, names):
+    """float32 [S, S]: detail-mask texels whose triangle has a vertex in one of the regions `names`."""
+    n = face_model.num_vertices
+    in_region = np.zeros(n, dtype=bool)
+    for name in names:
+        in_region |= face_model.regions.get(name, np.zeros(n, dtype=bool))
+    touches = in_region[face_model.triangles].any(axis=1)[np.maximum(layout.triangle_id, 0)]
+    return (layout.mask & touches).astype(np.float32)
+
+
+class FineModel(object):
+    """The fine stage as one object: unwrap, predict, displace, render; and its losses.
+
+    Args:
+      face_model: model.face.FaceModel.
+      layout: model.face.uv_layout.UVLayout of the map size the network predicts.
+      net: FineNet of that size (None for a model that only decodes given displacement maps).
+      displacement_direction: "normal" (along the coarse surface's interpolated normal) or "z"
+        (model-space z, the paper's choice).
+    """
+
+    def __init__(self, face_model, layout, net, displacement_direction="normal"):
+        if displacement_direction not in DISPLACEMENT_DIRECTIONS:
+            raise ValueError("displacement_direction must be one of %s, got %r"
+                             % (", ".join(DISPLACEMENT_DIRECTIONS), displacement_direction))
+        if net is not None and net.uv_size != layout.size:
+            raise ValueError("fine network predicts %d x %d maps, the UV layout is %d x %d"
+                             % (net.uv_size, net.uv_size, layout.size, layout.size))
+        self.face_model = face_model
+        self.layout = layout
+        self.net = net
+        self.displacement_direction = displacement_direction
+        n = face_model.num_vertices
+        # The detailed face: the coarse triangles the dense mesh does not replace, then the dense
+        # mesh, whose vertices follow the N coarse ones.
+        self.triangles = np.concatenate([layout.coarse_triangles_outside, layout.dense_triangles + n]).astype(np.int32)
+        self.dense_pairs = losses.neighbour_pairs(layout.dense_triangles, layout.num_dense_vertices)
+        self.dense_triangle_pairs = losses.adjacent_triangle_pairs(layout.dense_triangles)
+        self.stiff_texels = region_texels(face_model, layout, STIFF_REGIONS)
+
+    def unwrap(self, coarse_outputs, images):
+        """The photo and the coarse render in UV.
+
+        Args:
+          coarse_outputs: the coarse stage's `decode` at the images' size (points_px, rasterized,
+            render, colours).
+          images: [B, H, W, 3] the photos the coarse render is compared with.
+        Returns:
+          dict: uv_photo, uv_coarse [B, S, S, 3], visibility [B, S, S, 1] (model/face/unwrap.py;
+          hidden texels without a visible mirror take the coarse colour, so their input is 0).
+        """
+        size = int(images.shape[1])
+        positions, visibility = unwrap.texel_visibility(
+            self.layout, self.face_model.triangles, coarse_outputs["points_px"], coarse_outputs["rasterized"],
+            self.face_model.depth_scale(size))
+        fallback = self.layout.vertices_to_uv(coarse_outputs["colours"])
+        both = unwrap.unwrap_to_uv(self.layout, tf.concat([images, coarse_outputs["render"]], axis=-1),
+                                   positions, visibility, tf.concat([fallback, fallback], axis=-1))
+        return dict(uv_photo=both[..., :3], uv_coarse=both[..., 3:], visibility=visibility)
+
+    def forward(self, coarse_outputs, images):
+        """Photos and their coarse reconstruction -> `decode` of the predicted displacement, plus
+        `unwrap`'s maps."""
+        uv = self.unwrap(coarse_outputs, images)
+        displacement = self.net(network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"]))
+        outputs = self.decode(coarse_outputs, displacement * self.layout.taper[None, :, :, None],
+                              int(images.shape[1]))
+        outputs.update(uv)
+        return outputs
+
+    def decode(self, coarse_outputs, displacement, image_size):
+        """The detailed face of a coarse reconstruction and a displacement map, rendered.
+
+        Args:
+          coarse_outputs: dict with vertices [B, N, 3] mm (model frame), albedo [B, N, 3] and coeffs
+            [B, C] (pose and light) of the coarse stage.
+          displacement: [B, S, S, 1] mm (outward positive), 0 outside the detail mask.
+          image_size: side of the render in pixels.
+        Returns:
+          dict: displacement; dense_base, dense_vertices [B, M, 3] mm (model frame, before and
+          after the displacement); dense_normals, dense_coarse_normals [B, M, 3] (model frame, of
+          the detailed and of the coarse surface); dense_triangle_normals [B, F, 3]; vertices
+          [B, N + M, 3] and triangles of the detailed face; render [B, H, W, 3], mask [B, H, W, 1],
+          rasterized, points_px [B, N + M, 3] of the detailed face.
+        """
+        layout, face_model = self.layout, self.face_model
+        vertices = coarse_outputs["vertices"]
+        parts = face_model.split_coefficients(coarse_outputs["coeffs"])
+        coarse_normals = face_model.normals(vertices)
+        base = layout.dense_from_vertices(vertices)
+        smooth = tf.math.l2_normalize(layout.dense_from_vertices(coarse_normals), axis=-1)
+        offset = layout.uv_to_dense(displacement)                                       # [B, M, 1]
+        if self.displacement_direction == "normal":
+            dense = base + offset * smooth
+        else:
+            dense = base + offset * tf.constant([0.0, 0.0, 1.0])
+        dense_normals = layout.detail_normals(base, dense, smooth)
+        all_vertices = tf.concat([vertices, dense], axis=1)
+        all_normals = tf.concat([coarse_normals, dense_normals], axis=1)
+        albedo = tf.concat([coarse_outputs["albedo"], layout.dense_from_vertices(coarse_outputs["albedo"])], axis=1)
+        rotation = renderer.camera.euler_rotation(parts["pose"][:, :3])
+        colours = renderer.shading.sh_shading(tf.matmul(all_normals, rotation, transpose_b=True), albedo,
+                                              parts["light"])
+        points_px = face_model.project(all_vertices, parts["pose"], image_size)
+        clip = renderer.camera.pixels_to_clip(points_px, image_size, face_model.depth_scale(image_size))
+        rendered = renderer.render(clip, self.triangles, colours, (image_size, image_size))
+        return dict(displacement=displacement, dense_base=base, dense_vertices=dense, dense_normals=dense_normals,
+                    dense_coarse_normals=smooth,
+                    dense_triangle_normals=triangle_normals(dense, layout.dense_triangles),
+                    vertices=all_vertices, triangles=self.triangles, points_px=points_px,
+                    render=rendered["image"], mask=rendered["mask"], rasterized=rendered["rasterized"])
+
+    def rendered_depth_difference(self, coarse_outputs, fine_outputs, image_size):
+        """(fine - coarse rendered depth [B, H, W, 1] mm, where both cover [B, H, W, 1])."""
+        depth_scale = self.face_model.depth_scale(image_size)
+        pose = self.face_model.split_coefficients(coarse_outputs["coeffs"])["pose"]
+        # Rendered depth is NDC z = -depth px / depth_scale; px per mm as FaceModel.project scales.
+        pixels_per_mm = self.face_model.frame_scale * image_size / float(CROP_SIZE) * tf.exp(pose[:, 5])
+        difference = -depth_scale * (fine_outputs["rasterized"].depth - coarse_outputs["rasterized"].depth)
+        both = fine_outputs["mask"] * coarse_outputs["mask"]
+        return both * (difference / pixels_per_mm[:, None, None])[..., tf.newaxis], both
+
+    def losses(self, images, skin_mask, coarse_outputs, fine_outputs, weights):
+        """Fine losses of one batch.
+
+        Args:
+          images: [B, H, W, 3] the photos the renders are compared with.
+          skin_mask: [B, H, W, 1] skin pixels of the segmentation.
+          coarse_outputs, fine_outputs: the coarse stage's and `forward`'s outputs at that size.
+          weights: FineWeights.
+        Returns:
+          OrderedDict name -> scalar: every term of model/losses.py's fine section (unweighted)
+          and total (the weighted sum that training minimises).
+        """
+        image_size = int(images.shape[1])
+        displacement = fine_outputs["displacement"]
+        mask = self.layout.mask.astype(np.float32)[None, :, :, None]
+        depth_difference, both = self.rendered_depth_difference(coarse_outputs, fine_outputs, image_size)
+        terms = collections.OrderedDict()
+        terms["photometric"] = losses.fine_photometric_loss(images, fine_outputs["render"], fine_outputs["mask"],
+                                                            skin_mask)
+        terms["disp"] = losses.displacement_magnitude_loss(displacement, mask)
+        terms["render_disp"] = losses.displacement_magnitude_loss(depth_difference, both)
+        terms["disp_eyebrow_nose"] = losses.displacement_magnitude_loss(
+            displacement, self.stiff_texels[None, :, :, None])
+        normal_change = fine_outputs["dense_normals"] - fine_outputs["dense_coarse_normals"]
+        terms["disp_normal"] = losses.displacement_magnitude_loss(normal_change, tf.ones_like(normal_change[..., :1]))
+        terms["smooth"] = losses.laplacian_smoothness_loss(fine_outputs["dense_vertices"], self.dense_pairs,
+                                                           LAPLACIAN_DEAD_ZONE)
+        terms["smooth_normal"] = losses.laplacian_smoothness_loss(fine_outputs["dense_normals"], self.dense_pairs,
+                                                                  VERTEX_NORMAL_DEAD_ZONE)
+        terms["smooth_triangle_normal"] = losses.triangle_smoothness_loss(
+            fine_outputs["dense_triangle_normals"], self.dense_triangle_pairs, TRIANGLE_NORMAL_DEAD_ZONE)
+        terms["smooth_uv"] = losses.uv_smoothness_loss(displacement)
+        total = (weights.photo * terms["photometric"] + weights.disp * terms["disp"]
+                 + weights.render_disp * terms["render_disp"] + weights.disp_eyebrow_nose * terms["disp_eyebrow_nose"]
+                 + weights.disp_normal * terms["disp_normal"] + weights.smooth * terms["smooth"]
+                 + weights.smooth_normal * (terms["smooth_normal"] + terms["smooth_triangle_normal"])
+                 + weights.smooth_uv * terms["smooth_uv"])
+        if weights.symmetry > 0:
+            terms["symmetry"] = losses.symmetry_loss(displacement, fine_outputs["visibility"],
+                                                     self.layout.mirror_texel, self.layout.mask)
+            total += weights.symmetry * terms["symmetry"]
+        terms["total"] = total
+        return terms

@@ -48,3 +48,77 @@ def test_first_prediction_is_zero_and_every_prediction_is_bounded():
         session.run([v.assign(10.0 * tf.ones_like(v)) for v in net.variables()])
         value = session.run(output)
     assert np.all(np.abs(value) <= 1.5) and np.abs(value).max() > 1.0
+
+
+# ---------------------------------------------------------------------------- forward path
+
+from model import coarse  # noqa: E402
+from model.face import FaceModel  # noqa: E402
+from model.face.uv_layout import UVLayout  # noqa: E402
+
+UV_SIZE = 32
+IMAGE_SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def face_model():
+    return FaceModel()
+
+
+@pytest.fixture(scope="module")
+def layout(face_model):
+    return UVLayout(face_model, UV_SIZE)
+
+
+def some_coefficients(face_model, batch=2):
+    rng = np.random.default_rng(3)
+    coeffs = np.zeros((batch, face_model.coeff_size), np.float32)
+    parts = face_model.coefficient_slices()
+    coeffs[:, parts["identity"]] = 0.5 * rng.standard_normal((batch, face_model.k_id))
+    coeffs[:, parts["pose"].start + 1] = [0.0, 0.4][:batch]
+    coeffs[:, parts["light"].start + 5] = 0.3
+    return coeffs
+
+
+def decode(face_model, layout, displacement, direction="normal"):
+    with tf.Graph().as_default(), tf.Session() as session:
+        coeffs = tf.constant(some_coefficients(face_model, len(displacement)))
+        model = coarse.CoarseModel(face_model, None, render_size=IMAGE_SIZE)
+        coarse_outputs = model.decode(coeffs, tf.zeros([len(displacement), 300, 300, 3]))
+        fine_model = fine.FineModel(face_model, layout, None, direction)
+        fine_outputs = fine_model.decode(coarse_outputs, tf.constant(displacement, tf.float32), IMAGE_SIZE)
+        return session.run(dict(coarse=dict(vertices=coarse_outputs["vertices"], render=coarse_outputs["render"],
+                                             mask=coarse_outputs["mask"]),
+                                fine={k: v for k, v in fine_outputs.items() if k != "triangles"}))
+
+
+def test_zero_displacement_puts_the_dense_mesh_on_the_coarse_surface(face_model, layout):
+    result = decode(face_model, layout, np.zeros((2, UV_SIZE, UV_SIZE, 1), np.float32))
+    dense = result["fine"]["dense_vertices"]
+    # Oracle: distance of each dense vertex to the plane of its texel's coarse triangle, and
+    # barycentric coordinates inside it.
+    ids = layout.triangle_id.ravel()[layout.dense_texels]
+    corners = result["coarse"]["vertices"][:, face_model.triangles[ids]]            # [B, M, 3, 3]
+    normal = np.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0])
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    distance = np.abs(((dense - corners[:, :, 0]) * normal).sum(-1))
+    assert distance.max() < 1e-3                                                     # mm
+    np.testing.assert_allclose(dense, result["fine"]["dense_base"], atol=0)
+    # The detailed face renders as the coarse one (shading differs only by where the normals are
+    # interpolated: per texel instead of per pixel between vertex colours).
+    both = (result["fine"]["mask"] * result["coarse"]["mask"])[..., 0] > 0
+    assert both.sum() > 0.95 * (result["coarse"]["mask"][..., 0] > 0).sum()
+    difference = np.abs(result["fine"]["render"] - result["coarse"]["render"]).max(-1)[both]
+    assert np.median(difference) < 0.01
+
+
+@pytest.mark.parametrize("direction", ["normal", "z"])
+def test_a_constant_displacement_moves_the_dense_mesh_by_that_much(face_model, layout, direction):
+    displacement = np.full((1, UV_SIZE, UV_SIZE, 1), 0.5, np.float32)
+    result = decode(face_model, layout, displacement, direction)["fine"]
+    step = result["dense_vertices"] - result["dense_base"]
+    np.testing.assert_allclose(np.linalg.norm(step, axis=-1), 0.5, rtol=1e-5)
+    if direction == "z":
+        np.testing.assert_allclose(step[..., :2], 0.0, atol=1e-6)
+    else:
+        np.testing.assert_allclose(step / 0.5, result["dense_coarse_normals"], atol=1e-5)
