@@ -250,7 +250,8 @@ class FineModel(object):
         Returns:
           dict: displacement; dense_base, dense_vertices [B, M, 3] mm (model frame, before and
           after the displacement); dense_normals, dense_coarse_normals [B, M, 3] (model frame, of
-          the detailed and of the coarse surface); dense_triangle_normals [B, F, 3]; vertices
+          the detailed and of the coarse surface); dense_triangle_normals,
+          dense_base_triangle_normals [B, F, 3] (after and before the displacement); vertices
           [B, N + M, 3] and triangles of the detailed face; render [B, H, W, 3], mask [B, H, W, 1],
           rasterized, points_px [B, N + M, 3] of the detailed face.
         """
@@ -278,6 +279,7 @@ class FineModel(object):
         return dict(displacement=displacement, dense_base=base, dense_vertices=dense, dense_normals=dense_normals,
                     dense_coarse_normals=smooth,
                     dense_triangle_normals=triangle_normals(dense, layout.dense_triangles),
+                    dense_base_triangle_normals=triangle_normals(base, layout.dense_triangles),
                     vertices=all_vertices, triangles=self.triangles, points_px=points_px,
                     render=rendered["image"], mask=rendered["mask"], rasterized=rendered["rasterized"])
 
@@ -316,12 +318,19 @@ class FineModel(object):
             displacement, self.stiff_texels[None, :, :, None])
         normal_change = fine_outputs["dense_normals"] - fine_outputs["dense_coarse_normals"]
         terms["disp_normal"] = losses.displacement_magnitude_loss(normal_change, tf.ones_like(normal_change[..., :1]))
-        terms["smooth"] = losses.laplacian_smoothness_loss(fine_outputs["dense_vertices"], self.dense_pairs,
-                                                           LAPLACIAN_DEAD_ZONE)
-        terms["smooth_normal"] = losses.laplacian_smoothness_loss(fine_outputs["dense_normals"], self.dense_pairs,
-                                                                  VERTEX_NORMAL_DEAD_ZONE)
+        # The smoothness terms act on what the displacement changes (dense vertices, vertex and
+        # triangle normals minus those of the undisplaced dense mesh), not on the absolute values
+        # as the paper's code: the undisplaced mesh's own Laplacian (curvature, and the one-sided
+        # neighbourhoods on the mask's edge) and its facets would otherwise be penalised too; they
+        # fall under the paper's dead zones only at its 512 x 512 spacing, and are constant in
+        # the network's output.
+        terms["smooth"] = losses.laplacian_smoothness_loss(
+            fine_outputs["dense_vertices"] - fine_outputs["dense_base"], self.dense_pairs, LAPLACIAN_DEAD_ZONE)
+        terms["smooth_normal"] = losses.laplacian_smoothness_loss(
+            normal_change, self.dense_pairs, VERTEX_NORMAL_DEAD_ZONE)
         terms["smooth_triangle_normal"] = losses.triangle_smoothness_loss(
-            fine_outputs["dense_triangle_normals"], self.dense_triangle_pairs, TRIANGLE_NORMAL_DEAD_ZONE)
+            fine_outputs["dense_triangle_normals"] - fine_outputs["dense_base_triangle_normals"],
+            self.dense_triangle_pairs, TRIANGLE_NORMAL_DEAD_ZONE)
         terms["smooth_uv"] = losses.uv_smoothness_loss(displacement)
         total = (weights.photo * terms["photometric"] + weights.disp * terms["disp"]
                  + weights.render_disp * terms["render_disp"] + weights.disp_eyebrow_nose * terms["disp_eyebrow_nose"]

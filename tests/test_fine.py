@@ -122,3 +122,46 @@ def test_a_constant_displacement_moves_the_dense_mesh_by_that_much(face_model, l
         np.testing.assert_allclose(step[..., :2], 0.0, atol=1e-6)
     else:
         np.testing.assert_allclose(step / 0.5, result["dense_coarse_normals"], atol=1e-5)
+
+
+def folds(size, amplitude=1.0, frequency=40.0):
+    """A displacement map of criss-cross folds, mm."""
+    rows, cols = np.mgrid[0:size, 0:size] / float(size)
+    return (amplitude * np.sin(frequency * rows) * np.cos(frequency * cols)).astype(np.float32)[None, :, :, None]
+
+
+@pytest.mark.slow
+def test_fine_steps_lower_the_fine_loss_and_leave_the_coarse_network_alone(face_model, layout):
+    with tf.Graph().as_default(), tf.Session() as session:
+        tf.set_random_seed(0)
+        coarse_net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex)
+        coarse_model = coarse.CoarseModel(face_model, coarse_net, render_size=IMAGE_SIZE)
+        coarse_outputs = coarse_model.forward(tf.fill([2, 300, 300, 3], 0.5))
+        fine_model = fine.FineModel(face_model, layout, fine.FineNet(UV_SIZE, max_channels=32, max_displacement=2.0))
+        photos = tf.placeholder(tf.float32, [2, IMAGE_SIZE, IMAGE_SIZE, 3])
+        fine_outputs = fine_model.forward(coarse_outputs, photos)
+        terms = fine_model.losses(photos, coarse_outputs["mask"], coarse_outputs, fine_outputs, fine.PAPER_WEIGHTS)
+        train_op = tf.train.AdamOptimizer(1e-3).minimize(terms["total"], var_list=fine.FineNet.variables())
+        truth = fine_model.decode(coarse_outputs, tf.constant(folds(UV_SIZE) * layout.taper[None, :, :, None]),
+                                  IMAGE_SIZE)
+        session.run(tf.global_variables_initializer())
+        # A "restored" coarse network: its light head lights the face from the side, so that the
+        # detail shows in the shading.
+        light = np.zeros((9, 3), np.float32)
+        light[2], light[3] = 0.3, 0.5
+        with tf.variable_scope(coarse.SCOPE, reuse=True):
+            session.run(tf.get_variable("head_light/bias").assign(light.ravel()))
+        # The photos: the coarse face with the detail layer, over grey.
+        images = session.run(truth["render"] + (1.0 - truth["mask"]) * 0.5)
+        feed = {photos: images}
+        coarse_before = session.run(coarse.CoarseNet.variables())
+        first = session.run(terms, feed)
+        assert all(np.isfinite(v) for v in first.values())
+        for _ in range(15):
+            session.run(train_op, feed)
+        last = session.run(terms, feed)
+        coarse_after = session.run(coarse.CoarseNet.variables())
+    assert last["photometric"] < 0.9 * first["photometric"]
+    assert last["total"] < first["total"]
+    for before, after in zip(coarse_before, coarse_after):
+        np.testing.assert_array_equal(before, after)
