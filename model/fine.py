@@ -343,3 +343,32 @@ class FineModel(object):
             total += weights.symmetry * terms["symmetry"]
         terms["total"] = total
         return terms
+
+
+def _nearest_resize(image, height, width):
+    rows = (np.arange(height) * image.shape[0] // height)
+    cols = (np.arange(width) * image.shape[1] // width)
+    return image[rows][:, cols]
+
+
+def summary_panels(image, coarse_render, coarse_mask, fine_render, fine_mask, uv_photo, displacement,
+                   max_displacement):
+    """The fine stage's picture: input | coarse render | fine render | UV photo | displacement.
+
+    Args:
+      image: [H, W, 3] float in [0, 1], the input; coarse_render, fine_render: [H, W, 3] with their
+        coverage masks [H, W, 1] (drawn over the input).
+      uv_photo: [S, S, 3] the unwrapped photo; displacement: [S, S, 1] mm, drawn grey with
+        -max_displacement black and +max_displacement white (both resized to H x W, nearest).
+    Returns:
+      [H, 5 W, 3] uint8.
+    """
+    height, width = image.shape[:2]
+
+    def over(render, mask):
+        return mask * np.clip(render, 0.0, 1.0) + (1.0 - mask) * image
+    grey = np.clip(0.5 + 0.5 * np.asarray(displacement) / max_displacement, 0.0, 1.0)
+    panels = [image, over(coarse_render, coarse_mask), over(fine_render, fine_mask),
+              _nearest_resize(np.clip(uv_photo, 0.0, 1.0), height, width),
+              np.repeat(_nearest_resize(grey, height, width), 3, axis=-1)]
+    return np.round(np.concatenate(panels, axis=1) * 255.0).astype(np.uint8)

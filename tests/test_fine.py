@@ -165,3 +165,19 @@ def test_fine_steps_lower_the_fine_loss_and_leave_the_coarse_network_alone(face_
     assert last["total"] < first["total"]
     for before, after in zip(coarse_before, coarse_after):
         np.testing.assert_array_equal(before, after)
+
+
+def test_summary_panels_show_input_renders_uv_photo_and_displacement():
+    image = np.full((8, 8, 3), 0.2, np.float32)
+    render = np.full((8, 8, 3), 0.6, np.float32)
+    mask = np.zeros((8, 8, 1), np.float32)
+    mask[2:6, 2:6] = 1.0
+    uv_photo = np.full((4, 4, 3), 1.0, np.float32)
+    displacement = np.full((4, 4, 1), -2.0, np.float32)
+    displacement[:, 2:] = 2.0
+    panels = fine.summary_panels(image, render, mask, render, 0 * mask, uv_photo, displacement, 2.0)
+    assert panels.shape == (8, 40, 3) and panels.dtype == np.uint8
+    assert panels[0, 0, 0] == 51 and panels[3, 11, 0] == 153 and panels[0, 8, 0] == 51   # input, coarse over input
+    assert panels[3, 19, 0] == 51                                                        # fine mask empty
+    assert np.all(panels[:, 24:32] == 255)                                               # UV photo
+    assert np.all(panels[:, 32:36] == 0) and np.all(panels[:, 36:40] == 255)             # -2 mm black, +2 mm white
