@@ -33,6 +33,22 @@ def uv_to_map_pixels(uv, size):
     return np.stack([uv[..., 0] * size, (1.0 - uv[..., 1]) * size], axis=-1)
 
 
+def sample_map(displacement, uv):
+    """Bilinear samples of a map at UV points (edge values beyond the border).
+
+    Args:
+      displacement: [S, S] map.
+      uv: [N, 2] in [0, 1].
+    Returns:
+      [N] float64.
+    """
+    displacement = np.asarray(displacement, dtype=np.float64)
+    size = displacement.shape[0]
+    # Pixel centres sit at +0.5: index coordinates are pixels - 0.5.
+    xy = uv_to_map_pixels(uv, size) - 0.5
+    return ndimage.map_coordinates(displacement, [xy[:, 1], xy[:, 0]], order=1, mode="nearest")
+
+
 def _polyline_field(shape, polyline, depth, width):
     """Furrow along a polyline: -depth * exp(-d^2 / (2 width^2)) * taper, on [H, W].
 

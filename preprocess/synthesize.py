@@ -208,7 +208,8 @@ class SampleRenderer:
         Args:
           rng: numpy Generator, the sample's only source of randomness.
           displacement: None (a random detail map, detail.displacement_map), or a map [M, M]
-            (mm) to render instead; either is multiplied by the layout's taper.
+            (mm) to render instead; either is multiplied by the layout's taper. The random map
+            is drawn either way, so a given map changes nothing else in the sample.
         Returns:
           dict: image uint8 [S, S, 3], landmarks float32 [68, 2], segmentation uint8 [S, S],
           coefficients float32 [C] (framing pose), displacement float32 [M, M] (mm, the map as

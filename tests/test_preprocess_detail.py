@@ -66,3 +66,19 @@ def test_furrow_profile_is_a_tapered_gaussian():
     assert field[20, 29] == pytest.approx(-0.5 * np.sin(np.pi * 19.5 / 40))
     assert field[22, 29] == pytest.approx(field[20, 29] * np.exp(-0.5))
     assert field[20, 5] == 0.0 and field[5, 29] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sampling_at_pixel_centres_returns_the_pixels():
+    displacement = np.random.default_rng(2).normal(size=(8, 8))
+    rows, cols = np.mgrid[0:8, 0:8]
+    uv = np.stack([(cols + 0.5) / 8, 1 - (rows + 0.5) / 8], -1).reshape(-1, 2)
+    np.testing.assert_allclose(detail.sample_map(displacement, uv), displacement.ravel())
+
+
+def test_sampling_between_pixels_is_linear():
+    displacement = np.zeros((4, 4))
+    displacement[:, 2] = 1.0
+    # u = 2/4 is the border between columns 1 and 2: halfway.
+    assert detail.sample_map(displacement, [[0.5, 0.5]])[0] == pytest.approx(0.5)
+    # v = 1 is the top edge of row 0 (clamped there).
+    assert detail.sample_map(displacement, [[2.5 / 4, 1.0]])[0] == pytest.approx(1.0)
