@@ -41,14 +41,13 @@ import io
 import json
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from model import inference, metrics
+from model import inference, metrics, output_files
 from model.data import make_dataset
 from model.face import landmarks68
 from preprocess import detail, schema
@@ -83,21 +82,10 @@ class InputError(Exception):
 
 
 def write_atomic(path, data):
-    """Writes bytes or text to path through a temporary file in its folder, so a failed run never
-    leaves a half-written file in place of a good one."""
-    mode = "wb" if isinstance(data, bytes) else "w"
-    handle, partial = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-",
-                                       dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(handle, mode) as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)   # mkstemp makes the file private; results are not
-        os.replace(partial, path)
-    except BaseException:
-        os.remove(partial)
-        raise
+    """Writes bytes or text to path through model/output_files, so a failed run never leaves a
+    half-written file in place of a good one."""
+    with output_files.replacing(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
 
 
 def csv_text(rows):
@@ -288,7 +276,9 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
         except tf.errors.InvalidArgumentError as error:    # a malformed record; the message names its file
             raise InputError("--tfrecords %s: %s" % (folder, error.message)) from error
         for i in range(len(values["image"])):
-            result = reconstructor(np.round(values["image"][i] * 255.0).astype(np.uint8))
+            # Fitting (--fit_steps) sees the records' landmarks and segmentation, as a photo's detected ones.
+            result = reconstructor(np.round(values["image"][i] * 255.0).astype(np.uint8),
+                                   values["landmarks"][i], values["segmentation"][i])
             gt_shape = values["truth/shape"][i].astype(np.float64)
             gt_detailed = detailed_surface(face_model, gt_shape, values["truth/normals"][i],
                                            values[schema.GT_DISPLACEMENT][i])
@@ -525,7 +515,7 @@ def main(argv):
         for flag in ("photos", "tfrecords", "scans"):
             check_folder(flag, getattr(FLAGS, flag))
         reconstructor = inference.reconstructor_from_flags(FLAGS)
-    except (InputError, FileNotFoundError) as error:
+    except (InputError, FileNotFoundError, ValueError) as error:
         sys.exit("evaluate.py: %s" % error)
     output = FLAGS.output_dir
     os.makedirs(output, exist_ok=True)

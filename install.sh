@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything this repository needs and compiles the rasterizer kernel.
+# Installs everything this repository needs and compiles the rasterizer kernel (with its CUDA
+# kernels where nvcc and a CUDA build of TensorFlow are present; otherwise build.py says which
+# is missing and builds the CPU kernel).
 #
 #   ./install.sh            create (or update) the virtual environment .venv and build the kernel
 #   ./install.sh --system   use the current Python environment instead of .venv
@@ -13,7 +15,7 @@ use_system=0
 for arg in "$@"; do
   case "$arg" in
     --system) use_system=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$arg' (see ./install.sh --help)" >&2; exit 2 ;;
   esac
 done

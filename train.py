@@ -19,9 +19,10 @@ import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
+from absl import app
 
-from model import coarse
-from model.data import make_dataset
+from model import checkpoint_files, coarse, flag_ranges
+from model.data import DataError, SkippedCounter, data_error, make_dataset
 from model.face import FaceModel
 from model.vgg_face import VggFace, load_vgg_face_mat
 from preprocess import schema
@@ -37,25 +38,43 @@ flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder of the
 flags.DEFINE_string("vgg_face_path", "",
                     "MatConvNet vgg-face.mat. When given: turns the perceptual loss on and, with "
                     "--backbone=vgg_face, initialises the encoder from it. Empty: perceptual loss off.")
-flags.DEFINE_integer("batch_size", 16, "Images per step.")
+flags.DEFINE_integer("batch_size", 16, "Images per step.", lower_bound=1)
 flags.DEFINE_float("learning_rate", 5e-4, "Initial Adam learning rate.")
-flags.DEFINE_integer("lr_decay_step", 1000, "Steps per decay of the learning rate by lr_decay_rate.")
+flag_ranges.require("learning_rate", above=0)
+flags.DEFINE_integer("lr_decay_step", 1000, "Steps per decay of the learning rate by lr_decay_rate.",
+                     lower_bound=1)
 flags.DEFINE_float("lr_decay_rate", 0.8, "Learning rate factor per lr_decay_step (continuous decay).")
+flag_ranges.require("lr_decay_rate", above=0, at_most=1)
 flags.DEFINE_float("min_learning_rate", 1e-6, "Floor of the decayed learning rate.")
+flag_ranges.require("min_learning_rate", at_least=0)
+flags.register_multi_flags_validator(
+    ["min_learning_rate", "learning_rate"], lambda v: v["min_learning_rate"] <= v["learning_rate"],
+    message="--min_learning_rate must be <= --learning_rate (the floor would raise the rate)")
 flags.DEFINE_float("gradient_clip", 1.0, "Each gradient element is clipped to [-gradient_clip, gradient_clip].")
-flags.DEFINE_integer("step", 2000, "Global step at which training ends.")
-flags.DEFINE_integer("save_step", 250, "Checkpoint every this many steps.")
-flags.DEFINE_integer("log_step", 20, "Log line and scalar summaries every this many steps.")
-flags.DEFINE_integer("image_summary_step", 200, "Input | render | landmarks summary every this many steps.")
+flag_ranges.require("gradient_clip", above=0)
+flags.DEFINE_integer("step", 2000, "Global step at which training ends.", lower_bound=1)
+flags.DEFINE_integer("save_step", 250, "Checkpoint every this many steps.", lower_bound=1)
+flags.DEFINE_integer("log_step", 20, "Log line and scalar summaries every this many steps.", lower_bound=1)
+flags.DEFINE_integer("image_summary_step", 200, "Input | render | landmarks summary every this many steps.",
+                     lower_bound=1)
 flags.DEFINE_float("photo_weight", 1.9, "Weight of the photometric loss.")
 flags.DEFINE_float("landmark_weight", 1.6e-3, "Weight of the landmark loss (224-pixel units squared).")
 flags.DEFINE_float("perceptual_weight", 0.2, "Weight of the perceptual loss (used with --vgg_face_path).")
 flags.DEFINE_float("id_weight", 1e-3, "Regularisation weight of the identity coefficients.")
 flags.DEFINE_float("exp_weight", 8e-4, "Regularisation weight of the expression coefficients.")
 flags.DEFINE_float("tex_weight", 1e-3, "Regularisation weight of the albedo coefficients.")
-flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).")
+for _weight in ("photo_weight", "landmark_weight", "perceptual_weight", "id_weight", "exp_weight", "tex_weight"):
+    flag_ranges.require(_weight, at_least=0)
+flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).",
+                     lower_bound=0, upper_bound=2 ** 31 - 1)
+flags.DEFINE_bool("skip_bad_records", False,
+                  "Skip tfrecord files and records that can't be read (each named on stderr, counted "
+                  "in the log line and the summaries skipped/files, skipped/records) instead of "
+                  "stopping with an error naming the file.")
 
 CHECKPOINT_NAME = "model.ckpt"
+# Training checkpoints kept in --checkpoint_dir; older ones, earlier runs' included, are deleted.
+KEPT_CHECKPOINTS = 3
 # Sub-folder of --checkpoint_dir for the network's weights alone (no optimizer state): what test.py
 # needs and what a release ships, a third of a training checkpoint's size.
 NETWORK_DIR = "network"
@@ -107,8 +126,10 @@ def export_network(checkpoint, face_model, backbone, out_dir):
         saver = tf.train.Saver(net.variables(), save_relative_paths=True)
         with tf.Session() as session:
             saver.restore(session, checkpoint)
-            return saver.save(session, os.path.join(out_dir, CHECKPOINT_NAME), global_step=step,
+            path = saver.save(session, os.path.join(out_dir, CHECKPOINT_NAME), global_step=step,
                               write_meta_graph=False)
+    checkpoint_files.keep_only_latest(out_dir, CHECKPOINT_NAME)
+    return path
 
 
 def format_duration(seconds):
@@ -133,7 +154,9 @@ def _data_pattern():
 
 def build_coarse_training(face_model, start_step):
     """The training graph. Returns a dict of the tensors and ops the loop runs."""
-    dataset = make_dataset(_data_pattern(), FLAGS.batch_size, augment=True, seed=FLAGS.seed + start_step)
+    skipped = SkippedCounter() if FLAGS.skip_bad_records else None
+    dataset = make_dataset(_data_pattern(), FLAGS.batch_size, augment=True, seed=FLAGS.seed + start_step,
+                           skipped=skipped)
     batch = tf.data.make_one_shot_iterator(dataset).get_next()
 
     vgg_weights = load_vgg_face_mat(FLAGS.vgg_face_path) if FLAGS.vgg_face_path else None
@@ -165,8 +188,8 @@ def build_coarse_training(face_model, start_step):
     saved = [v for v in tf.global_variables() if not v.name.startswith("perceptual_vgg_face/")]
     return dict(train_op=train_op, losses=losses, step_after=step_after, learning_rate=learning_rate,
                 scalar_summary=tf.summary.merge(scalars), image_summary=_image_summary(batch, outputs),
-                saver=tf.train.Saver(saved, max_to_keep=3, save_relative_paths=True), net=net, perceptual_net=perceptual_net,
-                vgg_weights=vgg_weights)
+                saver=tf.train.Saver(saved, max_to_keep=KEPT_CHECKPOINTS, save_relative_paths=True), net=net, perceptual_net=perceptual_net,
+                vgg_weights=vgg_weights, skipped=skipped)
 
 
 def train_coarse():
@@ -200,6 +223,13 @@ def train_coarse():
         print("train.py: perceptual loss off (%s)" % ("--perceptual_weight=0" if FLAGS.vgg_face_path
                                                        else "no --vgg_face_path"))
     session.graph.finalize()
+    removed, deleted = checkpoint_files.tidy_for_resume(graph["saver"], FLAGS.checkpoint_dir, CHECKPOINT_NAME,
+                                                        KEPT_CHECKPOINTS)
+    for path in removed:
+        print("train.py: removed %s (left by a save that was killed)" % path)
+    if deleted:
+        print("train.py: deleted %d old checkpoint(s) beyond the %d kept: %s"
+              % (len(deleted), KEPT_CHECKPOINTS, " ".join(os.path.basename(p) for p in deleted)))
 
     save_path = os.path.join(FLAGS.checkpoint_dir, CHECKPOINT_NAME)
     step = start_step
@@ -216,13 +246,20 @@ def train_coarse():
         check_finite(step, result["losses"])
         if "scalars" in result:
             writer.add_summary(result["scalars"], step)
+            skipped_text = ""
+            if graph["skipped"] is not None:
+                writer.add_summary(tf.Summary(value=[
+                    tf.Summary.Value(tag="skipped/files", simple_value=graph["skipped"].files),
+                    tf.Summary.Value(tag="skipped/records", simple_value=graph["skipped"].records)]), step)
+                skipped_text = " | skipped %d files %d records" % (graph["skipped"].files,
+                                                                   graph["skipped"].records)
             now = time.time()
             rate = (step - last_step) / max(now - last_time, 1e-9)
             last_time, last_step = now, step
-            print("step %d/%d | %s | lr %.2e | %.2f steps/s | ETA %s" % (
+            print("step %d/%d | %s | lr %.2e | %.2f steps/s | ETA %s%s" % (
                 step, FLAGS.step, " ".join("%s %.4g" % kv for kv in result["losses"].items()),
-                result["learning_rate"], rate, format_duration((FLAGS.step - step) / max(rate, 1e-9))),
-                flush=True)
+                result["learning_rate"], rate, format_duration((FLAGS.step - step) / max(rate, 1e-9)),
+                skipped_text), flush=True)
         if "images" in result:
             writer.add_summary(result["images"], step)
         if step % FLAGS.save_step == 0 or step >= FLAGS.step:
@@ -240,9 +277,6 @@ def main(argv):
     if FLAGS.stage == "fine":
         sys.exit("train.py: --stage=fine is not implemented yet (the fine stage is a later issue); "
                  "only --stage=coarse trains")
-    for name in ("batch_size", "step", "save_step", "log_step", "image_summary_step", "lr_decay_step"):
-        if getattr(FLAGS, name) <= 0:
-            sys.exit("train.py: --%s must be positive, got %d" % (name, getattr(FLAGS, name)))
     if not tf.io.gfile.glob(_data_pattern()):
         sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
                  "or preprocess/make_tfrecords.py)" % (FLAGS.data_dir, schema.SHARD_SUFFIX))
@@ -252,8 +286,17 @@ def main(argv):
         train_coarse()
     except TrainingDiverged as error:
         sys.exit("train.py: %s" % error)
+    except DataError as error:
+        sys.exit("train.py: bad training data: %s" % error)
+    except tf.errors.InvalidArgumentError as error:
+        message = data_error(error)
+        if message is None:
+            raise
+        hint = "" if message.startswith("none of") else " (--skip_bad_records skips such files and records)"
+        sys.exit("train.py: bad training data: %s%s" % (message, hint))
 
 
 if __name__ == "__main__":
     tf.disable_eager_execution()
-    tf.app.run(main)
+    # absl's app.run, not tf.app.run, which shows a bad flag value as a traceback instead of one line.
+    app.run(main)

@@ -28,6 +28,7 @@ import renderer
 from model import losses
 from model.face import NUM_LIGHT, NUM_POSE
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
+from model.group_norm import group_norm
 from model.vgg_face import INPUT_SIZE as VGG_INPUT_SIZE, VggFace
 from preprocess import schema
 
@@ -46,6 +47,8 @@ _FEATURES = 512
 LossWeights = collections.namedtuple(
     "LossWeights", ["photo", "landmark", "perceptual", "id", "exp", "tex"])
 LossWeights.__doc__ = "Weights of the coarse losses (see model/losses.py and train.py's flags)."
+# The weights run_train.sh trains the released checkpoint with; test-time fitting minimises the same sum.
+TRAINING_LOSS_WEIGHTS = LossWeights(photo=1.9, landmark=1.6e-3, perceptual=0.2, id=1e-3, exp=8e-4, tex=1e-3)
 
 
 def _conv(x, channels, size, stride, name, bias=False):
@@ -64,11 +67,7 @@ def _group_norm(x, name, gamma_init=1.0):
     with tf.variable_scope(name):
         gamma = tf.get_variable("gamma", [channels], initializer=tf.constant_initializer(gamma_init))
         beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-    shape = tf.shape(x)
-    grouped = tf.reshape(x, [shape[0], shape[1], shape[2], _GROUPS, channels // _GROUPS])
-    mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
-    grouped = (grouped - mean) * tf.rsqrt(variance + 1e-5)
-    return tf.reshape(grouped, shape) * gamma + beta
+    return group_norm(x, gamma, beta, _GROUPS)
 
 
 def _basic_block(x, channels, stride, name):

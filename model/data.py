@@ -3,12 +3,21 @@
     dataset = make_dataset("data/synthetic/*.tfrecord", batch_size=8)
     batch = tf.data.make_one_shot_iterator(dataset).get_next()   # graph mode
 
-Malformed records: every record travels with the name of its tfrecord file, and is validated
-(keys present, value counts, image signature and size) before it is decoded; a failure is an
-`InvalidArgumentError` whose message holds that file name and the key. (Bytes that start like a
-PNG or JPEG but are corrupt further in fail inside TensorFlow's decoder, whose message has no
-file name.) With augment=False, whether ground truth (gt/*) is expected is read from the first
-record of the first file; then every record must carry it, with the same sizes.
+Bad input is named, never silent and never a hang:
+  - a file that can't be read to its end (truncated, corrupted framing or CRC, unreadable) is an
+    `InvalidArgumentError` naming the file and the record after which it breaks (the reader's own
+    error names no file: each file is read with its errors caught, and the bytes read are compared
+    with the file's size);
+  - a record is validated (a tf.train.Example at all, keys present, value counts, image signature,
+    decodable images and their size) before it is used; a failure is an `InvalidArgumentError`
+    "malformed record K in FILE: <what is wrong>" (K counts from 0 within the file);
+  - tfrecords that hold no usable record at all are an error at the first batch (with repeat=True;
+    with repeat=False the dataset is simply empty), instead of a reader that cycles forever;
+  - with skipped=SkippedCounter() such files and records are skipped instead: each skip prints one
+    line naming the file, the record and the reason to stderr, and is counted in a SkippedCounter
+    (a bad record or file is met, and counted, again in every pass over the data).
+With augment=False, whether ground truth (gt/*) is expected is read from the first readable record;
+then every record must carry it, with the same sizes.
 
 Augmentation (augment=True), as in the paper, in this order:
   - colour: each RGB channel multiplied by its own factor, uniform in [0.8, 1.2], then clipped
@@ -20,11 +29,16 @@ Augmentation (augment=True), as in the paper, in this order:
 Ground truth (gt/*) describes the un-augmented sample, so augmented datasets leave it out: read
 it with augment=False (evaluation).
 """
+import re
+import sys
+import threading
+
 import numpy as np
 import tensorflow.compat.v1 as tf
+from google.protobuf.message import DecodeError
 
-from preprocess import schema
 from model.face.landmarks68 import FLIP_PERMUTATION
+from preprocess import schema
 
 COLOUR_SCALE_RANGE = (0.8, 1.2)
 SCALE_RANGE = (0.9, 1.1)
@@ -32,23 +46,81 @@ SHUFFLE_BUFFER = 256
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
+# Bytes a tfrecord file spends on each record besides its data: length (8), length CRC (4),
+# data CRC (4).
+_RECORD_FRAMING_BYTES = 16
 
 
-def _ground_truth_sizes(path):
-    """(coefficient count, displacement side, vertex count) from the first record of `path`, or
-    None when it has no ground truth. Read in Python at graph-build time."""
-    for record in tf.io.tf_record_iterator(path):
-        feature = tf.train.Example.FromString(record).features.feature
-        if schema.GT_POINTS_PX not in feature:
-            return None
-        num_coefficients = len(feature[schema.GT_COEFFICIENTS].float_list.value)
-        side = int(feature[schema.GT_DISPLACEMENT_SIZE].int64_list.value[0])
-        num_vertex_values = len(feature[schema.GT_POINTS_PX].float_list.value)
-        if num_vertex_values % 3:
-            raise ValueError("%s: gt/points_px has %d values, not a multiple of 3"
-                             % (path, num_vertex_values))
-        return num_coefficients, side, num_vertex_values // 3
-    raise ValueError("%s holds no records" % path)
+class DataError(ValueError):
+    """Training data that can't be used, found while the pipeline is built (the message names the
+    file). Errors found while it runs are tf.errors.InvalidArgumentError: see data_error."""
+
+
+class SkippedCounter:
+    """What a dataset made with skip_bad_records=True has skipped so far: `records` and `files`.
+
+    Updated from the tf.data threads; read it from the training loop for the log and summaries.
+    """
+
+    def __init__(self):
+        self.records = 0
+        self.files = 0
+        self._lock = threading.Lock()
+
+    def _report(self, kind, count, message):
+        with self._lock:
+            if kind == "file":
+                self.files += count
+            else:
+                self.records += count
+        print("data: skipped %s" % message.numpy().decode("utf-8", "replace"), file=sys.stderr, flush=True)
+        return False
+
+
+_DATA_ERROR = re.compile(r"(unreadable tfrecord file|malformed record|none of the \d+ tfrecord file)[^\]]*")
+
+
+def data_error(error):
+    """The reader's one-line message inside a tf.errors.OpError raised by a make_dataset dataset
+    (a bad file or record, or no usable record), or None when the error is about something else."""
+    match = _DATA_ERROR.search(error.message)
+    return match.group(0) if match else None
+
+
+def _ground_truth_sizes(files, skip_bad_records):
+    """(coefficient count, displacement side, vertex count) from the first readable record of
+    `files`, or None when it has no ground truth. Read in Python at graph-build time.
+
+    Raises ValueError naming the file when a file or record is unreadable (unless skipping), and
+    when no file holds a readable record.
+    """
+    for path in files:
+        try:
+            for record in tf.io.tf_record_iterator(path):
+                try:
+                    feature = tf.train.Example.FromString(record).features.feature
+                except (DecodeError, UnicodeDecodeError) as error:
+                    if skip_bad_records:
+                        continue
+                    raise DataError("malformed record in %s: not a tf.train.Example (%s)"
+                                     % (path, type(error).__name__)) from None
+                return _sizes_of(path, feature)
+        except tf.errors.OpError as error:
+            if not skip_bad_records:
+                raise DataError("unreadable tfrecord file %s: %s" % (path, error.message)) from None
+    raise DataError("none of the %d tfrecord file(s) holds a readable record (%s%s)"
+                     % (len(files), files[0], ", ..." if len(files) > 1 else ""))
+
+
+def _sizes_of(path, feature):
+    if schema.GT_POINTS_PX not in feature:
+        return None
+    num_coefficients = len(feature[schema.GT_COEFFICIENTS].float_list.value)
+    side = int(feature[schema.GT_DISPLACEMENT_SIZE].int64_list.value[0])
+    num_vertex_values = len(feature[schema.GT_POINTS_PX].float_list.value)
+    if num_vertex_values % 3:
+        raise DataError("%s: gt/points_px has %d values, not a multiple of 3" % (path, num_vertex_values))
+    return num_coefficients, side, num_vertex_values // 3
 
 
 def _feature_spec(with_ground_truth):
@@ -66,87 +138,213 @@ def _feature_spec(with_ground_truth):
     return spec
 
 
-def _check(condition, filename, *message):
-    """An assert op whose failure message names the tfrecord file."""
-    return tf.Assert(condition, ["malformed record in", filename] + list(message), summarize=8)
+def _text(*parts):
+    """One string tensor from strings and (numeric or string) tensors."""
+    return tf.strings.join([part if isinstance(part, str) or part.dtype == tf.string
+                            else tf.strings.as_string(part) for part in parts])
 
 
-def _count_check(filename, parsed, key, expected):
-    count = tf.size(parsed[key].values)
-    return _check(tf.equal(count, expected), filename,
-                  "key %s has" % key, count, "values, expected %d (0 = key missing)" % expected)
-
-
-def _signature_check(filename, data, key, allow_jpeg):
-    is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_SIGNATURE)), _PNG_SIGNATURE)
-    ok = is_png
+def _has_signature(data, allow_jpeg):
+    ok = tf.equal(tf.strings.substr(data, 0, len(_PNG_SIGNATURE)), _PNG_SIGNATURE)
     if allow_jpeg:
         ok = tf.logical_or(ok, tf.equal(tf.strings.substr(data, 0, len(_JPEG_SIGNATURE)),
                                         _JPEG_SIGNATURE))
-    kind = "PNG or JPEG" if allow_jpeg else "PNG"
-    return _check(ok, filename, "key %s is not %s data" % (key, kind))
+    return ok
 
 
-def _shape_check(filename, decoded, key, expected_hw):
-    shape = tf.shape(decoded)[:2]
-    return _check(tf.reduce_all(tf.equal(shape, expected_hw)), filename,
-                  "key %s decodes to height, width" % key, shape,
-                  "expected %s" % (tuple(expected_hw),))
+def _first(values):
+    """values[0] of a 1-D string tensor, or "" when it is empty."""
+    return tf.strings.reduce_join(values[:1])
 
 
-def parse_record(filename, record, ground_truth_sizes=None):
-    """Validates and decodes one serialized record.
+def _decode_when_plausible(values, channels, allow_jpeg):
+    """uint8 [H, W, channels]: the decoded image, or [0, 0, channels] when `values` is not one
+    value with an image signature (the checks then report it)."""
+    data = _first(values)
+    plausible = tf.logical_and(tf.equal(tf.size(values), 1), _has_signature(data, allow_jpeg))
+    empty = tf.zeros(tf.stack([0 * tf.size(values), 0, channels]), tf.uint8)
+    if allow_jpeg:
+        decode = lambda: tf.io.decode_image(data, channels=channels, expand_animations=False)
+    else:
+        decode = lambda: tf.io.decode_png(data, channels=channels)
+    return tf.cond(plausible, decode, lambda: empty)
 
-    Args:
-      filename: scalar string tensor, the tfrecord file the record came from (for errors).
-      record: scalar string tensor.
-      ground_truth_sizes: None (photos), or (C, S, N): coefficient count, displacement map side,
-        vertex count, which every record must then match.
-    Returns:
-      dict: image f32 [300, 300, 3] in [0, 1]; landmarks f32 [68, 2]; segmentation i32 [300, 300];
-      source/filename string []; crop/matrix f32 [2, 3]; and with ground truth gt/coefficients
-      f32 [C], gt/displacement f32 [S, S] (mm), gt/points_px f32 [N, 3] (crop pixels, depth).
+
+def _parse_and_decode(record, spec):
+    """(values {key: 1-D tensor}, image uint8 [H, W, 3], segmentation uint8 [H, W, 1]).
+
+    Fails (TensorFlow's parser or decoder error, which names no file) when the record is not a
+    tf.train.Example or an image in it with a PNG/JPEG signature does not decode; _file_samples
+    catches that and names the file and the record.
+    """
+    parsed = tf.io.parse_single_example(record, spec)
+    values = {key: feature.values for key, feature in parsed.items()}
+    return (values, _decode_when_plausible(values[schema.IMAGE], 3, allow_jpeg=True),
+            _decode_when_plausible(values[schema.SEGMENTATION], 1, allow_jpeg=False))
+
+
+def _nothing_decoded(spec):
+    """The structure of _parse_and_decode's result, empty (for the end-of-file marker)."""
+    values = {key: tf.fill([0], "") if feature.dtype == tf.string else tf.zeros([0], feature.dtype)
+              for key, feature in spec.items()}
+    return values, tf.zeros([0, 0, 3], tf.uint8), tf.zeros([0, 0, 1], tf.uint8)
+
+
+def _skip(skipped, kind, count, message):
+    """Reports a skip through the SkippedCounter (from inside the graph); False."""
+    return tf.ensure_shape(tf.py_function(lambda n, m: skipped._report(kind, int(n), m),
+                                          [count, message], tf.bool), [])
+
+
+def _verdict(checks, where, skipped):
+    """True when every (condition, message) of `checks` holds. Otherwise, the first failing
+    message (prefixed with `where`) is an InvalidArgumentError, or, with a SkippedCounter, a
+    printed and counted skip (and False)."""
+    conditions = tf.stack([condition for condition, _ in checks])
+    messages = tf.stack([message for _, message in checks])
+    valid = tf.reduce_all(conditions)
+    first_failure = tf.strings.join([where, tf.gather(messages, tf.argmin(tf.cast(conditions, tf.int32)))])
+    if skipped is None:
+        with tf.control_dependencies([tf.Assert(valid, [first_failure])]):
+            return tf.identity(valid)
+    return tf.cond(valid, lambda: tf.constant(True),
+                   lambda: _skip(skipped, "record", tf.constant(1, tf.int64), first_failure))
+
+
+def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=None):
+    """Validates one parsed and decoded record (from _parse_and_decode).
+
+    Returns (sample, valid). sample: image uint8 [300, 300, 3]; landmarks f32 [68, 2];
+    segmentation uint8 [300, 300]; source/filename string []; crop/matrix f32 [2, 3]; and with
+    ground truth gt/coefficients f32 [C], gt/displacement f32 [S, S] (mm), gt/points_px f32 [N, 3]
+    (crop pixels, depth). valid is False only with a SkippedCounter (the sample is then zeros);
+    without, a failed check is an InvalidArgumentError "malformed record K in FILE: <what>".
     """
     size = schema.CROP_SIZE
-    parsed = tf.io.parse_single_example(record, _feature_spec(ground_truth_sizes is not None))
-    checks = [_count_check(filename, parsed, key, 1)
-              for key in (schema.IMAGE, schema.SEGMENTATION, schema.SOURCE_FILENAME)]
-    checks.append(_count_check(filename, parsed, schema.LANDMARKS, 2 * schema.NUM_LANDMARKS))
-    checks.append(_count_check(filename, parsed, schema.CROP_MATRIX, 6))
+    values, image, segmentation = decoded
+
+    def count(key, expected):
+        found = tf.size(values[key])
+        return tf.equal(found, expected), _text("key %s has " % key, found,
+                                                 " values, expected %d (0 = key missing)" % expected)
+
+    expected_counts = [(key, 1) for key in (schema.IMAGE, schema.SEGMENTATION, schema.SOURCE_FILENAME)]
+    expected_counts += [(schema.LANDMARKS, 2 * schema.NUM_LANDMARKS), (schema.CROP_MATRIX, 6)]
     if ground_truth_sizes is not None:
         num_coefficients, side, num_vertices = ground_truth_sizes
-        checks.append(_count_check(filename, parsed, schema.GT_COEFFICIENTS, num_coefficients))
-        checks.append(_count_check(filename, parsed, schema.GT_DISPLACEMENT, side * side))
-        checks.append(_count_check(filename, parsed, schema.GT_POINTS_PX, 3 * num_vertices))
-    # Every value is read through the checks, so no reshape or decode runs on a bad record.
-    with tf.control_dependencies(checks):
-        values = {key: tf.identity(feature.values) for key, feature in parsed.items()}
-    image_bytes = values[schema.IMAGE][0]
-    segmentation_bytes = values[schema.SEGMENTATION][0]
-    with tf.control_dependencies([
-            _signature_check(filename, image_bytes, schema.IMAGE, allow_jpeg=True),
-            _signature_check(filename, segmentation_bytes, schema.SEGMENTATION, allow_jpeg=False)]):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        segmentation = tf.io.decode_png(segmentation_bytes, channels=1)
-    with tf.control_dependencies([
-            _shape_check(filename, image, schema.IMAGE, [size, size]),
-            _shape_check(filename, segmentation, schema.SEGMENTATION, [size, size])]):
-        image = tf.image.convert_image_dtype(image, tf.float32)
-        segmentation = tf.cast(segmentation[:, :, 0], tf.int32)
-    out = {
-        "image": tf.ensure_shape(image, [size, size, 3]),
-        "segmentation": tf.ensure_shape(segmentation, [size, size]),
-        "landmarks": tf.reshape(values[schema.LANDMARKS], [schema.NUM_LANDMARKS, 2]),
-        schema.SOURCE_FILENAME: values[schema.SOURCE_FILENAME][0],
-        schema.CROP_MATRIX: tf.reshape(values[schema.CROP_MATRIX], [2, 3]),
+        expected_counts += [(schema.GT_COEFFICIENTS, num_coefficients),
+                            (schema.GT_DISPLACEMENT, side * side),
+                            (schema.GT_POINTS_PX, 3 * num_vertices)]
+    # Each stage's checks hold vacuously when an earlier stage failed, so the message reported is
+    # the first problem, not a consequence of it.
+    stages = [[count(key, expected) for key, expected in expected_counts]
+              + [(_has_signature(_first(values[schema.IMAGE]), True),
+                  tf.constant("key image is not PNG or JPEG data")),
+                 (_has_signature(_first(values[schema.SEGMENTATION]), False),
+                  tf.constant("key segmentation is not PNG data"))]]
+
+    def shape_check(key, decoded):
+        shape = tf.shape(decoded)[:2]
+        return (tf.reduce_all(tf.equal(shape, [size, size])),
+                _text("key %s decodes to " % key, shape[0], " x ", shape[1],
+                      ", expected %d x %d" % (size, size)))
+    stages.append([shape_check(schema.IMAGE, image), shape_check(schema.SEGMENTATION, segmentation)])
+
+    checks, passed = [], tf.constant(True)
+    for stage in stages:
+        checks += [(tf.logical_or(tf.logical_not(passed), condition), message) for condition, message in stage]
+        passed = tf.logical_and(passed, tf.reduce_all(tf.stack([condition for condition, _ in stage])))
+    valid = _verdict(checks, _text("malformed record ", index, " in ", filename, ": "), skipped)
+
+    def fixed(tensor, shape, dtype):
+        """tensor reshaped to `shape` when valid, zeros otherwise (a skipped record is dropped)."""
+        if dtype == tf.string:
+            return tf.cond(valid, lambda: tf.reshape(tensor, shape), lambda: tf.fill(shape, ""))
+        return tf.cond(valid, lambda: tf.reshape(tensor, shape), lambda: tf.zeros(shape, dtype))
+
+    sample = {
+        "image": fixed(image, [size, size, 3], tf.uint8),
+        "segmentation": fixed(segmentation, [size, size], tf.uint8),
+        "landmarks": fixed(values[schema.LANDMARKS], [schema.NUM_LANDMARKS, 2], tf.float32),
+        schema.SOURCE_FILENAME: fixed(_first(values[schema.SOURCE_FILENAME]), [], tf.string),
+        schema.CROP_MATRIX: fixed(values[schema.CROP_MATRIX], [2, 3], tf.float32),
     }
     if ground_truth_sizes is not None:
-        out[schema.GT_COEFFICIENTS] = tf.reshape(values[schema.GT_COEFFICIENTS],
-                                                 [num_coefficients])
-        out[schema.GT_DISPLACEMENT] = tf.reshape(values[schema.GT_DISPLACEMENT],
-                                                 [side, side])
-        out[schema.GT_POINTS_PX] = tf.reshape(values[schema.GT_POINTS_PX], [num_vertices, 3])
+        sample[schema.GT_COEFFICIENTS] = fixed(values[schema.GT_COEFFICIENTS], [num_coefficients], tf.float32)
+        sample[schema.GT_DISPLACEMENT] = fixed(values[schema.GT_DISPLACEMENT], [side, side], tf.float32)
+        sample[schema.GT_POINTS_PX] = fixed(values[schema.GT_POINTS_PX], [num_vertices, 3], tf.float32)
+    return sample, valid
+
+
+def _training_types(sample):
+    """image uint8 -> float32 in [0, 1], segmentation uint8 -> int32 (after the shuffle buffer,
+    which holds the compact uint8 images)."""
+    out = dict(sample)
+    out["image"] = tf.image.convert_image_dtype(sample["image"], tf.float32)
+    out["segmentation"] = tf.cast(sample["segmentation"], tf.int32)
     return out
+
+
+def _file_samples(filename, file_size, ground_truth_sizes, skipped):
+    """The checked samples (uint8 images) of one tfrecord file, in file order.
+
+    TensorFlow's reader, parser and decoders fail with messages that name no file. Their errors
+    are caught here (ignore_errors) and detected instead: the reader's by comparing the bytes read
+    with the file's size at an end-of-file marker, the parser's and decoders' by the gap they leave
+    in the record numbers. Either is then an error (or a counted skip) naming the file and record.
+    """
+    spec = _feature_spec(ground_truth_sizes is not None)
+    records = tf.data.TFRecordDataset(filename).ignore_errors().map(lambda r: (r, tf.constant(True)))
+    end = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(False)))
+
+    def number(state, item):
+        count, offset = state
+        record, is_record = item
+        step = tf.cast(is_record, tf.int64)
+        length = tf.cast(tf.strings.length(record), tf.int64) + _RECORD_FRAMING_BYTES
+        # The end marker's number is the count of records read, its offset the bytes read.
+        return (count + step, offset + step * length), (record, is_record, count, offset)
+
+    def check_whole_file(decoded, is_record, index, offset):
+        whole = tf.logical_or(is_record, tf.equal(offset, file_size))
+        message = _text("unreadable tfrecord file ", filename, ": it breaks after record ", index - 1,
+                        " (byte ", offset, " of ", file_size, "): truncated or corrupted")
+        if skipped is None:
+            check = tf.Assert(whole, [message])
+        else:
+            check = tf.cond(whole, lambda: tf.constant(True),
+                            lambda: _skip(skipped, "file", tf.constant(1, tf.int64), message))
+        with tf.control_dependencies([check]):
+            return decoded, tf.identity(is_record), index
+
+    def decode(record, is_record, index, offset):
+        return tf.cond(is_record, lambda: _parse_and_decode(record, spec),
+                       lambda: _nothing_decoded(spec)), is_record, index, offset
+
+    def check_no_gap(expected, item):
+        decoded, is_record, index = item
+        missing = index - expected
+        message = _text("malformed record ", expected, " in ", filename,
+                        ": not a tf.train.Example, or an image in it does not decode")
+        if skipped is None:
+            check = tf.Assert(tf.equal(missing, 0), [message])
+        else:
+            check = tf.cond(tf.equal(missing, 0), lambda: tf.constant(True),
+                            lambda: _skip(skipped, "record", missing, message))
+        with tf.control_dependencies([check]):
+            return index + 1, (decoded, tf.identity(is_record), index)
+
+    samples = (records.concatenate(end).scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), number)
+               # Parallel within the file (one shard can feed a fast trainer); in order, for the gaps.
+               .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+               .map(check_whole_file)
+               .scan(tf.constant(0, tf.int64), check_no_gap)
+               .filter(lambda decoded, is_record, index: is_record)
+               .map(lambda decoded, is_record, index: _checked_sample(filename, index, decoded,
+                                                                     ground_truth_sizes, skipped)))
+    if skipped is not None:
+        samples = samples.filter(lambda sample, valid: valid)
+    return samples.map(lambda sample, valid: sample)
 
 
 def _scale_about_centre(image, factor, interpolation):
@@ -193,7 +391,26 @@ def augment_sample(sample, seed=None):
     return out
 
 
-def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=True, seed=None):
+def _no_records_error(files, element_spec):
+    """A dataset of `element_spec` whose first element is an error saying that `files` hold no
+    usable record."""
+    message = ("none of the %d tfrecord file(s) (%s%s) holds a usable record: they are empty, or every "
+               "record was skipped" % (len(files), files[0], ", ..." if len(files) > 1 else ""))
+
+    def fail(false):
+        with tf.control_dependencies([tf.Assert(false, [message])]):
+            return tf.identity(false)
+
+    def like_an_element(_):
+        return tf.nest.map_structure(
+            lambda spec: tf.fill(spec.shape, "") if spec.dtype == tf.string else tf.zeros(spec.shape, spec.dtype),
+            element_spec)
+
+    return tf.data.Dataset.from_tensors(tf.constant(False)).map(fail).filter(lambda x: x).map(like_an_element)
+
+
+def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=True, seed=None,
+                 skipped=None):
     """The training (or evaluation) input pipeline.
 
     Args:
@@ -204,34 +421,42 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
       shuffle: shuffle file order and records (buffer of SHUFFLE_BUFFER).
       repeat: cycle forever.
       seed: op-level seed for shuffling and augmentation (None = random).
+      skipped: None: a bad file or record is an error (see the module docstring). A
+        SkippedCounter: bad files and records are skipped, printed and counted in it.
     Returns:
       tf.data.Dataset of dicts: image f32 [B, 300, 300, 3] in [0, 1], landmarks f32 [B, 68, 2]
       crop pixels, segmentation i32 [B, 300, 300], source/filename string [B], crop/matrix
       f32 [B, 2, 3], plus gt/coefficients [B, C], gt/displacement [B, S, S], gt/points_px
       [B, N, 3] when the records carry ground truth and augment=False.
     Raises:
-      ValueError: no file matches, or the first file is empty.
+      DataError (a ValueError): no file matches, or all are empty; with augment=False, no file
+        holds a readable record.
     """
     patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
     files = sorted(set(f for p in patterns for f in tf.io.gfile.glob(p)))
     if not files:
-        raise ValueError("no tfrecord file matches %r" % (file_pattern,))
+        raise DataError("no tfrecord file matches %r" % (file_pattern,))
     # Augmented samples carry no ground truth, so it is neither parsed nor required then.
-    sizes = None if augment else _ground_truth_sizes(files[0])
+    sizes = None if augment else _ground_truth_sizes(files, skipped is not None)
+    file_sizes = [tf.io.gfile.stat(f).length for f in files]
+    if not any(file_sizes):
+        raise DataError("all %d tfrecord file(s) matching %r are empty" % (len(files), file_pattern))
 
-    dataset = tf.data.Dataset.from_tensor_slices(np.array(files))
+    dataset = tf.data.Dataset.from_tensor_slices((np.array(files), np.array(file_sizes, np.int64)))
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
     dataset = dataset.interleave(
-        lambda f: tf.data.TFRecordDataset(f).map(lambda r: (f, r)),
+        lambda f, n: _file_samples(f, n, sizes, skipped),
         cycle_length=min(len(files), 4), block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if repeat:
+        # Repeated after the files are read, not before: a pass that yields nothing then ends the
+        # repetition (tf.data's rule) and the error follows, where repeating the file names would
+        # cycle through files without records forever.
+        dataset = dataset.repeat().concatenate(_no_records_error(files, dataset.element_spec))
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed)
-    dataset = dataset.map(lambda f, r: parse_record(f, r, sizes),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    dataset = dataset.map(_training_types, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     if augment:
         dataset = dataset.map(lambda s: augment_sample(s, seed),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)

@@ -7,8 +7,8 @@ as a photo: faces are detected (the largest is kept), 68 landmarks found, the 30
 and segmented (preprocess/photo.py). Photos are processed in parallel by worker processes, each
 of which loads the dlib models once; records are written in file order, so the output does not
 depend on --workers. A file that cannot be used gets one line naming it and the reason, and is
-counted; it never stops the others. Shards are written as `<prefix>-NNNNN.tfrecord.tmp` and
-renamed when complete. The summary (written, skipped by reason) is printed and saved as
+counted; it never stops the others. Shards and the summary are written under
+temporary names and renamed when complete (model/output_files.py). The summary (written, skipped by reason) is printed and saved as
 `<out>/<prefix>-summary.txt`.
 
 Exit status: 0 when at least one record was written, 1 otherwise.
@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from absl import app, flags
 from tqdm import tqdm
 
+from model import output_files
 from preprocess import images, parallel, photo
 
 FLAGS = flags.FLAGS
@@ -34,12 +35,12 @@ def define_flags():
     flags.DEFINE_string("images", None, "Folder of photos (searched recursively).")
     flags.DEFINE_string("out", None, "Output folder for the tfrecord shards and the summary.")
     flags.DEFINE_enum("detector", "hog", ["hog", "cnn"], "dlib face detector: HOG (fast) or CNN.")
-    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).")
-    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.")
-    flags.DEFINE_string("prefix", "photos", "Shard file name prefix.")
+    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).", lower_bound=1)
+    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.", lower_bound=1)
+    flags.DEFINE_string("prefix", "photos", "Shard file name prefix (a plain file name).")
     flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the crops.")
     flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
-                         "Photos with more pixels are skipped (checked before decoding).")
+                         "Photos with more pixels are skipped (checked before decoding).", lower_bound=1)
     flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
 
 
@@ -110,7 +111,7 @@ def make_tfrecords(image_dir, out_dir, detector="hog", workers=1, records_per_sh
             bar.update(1)
         bar.close()
     summary = _summary(len(paths), writer.num_records, skipped, notes, writer.paths)
-    with open(os.path.join(out_dir, prefix + "-summary.txt"), "w") as f:
+    with output_files.replacing(os.path.join(out_dir, prefix + "-summary.txt"), "w") as f:
         f.write(summary + "\n")
         f.writelines(m + "\n" for m in messages)
     return dict(written=writer.num_records, skipped=skipped, notes=notes, shards=writer.paths,
@@ -136,7 +137,7 @@ def main(argv):
                                 workers=FLAGS.workers, records_per_shard=FLAGS.records_per_shard,
                                 prefix=FLAGS.prefix, image_format=FLAGS.image_format,
                                 max_pixels=FLAGS.max_pixels, overwrite=FLAGS.overwrite)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print("make_tfrecords: %s" % error, file=sys.stderr)
         return 2
     print(result["summary"])

@@ -50,17 +50,22 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Command-line flags, defined only when this file runs as a program (other programs
     import this module and have flags of their own)."""
-    flags.DEFINE_integer("num", None, "Number of samples to write.")
-    flags.DEFINE_string("out", None, "Output folder for the tfrecord shards.")
-    flags.DEFINE_integer("seed", 0, "Base seed; sample i uses the seed pair (seed, i).")
-    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).")
-    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.")
-    flags.DEFINE_string("prefix", "synthetic", "Shard file name prefix.")
+    flags.DEFINE_integer("num", None, "Number of samples to write.", lower_bound=1)
+    flags.DEFINE_string("out", None, "Output folder for the tfrecord shards and the summary.")
+    flags.DEFINE_integer("seed", 0, "Base seed; sample i uses the seed pair (seed, i).", lower_bound=0)
+    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (1 = no pool).", lower_bound=1)
+    flags.DEFINE_integer("records_per_shard", 1000, "Records per tfrecord shard.", lower_bound=1)
+    flags.DEFINE_string("prefix", "synthetic", "Shard file name prefix (a plain file name).")
     flags.DEFINE_string("face_model", None, "Face model .npz (default: the embedded model).")
-    flags.DEFINE_integer("map_size", detail.DEFAULT_MAP_SIZE, "Side of the displacement map (pixels).")
+    flags.DEFINE_integer("map_size", detail.DEFAULT_MAP_SIZE,
+                         "Side of the displacement map (pixels; every record stores map_size^2 floats).",
+                         lower_bound=MIN_MAP_SIZE, upper_bound=MAX_MAP_SIZE)
     flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the images.")
     flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
 
+# Bounds of --map_size: below, the detail features are smaller than a texel; above, a record holds
+# over 16 MB of map alone.
+MIN_MAP_SIZE, MAX_MAP_SIZE = 16, 2048
 MAX_ANGLES_DEG = np.array([20.0, 60.0, 15.0])   # pitch, yaw, roll: uniform in +-these
 # Smaller than the bases' unit: all 49 expression components at 1 sd at once give grimaces.
 EXPRESSION_STD = 0.5
@@ -284,7 +289,9 @@ def _make_record(seed_and_index):
 def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="synthetic",
                face_model_path=None, map_size=detail.DEFAULT_MAP_SIZE, image_format="png",
                overwrite=False, progress=True):
-    """Writes `num` synthetic samples as tfrecord shards; returns the shard paths."""
+    """Writes `num` synthetic samples as tfrecord shards and `<out_dir>/<prefix>-summary.txt` (what
+    was written and with which settings); returns the shard paths."""
+    from model import output_files
     from preprocess import tfrecord_writer
 
     if num < 1:
@@ -299,6 +306,10 @@ def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="
             writer.write(record)
             bar.update(1)
         bar.close()
+    with output_files.replacing(os.path.join(out_dir, prefix + "-summary.txt"), "w") as f:
+        f.write("written: %d record(s) in %d shard(s)\nseed: %d\nface model: %s\nmap size: %d\n"
+                "image format: %s\n" % (writer.num_records, len(writer.paths), seed,
+                                        face_model_path or "embedded default", map_size, image_format))
     return writer.paths
 
 

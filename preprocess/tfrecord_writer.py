@@ -1,7 +1,7 @@
 """Encoding samples as `tf.train.Example` and writing them into sharded tfrecord files.
 
-A shard is written under a temporary name (`<name>.tmp`) and renamed only when it is complete,
-so an interrupted run never leaves a truncated file that looks like a finished shard.
+A shard is written through model.output_files (a temporary beside it, renamed only when it is
+complete), so an interrupted run never leaves a truncated file that looks like a finished shard.
 """
 import glob
 import os
@@ -9,6 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from model import output_files
 from preprocess import schema
 
 
@@ -74,14 +75,26 @@ class ShardedWriter:
     Refuses to start when shards with this prefix already exist (a mix of two runs would be
     read as one data set) unless `overwrite`, which deletes them first.
     Use as a context manager; `paths` lists the finished shards.
+    Raises ValueError for a prefix that is not a plain file name (it would write outside
+    out_dir), OSError naming out_dir when it can't be created or written.
     """
 
     def __init__(self, out_dir, prefix, records_per_shard=1000, overwrite=False):
         if records_per_shard < 1:
             raise ValueError("records_per_shard must be >= 1, got %d" % records_per_shard)
-        os.makedirs(out_dir, exist_ok=True)
-        pattern = os.path.join(glob.escape(out_dir), glob.escape(prefix) + "-*" + schema.SHARD_SUFFIX)
-        existing = sorted(glob.glob(pattern) + glob.glob(pattern + ".tmp"))
+        if not prefix or prefix.startswith(".") or os.path.basename(prefix) != prefix or (
+                os.altsep and os.altsep in prefix):
+            raise ValueError("prefix %r must be a plain file name (no folder, not starting with '.')"
+                             % prefix)
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as error:
+            raise OSError("cannot create the output folder %s: %s" % (out_dir, error.strerror)) from None
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise PermissionError("the output folder %s is not writable" % out_dir)
+        name_pattern = glob.escape(prefix) + "-*" + schema.SHARD_SUFFIX
+        existing = sorted(glob.glob(os.path.join(glob.escape(out_dir), name_pattern))
+                          + output_files.leftover_temporaries(out_dir, name_pattern))
         if existing and not overwrite:
             raise FileExistsError("%s already holds %d shard(s) named %s-*%s (e.g. %s); choose "
                                   "another --out or pass --overwrite"
@@ -93,7 +106,7 @@ class ShardedWriter:
         self._prefix = prefix
         self._records_per_shard = records_per_shard
         self._writer = None
-        self._temp_path = None
+        self._pending = None
         self._count_in_shard = 0
         self.num_records = 0
         self.paths = []
@@ -104,8 +117,8 @@ class ShardedWriter:
 
     def write(self, record):
         if self._writer is None:
-            self._temp_path = self._shard_path() + ".tmp"
-            self._writer = tf.io.TFRecordWriter(self._temp_path)
+            self._pending = output_files.PendingFile(self._shard_path())
+            self._writer = tf.io.TFRecordWriter(self._pending.temporary)
         self._writer.write(record)
         self._count_in_shard += 1
         self.num_records += 1
@@ -114,9 +127,8 @@ class ShardedWriter:
 
     def _finish_shard(self):
         self._writer.close()
-        final = self._shard_path()
-        os.replace(self._temp_path, final)
-        self.paths.append(final)
+        self._pending.commit()
+        self.paths.append(self._pending.path)
         self._writer = None
         self._count_in_shard = 0
 
@@ -128,7 +140,7 @@ class ShardedWriter:
         """Closes and deletes the shard in progress (after an error); finished shards stay."""
         if self._writer is not None:
             self._writer.close()
-            os.remove(self._temp_path)
+            self._pending.discard()
             self._writer = None
 
     def __enter__(self):

@@ -1,4 +1,4 @@
-"""The rasterizer op: loading, shape checks, gradient and attribute interpolation.
+"""The renderer ops: loading, the rasterizer, its gradient, and attribute interpolation.
 
 Conventions (see renderer/README.md):
 - clip-space vertices [B, V, 4] (x, y, z, w), OpenGL style: NDC = xyz / w with x right,
@@ -12,6 +12,7 @@ import collections
 import numbers
 import os
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "rasterize_op.so")
@@ -32,7 +33,8 @@ _op_module = None
 
 
 def load_op():
-    """Loads (once) and returns the compiled op module at renderer/kernels/rasterize_op.so."""
+    """Loads (once) and returns the compiled op module at renderer/kernels/rasterize_op.so
+    (the rasterizer, attribute interpolation and vertex normals, with their gradient ops)."""
     global _op_module
     if _op_module is None:
         if not os.path.exists(LIBRARY_PATH):
@@ -42,17 +44,58 @@ def load_op():
     return _op_module
 
 
+_INT32_MAX = 2 ** 31 - 1
+
+
+def _is_integer(value):
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def image_size_hw(image_size):
-    """Returns (height, width) as ints from an int (square) or an (H, W) pair; raises ValueError."""
-    if isinstance(image_size, numbers.Integral):
-        image_size = (image_size, image_size)
-    try:
-        height, width = (int(s) for s in image_size)
-    except (TypeError, ValueError):
-        raise ValueError("image_size must be an int or a (height, width) pair, got %r" % (image_size,))
-    if height <= 0 or width <= 0:
-        raise ValueError("image_size must be positive, got %dx%d (height x width)" % (height, width))
+    """Returns (height, width) as ints from an int (square) or an (H, W) pair of ints.
+
+    Raises ValueError for anything else (strings, floats, other lengths) and for sizes
+    outside [1, 2^31 - 1].
+    """
+    if _is_integer(image_size):
+        pair = (image_size, image_size)
+    elif isinstance(image_size, (tuple, list, np.ndarray)) and len(image_size) == 2:
+        pair = tuple(image_size)
+    else:
+        pair = None
+    if pair is None or not all(_is_integer(s) for s in pair):
+        raise ValueError("image_size must be an int or a (height, width) pair of ints, got %r" % (image_size,))
+    height, width = int(pair[0]), int(pair[1])
+    if not (0 < height <= _INT32_MAX and 0 < width <= _INT32_MAX):
+        raise ValueError("image_size must be positive and at most 2^31 - 1, got %dx%d (height x width)" % (height, width))
     return height, width
+
+
+def _triangles_int32(triangles):
+    """triangles as an int32 tensor; refuses non-integer indices and values outside int32.
+
+    A static array is checked now (TypeError / ValueError); an int64 tensor gets a run-time
+    check (InvalidArgumentError) before the cast, so that 2 + 2^32 cannot wrap to 2.
+    """
+    if isinstance(triangles, (tf.Tensor, tf.Variable)):
+        dtype = triangles.dtype.base_dtype
+        if dtype == tf.int32:
+            return tf.identity(triangles, name="triangles")
+        if dtype in (tf.int8, tf.int16, tf.uint8, tf.uint16):
+            return tf.cast(triangles, tf.int32, name="triangles")
+        if dtype == tf.int64:
+            in_range = tf.reduce_all((triangles >= -_INT32_MAX - 1) & (triangles <= _INT32_MAX))
+            check = tf.debugging.Assert(in_range, ["triangles holds an index outside int32"])
+            with tf.control_dependencies([check]):
+                return tf.cast(triangles, tf.int32, name="triangles")
+        raise TypeError("triangles must hold integer vertex indices, got dtype %s" % dtype.name)
+    array = np.asarray(triangles)
+    if array.size and not (array.dtype.kind in "iu"):
+        raise TypeError("triangles must hold integer vertex indices, got dtype %s" % array.dtype)
+    if array.size and (array.min() < -_INT32_MAX - 1 or array.max() > _INT32_MAX):
+        bad = array.max() if array.max() > _INT32_MAX else array.min()
+        raise ValueError("triangles holds index %d, outside int32" % bad)
+    return tf.constant(array.astype(np.int32), tf.int32, name="triangles")
 
 
 def _check_static_shape(tensor, rank, last_dim, name, dims_text):
@@ -68,21 +111,24 @@ def rasterize(clip_vertices, triangles, image_size, cull_backfaces=False, name=N
 
     Args:
       clip_vertices: [B, V, 4] float32 clip-space x, y, z, w (see module docstring).
-      triangles: [T, 3] int32 vertex indices shared by the batch; counter-clockwise in NDC
+      triangles: [T, 3] integer vertex indices shared by the batch; counter-clockwise in NDC
         (x right, y up) is front-facing. Indices outside [0, V) raise InvalidArgumentError
-        when the graph runs.
-      image_size: (H, W) in pixels, or an int for a square image.
+        when the graph runs; non-integer indices are a TypeError, indices outside int32 a
+        ValueError (static) or InvalidArgumentError (int64 tensor).
+      image_size: (H, W) ints in pixels, or an int for a square image; images whose
+        outputs would not fit in memory's address range are an InvalidArgumentError.
       cull_backfaces: drop clockwise (back-facing) triangles when True.
     Returns:
       A `Rasterized` tuple. Triangles with a non-finite vertex are dropped. On equal depth
       the triangle with the larger id wins.
     Raises:
-      ValueError: for a non-positive image size, wrong ranks or static empty meshes.
+      ValueError: for an image size that is not one or two ints in [1, 2^31 - 1], wrong
+        ranks or static empty meshes.
     """
     height, width = image_size_hw(image_size)
     with tf.name_scope(name, "rasterize", [clip_vertices, triangles]):
         clip_vertices = tf.convert_to_tensor(clip_vertices, tf.float32, name="clip_vertices")
-        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        triangles = _triangles_int32(triangles)
         _check_static_shape(clip_vertices, 3, 4, "clip_vertices", "[batch, vertices, 4]")
         _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
         if clip_vertices.shape[1] == 0 or triangles.shape[0] == 0:
@@ -110,6 +156,10 @@ def _rasterize_gradient(op, d_triangle_ids, d_mask, d_barycentrics, d_depth, d_p
 def interpolate(attributes, triangles, rasterized, name=None):
     """Interpolates per-vertex attributes at every pixel with the rasterized barycentrics.
 
+    A fused C++ op (renderer/kernels/interpolate_core.cc): each pixel reads its triangle's three
+    attribute rows and weights them, with no [B, H, W, 3, C] intermediate; its gradient op gives
+    the gradients with respect to the attributes and the barycentrics.
+
     Args:
       attributes: [B, V, C] float32 per-vertex values (colours, normals, UVs, ...).
       triangles: [T, 3] int32, the same triangles given to `rasterize`.
@@ -117,11 +167,20 @@ def interpolate(attributes, triangles, rasterized, name=None):
     Returns:
       [B, H, W, C] float32, zero on background; differentiable with respect to
       `attributes` and, through the barycentrics, the clip-space vertices.
+    Raises:
+      ValueError: for wrong static ranks. A vertex index outside [0, V) or a triangle id
+      outside [0, T) is an InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "interpolate", [attributes, triangles]):
         attributes = tf.convert_to_tensor(attributes, tf.float32, name="attributes")
         _check_static_shape(attributes, 3, None, "attributes", "[batch, vertices, channels]")
         triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
-        pixel_vertex_ids = tf.gather(triangles, rasterized.triangle_ids)  # [B, H, W, 3]
-        corners = tf.gather(attributes, pixel_vertex_ids, batch_dims=1)  # [B, H, W, 3, C]
-        return tf.reduce_sum(corners * rasterized.barycentrics[..., tf.newaxis], axis=-2)
+        _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
+        return load_op().interpolate_attributes(attributes, triangles, rasterized.triangle_ids,
+                                                rasterized.barycentrics)
+
+
+@tf.RegisterGradient("InterpolateAttributes")
+def _interpolate_gradient(op, d_output):
+    d_attributes, d_barycentrics = load_op().interpolate_attributes_grad(*op.inputs, d_output)
+    return [d_attributes, None, None, d_barycentrics]

@@ -6,6 +6,8 @@ import math
 
 import tensorflow.compat.v1 as tf
 
+from renderer.rasterizer import load_op
+
 # Added to the band-0 coefficient of every colour channel, so that a zero light vector is a
 # plain white ambient light (irradiance DEFAULT_AMBIENT * pi * Y00 = 0.709 everywhere).
 DEFAULT_AMBIENT = 0.8
@@ -19,31 +21,41 @@ _Y2_MIXED = 0.5 * math.sqrt(15.0 / math.pi)
 _Y20 = 0.25 * math.sqrt(5.0 / math.pi)
 _Y22 = 0.25 * math.sqrt(15.0 / math.pi)
 _A0, _A1, _A2 = math.pi, 2.0 * math.pi / 3.0, math.pi / 4.0
+# The factor of each basis function of `sh_basis`, in its order: what the fused shading op multiplies
+# its polynomials (1, y, z, x, xy, yz, 3z^2 - 1, xz, x^2 - y^2) by.
+_BAND_SCALES = (_A0 * _Y00, _A1 * _Y1, _A1 * _Y1, _A1 * _Y1, _A2 * _Y2_MIXED, _A2 * _Y2_MIXED, _A2 * _Y20,
+                _A2 * _Y2_MIXED, _A2 * _Y22)
 
 
 def vertex_normals(vertices, triangles, name=None):
-    """Area-weighted unit vertex normals.
+    """Area-weighted unit vertex normals, by a fused C++ op with its gradient
+    (renderer/kernels/normals_core.cc).
 
     Args:
       vertices: [B, V, 3] float32 positions.
       triangles: [T, 3] int32; each face's normal is (v1 - v0) x (v2 - v0), so a
         counter-clockwise face in a frame with x right, y up, z towards the viewer points +z.
     Returns:
-      [B, V, 3] float32 unit normals (zero for a vertex that no non-degenerate face uses).
+      [B, V, 3] float32 unit normals: each vertex's sum of face normals s (length twice the
+      area: area weighting) over sqrt(max(|s|^2, 1e-24)), as tf.math.l2_normalize; zero for a
+      vertex that no non-degenerate face uses. Differentiable with respect to `vertices`.
+    Raises:
+      ValueError: for wrong static shapes. A vertex index outside [0, V) is an
+      InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "vertex_normals", [vertices, triangles]):
         vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
         triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
         if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
             raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
-        corners = tf.gather(vertices, triangles, axis=1)  # [B, T, 3 corners, 3 xyz]
-        v0, v1, v2 = tf.unstack(corners, 3, axis=2)
-        face_normals = tf.linalg.cross(v1 - v0, v2 - v0)  # length = twice the area: area weighting
-        per_corner = tf.transpose(tf.tile(face_normals[:, tf.newaxis], [1, 3, 1, 1]), [1, 2, 0, 3])  # [3, T, B, 3]
-        summed = tf.math.unsorted_segment_sum(
-            tf.reshape(per_corner, tf.stack([-1, tf.shape(vertices)[0], 3])),
-            tf.reshape(tf.transpose(triangles), [-1]), num_segments=tf.shape(vertices)[1])  # [V, B, 3]
-        return tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=1e-24)
+        if triangles.shape.rank is not None and (triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
+            raise ValueError("triangles must have shape [triangles, 3], got %s" % triangles.shape)
+        return load_op().vertex_normals(vertices, triangles)
+
+
+@tf.RegisterGradient("VertexNormals")
+def _vertex_normals_gradient(op, d_normals):
+    return [load_op().vertex_normals_grad(op.inputs[0], op.inputs[1], d_normals), None]
 
 
 def sh_basis(normals, name=None):
@@ -73,21 +85,34 @@ def sh_basis(normals, name=None):
 
 
 def sh_shading(normals, albedo, light, name=None):
-    """Lambertian shading under spherical-harmonics lighting.
+    """Lambertian shading under spherical-harmonics lighting, by a fused C++ op with its gradient
+    (renderer/kernels/shading_core.cc; the basis of `sh_basis`, its constants given from here).
 
     Args:
       normals: [B, V, 3] float32 unit normals in the camera frame.
-      albedo: [B, V, 3] float32 RGB reflectance.
+      albedo: [B, V, 3] float32 RGB reflectance (broadcast to the shape of normals).
       light: [B, 27] float32, reshaped to [B, 9, 3] (9 SH bands in `sh_basis` order, RGB
         last); DEFAULT_AMBIENT is added to band 0 of every channel.
     Returns:
-      [B, V, 3] float32 colours = albedo * irradiance(normal).
+      [B, V, 3] float32 colours = albedo * irradiance(normal), differentiable with respect to
+      normals, albedo and light.
+    Raises:
+      ValueError: for a light that is not [batch, 27]. Shapes that disagree when the graph
+      runs are an InvalidArgumentError.
     """
     with tf.name_scope(name, "sh_shading", [normals, albedo, light]):
+        normals = tf.convert_to_tensor(normals, tf.float32, name="normals")
         light = tf.convert_to_tensor(light, tf.float32, name="light")
         if light.shape.rank is not None and (light.shape.rank != 2 or light.shape[-1] not in (None, 27)):
             raise ValueError("light must have shape [batch, 27], got %s" % light.shape)
+        albedo = tf.convert_to_tensor(albedo, tf.float32, name="albedo")
+        if not (albedo.shape.is_fully_defined() and albedo.shape == normals.shape):
+            albedo = tf.broadcast_to(albedo, tf.shape(normals))
         ambient = tf.constant([[DEFAULT_AMBIENT] * 3] + [[0.0] * 3] * 8, tf.float32)  # [9, 3]
         coefficients = tf.reshape(light, [-1, 9, 3]) + ambient
-        irradiance = tf.einsum("bvk,bkc->bvc", sh_basis(normals), coefficients)
-        return tf.convert_to_tensor(albedo, tf.float32, name="albedo") * irradiance
+        return load_op().sh_shading(normals, albedo, coefficients, tf.constant(_BAND_SCALES, tf.float32))
+
+
+@tf.RegisterGradient("ShShading")
+def _sh_shading_gradient(op, d_colours):
+    return list(load_op().sh_shading_grad(*op.inputs, d_colours)) + [None]

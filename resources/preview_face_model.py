@@ -20,7 +20,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from model import metrics  # noqa: E402
+from model import metrics, output_files  # noqa: E402
 from model.face import FaceModel  # noqa: E402
 from model.face.builder.landmarks import PREVIEW_LIGHT  # noqa: E402
 from model.face.framing import CROP_SIZE  # noqa: E402
@@ -79,8 +79,10 @@ def main(argv=None):
     face_model = FaceModel(args.model)
     images, landmarks = render_faces(face_model, default_coefficients(face_model, args.random, args.seed))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    Image.fromarray(np.concatenate(list(images), axis=1)).save(args.out)
-    np.savetxt(os.path.splitext(args.out)[0] + ".txt", landmarks[0], fmt="%.3f")
+    with output_files.replacing(args.out) as f:
+        Image.fromarray(np.concatenate(list(images), axis=1)).save(f, format="PNG")
+    with output_files.replacing(os.path.splitext(args.out)[0] + ".txt", "w") as f:
+        np.savetxt(f, landmarks[0], fmt="%.3f")
     points = dlib_landmarks(images[0])
     if points is None:
         print("dlib found no face on the mean-face render")

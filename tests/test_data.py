@@ -87,20 +87,24 @@ def test_augmented_batches_have_static_shapes_and_no_ground_truth(tmp_path):
 
 
 @pytest.mark.parametrize("bad_record, words", [
-    (lambda: _without(photo_record(5), schema.SEGMENTATION), "key segmentation has] [0]"),
+    (lambda: _without(photo_record(5), schema.SEGMENTATION),
+     "key segmentation has 0 values, expected 1 (0 = key missing)"),
     (lambda: _with_value(photo_record(5), schema.LANDMARKS, np.zeros(100)),
-     "key landmarks has] [100]"),
+     "key landmarks has 100 values, expected 136"),
     (lambda: photo_record(5, image_bytes=b"GIF89a not a crop"), "key image is not PNG or JPEG"),
     (lambda: photo_record(5, image_bytes=images.encode_png(np.zeros((200, 300, 3), np.uint8))),
-     "key image decodes to height, width] [200 300]"),
+     "key image decodes to 200 x 300, expected 300 x 300"),
+    (lambda: photo_record(5, image_bytes=images.encode_png(np.zeros((300, 300, 3), np.uint8))[:200]),
+     "not a tf.train.Example, or an image in it does not decode"),
+    (lambda: np.random.default_rng(0).bytes(3000),
+     "not a tf.train.Example, or an image in it does not decode"),
 ])
 def test_malformed_record_raises_an_error_naming_its_file(tmp_path, bad_record, words):
     write_records(tmp_path / "good.tfrecord", [photo_record(0)])
-    bad = write_records(tmp_path / "bad.tfrecord", [bad_record()])
+    bad = write_records(tmp_path / "bad.tfrecord", [photo_record(1), bad_record()])
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
-        read_all(str(tmp_path / "*.tfrecord"))
-    assert "malformed record in] [%s]" % bad in error.value.message
-    assert words in error.value.message
+        read_all(str(tmp_path / "*.tfrecord"), augment=True)
+    assert "malformed record 1 in %s: %s" % (bad, words) in error.value.message
 
 
 def _without(record, key):
@@ -190,3 +194,67 @@ def test_colour_scale_is_per_channel_within_the_paper_range():
     factors = grey.mean(axis=0) / 0.25
     assert np.all((factors >= 0.8 - 1e-4) & (factors <= 1.2 + 1e-4))
     assert np.ptp(factors) > 1e-3
+
+
+def _shard_bytes(tmp_path, count):
+    return open(write_records(tmp_path / "whole.tmp", [photo_record(i) for i in range(count)]), "rb").read()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted", "random"])
+def test_an_unreadable_shard_is_named_beside_good_ones(tmp_path, damage):
+    whole = _shard_bytes(tmp_path, 2)
+    damaged = {"truncated": whole[:len(whole) - 100],
+               "corrupted": whole[:len(whole) // 2] + bytes([whole[len(whole) // 2] ^ 1]) + whole[len(whole) // 2 + 1:],
+               "random": np.random.default_rng(1).bytes(5000)}[damage]
+    write_records(tmp_path / "good.tfrecord", [photo_record(0)])
+    (tmp_path / "bad.tfrecord").write_bytes(damaged)
+    for augment in (False, True):
+        with pytest.raises((tf.errors.InvalidArgumentError, ValueError)) as error:
+            read_all(str(tmp_path / "*.tfrecord"), augment=augment)
+        assert "unreadable tfrecord file %s" % (tmp_path / "bad.tfrecord") in str(error.value)
+
+
+def test_skip_bad_records_skips_and_counts_bad_files_and_records(tmp_path, capfd):
+    whole = _shard_bytes(tmp_path, 2)
+    (tmp_path / "truncated.tfrecord").write_bytes(whole[:len(whole) - 100])   # record 0 good, then broken
+    write_records(tmp_path / "mixed.tfrecord", [photo_record(2), np.random.default_rng(0).bytes(900),
+                                                 _without(photo_record(3), schema.IMAGE), photo_record(4)])
+    skipped = data.SkippedCounter()
+    out = read_all(str(tmp_path / "*.tfrecord"), skipped=skipped)
+    assert sorted(o[schema.SOURCE_FILENAME][0] for o in out) == [b"photo0.jpg", b"photo2.jpg", b"photo4.jpg"]
+    assert (skipped.files, skipped.records) == (1, 2)
+    log = capfd.readouterr().err
+    assert "skipped unreadable tfrecord file %s" % (tmp_path / "truncated.tfrecord") in log
+    assert "skipped malformed record 2 in %s: key image has 0 values" % (tmp_path / "mixed.tfrecord") in log
+
+
+def test_tfrecords_that_are_all_empty_are_an_error_when_the_pipeline_is_built(tmp_path):
+    (tmp_path / "z.tfrecord").write_bytes(b"")
+    with tf.Graph().as_default(), pytest.raises(data.DataError, match="all 1 tfrecord file.* are empty"):
+        data.make_dataset(str(tmp_path / "*.tfrecord"), 2)
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_tfrecords_without_usable_records_are_an_error_not_a_hang(tmp_path, skip):
+    """No record at all (a file of only a bad record, and an empty file), or, when skipping, none
+    left: an error at the first batch instead of a reader that cycles forever."""
+    (tmp_path / "z.tfrecord").write_bytes(b"")
+    if skip:
+        write_records(tmp_path / "bad.tfrecord", [np.random.default_rng(0).bytes(900)])
+    else:
+        write_records(tmp_path / "bad.tfrecord", [_without(photo_record(0), schema.IMAGE)])
+    with tf.Graph().as_default():
+        dataset = data.make_dataset(str(tmp_path / "*.tfrecord"), 2, seed=0,
+                                    skipped=data.SkippedCounter() if skip else None)
+        batch = tf.data.make_one_shot_iterator(dataset).get_next()
+        with tf.Session() as session, pytest.raises(tf.errors.InvalidArgumentError) as error:
+            session.run(batch)
+    expected = "holds a usable record" if skip else "malformed record 0 in %s" % (tmp_path / "bad.tfrecord")
+    assert expected in error.value.message
+
+
+def test_ground_truth_sizes_come_from_the_first_readable_record(tmp_path):
+    (tmp_path / "a.tfrecord").write_bytes(b"")
+    write_records(tmp_path / "b.tfrecord", [photo_record(0, ground_truth=ground_truth(0))])
+    out = read_all(str(tmp_path / "*.tfrecord"))
+    assert out[0][schema.GT_COEFFICIENTS].shape == (1, 40)

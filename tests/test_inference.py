@@ -9,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from model import coarse
+from model import coarse, fitting
 from model.face import FaceModel
 from preprocess import faces, images
 
@@ -77,7 +77,9 @@ def test_folder_with_a_faceless_photo_still_reconstructs_the_others(fresh_checkp
     overlay = np.asarray(Image.open(out / "astronaut_overlay.png"))
     assert overlay.shape == (300, 900, 3)
     coeffs = np.load(out / "astronaut_coeffs.npz")
-    np.testing.assert_array_equal(coeffs["coefficients"], 0.0)  # untrained: the mean face
+    np.testing.assert_array_equal(coeffs["network_coefficients"], 0.0)  # untrained: the mean face
+    assert int(coeffs["fit_steps"]) == fitting.DEFAULT_STEPS  # fitting is on by default
+    assert np.abs(coeffs["coefficients"] - coeffs["network_coefficients"]).max() > 0.05
 
 
 @pytest.mark.slow
@@ -101,3 +103,40 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
                       "--checkpoint=%s" % (tmp_path / "nothing"))
     assert result.returncode != 0
     assert "no coarse checkpoint at %s" % (tmp_path / "nothing") in result.stderr
+
+
+def test_output_dir_that_is_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "taken").write_text("")
+    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % (tmp_path / "taken"),
+                      "--checkpoint=%s" % REPO + "/results/release/coarse")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "test.py: cannot create --output_dir=%s: File exists" % (tmp_path / "taken"))
+
+
+def test_a_checkpoint_of_another_backbone_is_named_as_such(fresh_checkpoint, tmp_path):
+    result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % tmp_path,
+                      "--checkpoint=%s" % fresh_checkpoint, "--backbone=vgg_face")
+    assert result.returncode != 0
+    assert "holds a --backbone=compact network, not --backbone=vgg_face" in result.stderr
+    assert "not found" not in result.stderr
+
+
+@pytest.mark.slow
+def test_same_stem_photos_both_keep_results_and_a_failed_write_spares_the_others(fresh_checkpoint, tmp_path):
+    """face.jpg and face.png in one folder: both reconstructed, named with their extensions. A folder
+    in the way of one of the jpg's outputs fails that photo alone: its other three results are not
+    written (all or none), the png's are, and the exit status says something failed."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(ASTRONAUT, photos / "face.png")
+    Image.open(ASTRONAUT).convert("RGB").save(photos / "face.jpg", quality=95)
+    out = tmp_path / "out"
+    (out / "face.jpg_overlay.png").mkdir(parents=True)
+    result = run_test("--input=%s" % photos, "--output_dir=%s" % out, "--checkpoint=%s" % fresh_checkpoint)
+    assert result.returncode == 1
+    assert "FAILED %s" % (photos / "face.jpg") in result.stdout
+    assert "1 of 2 photos reconstructed" in result.stdout
+    assert sorted(os.listdir(out)) == ["face.jpg_overlay.png", "face.png_coarse.obj", "face.png_coeffs.npz",
+                                       "face.png_landmarks.txt", "face.png_overlay.png"]
+

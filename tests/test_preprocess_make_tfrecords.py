@@ -80,7 +80,7 @@ def test_shards_are_complete_and_no_temporary_file_remains(run):
     root, result = run
     assert [os.path.basename(p) for p in result["shards"]] == [
         "photos-00000.tfrecord", "photos-00001.tfrecord", "photos-00002.tfrecord"]
-    assert not [f for f in os.listdir(root / "out") if f.endswith(".tmp")]
+    assert not [f for f in os.listdir(root / "out") if f.endswith(".partial")]
     summary = (root / "out" / "photos-summary.txt").read_text()
     assert "written: 5 record(s) in 3 shard(s)" in summary and "no face: 1" in summary
 
@@ -114,3 +114,12 @@ def test_command_line_exits_nonzero_when_nothing_is_written(tmp_path):
     assert done.returncode == 1
     assert "empty.jpg: empty file" in done.stderr
     assert "written: 0" in done.stdout
+
+
+def test_max_pixels_below_one_is_refused_as_a_flag(tmp_path):
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "preprocess", "make_tfrecords.py")
+    done = subprocess.run([sys.executable, script, "--images", str(tmp_path), "--out", str(tmp_path / "out"),
+                           "--max_pixels=0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "FATAL Flags parsing error: flag --max_pixels=0: 0 is not a positive integer" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -29,7 +29,8 @@ def test_records_are_split_into_shards_of_the_given_size(tmp_path):
 def test_a_shard_in_progress_has_a_temporary_name(tmp_path):
     writer = tfrecord_writer.ShardedWriter(str(tmp_path), "x", records_per_shard=3)
     writer.write(_example(0))
-    assert sorted(os.listdir(tmp_path)) == ["x-00000.tfrecord.tmp"]
+    (name,) = os.listdir(tmp_path)
+    assert name.startswith(".x-00000.tfrecord.") and name.endswith(".partial")
     writer.close()
     assert sorted(os.listdir(tmp_path)) == ["x-00000.tfrecord"]
 
@@ -61,3 +62,13 @@ def test_ground_truth_adds_the_gt_keys():
 def test_crop_matrix_of_the_wrong_size_is_an_error():
     with pytest.raises(ValueError, match="crop_matrix must have 6 values"):
         tfrecord_writer.make_example(b"i", np.zeros((68, 2)), b"s", "f", np.zeros(5))
+
+
+def test_a_killed_run_s_temporary_shard_counts_as_existing_and_overwrite_removes_it(tmp_path):
+    killed = tfrecord_writer.ShardedWriter(str(tmp_path), "x", records_per_shard=3)
+    killed.write(_example(0))          # never closed: the process "died" here
+    with pytest.raises(FileExistsError, match="1 shard"):
+        tfrecord_writer.ShardedWriter(str(tmp_path), "x")
+    with tfrecord_writer.ShardedWriter(str(tmp_path), "x", overwrite=True) as writer:
+        writer.write(_example(1))
+    assert sorted(os.listdir(tmp_path)) == ["x-00000.tfrecord"]

@@ -1,5 +1,7 @@
 """preprocess/synthesize.py: synthetic faces whose ground truth agrees with their image data."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,6 +130,8 @@ def test_written_records_parse_with_ground_truth(tmp_path, face_model):
                                out["landmarks"], atol=1e-4)
     assert sorted(out[schema.SOURCE_FILENAME]) == [b"synthetic/5/0", b"synthetic/5/1",
                                                  b"synthetic/5/2"]
+    summary = (tmp_path / "synthetic-summary.txt").read_text()
+    assert "written: 3 record(s) in 2 shard(s)" in summary and "seed: 5" in summary
 
 
 @pytest.mark.slow
@@ -145,4 +149,40 @@ def test_missing_face_model_is_a_clear_error_in_workers_too(tmp_path):
     with pytest.raises(FileNotFoundError, match="no_model.npz"):
         synthesize.synthesize(2, str(tmp_path / "out"), face_model_path=missing, workers=2,
                               progress=False)
-    assert not [f for f in os.listdir(tmp_path / "out") if f.endswith(".tmp")]
+    assert not [f for f in os.listdir(tmp_path / "out") if f.endswith(".partial")]
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_synthesize(*flags):
+    return subprocess.run([sys.executable, os.path.join(REPO, "preprocess", "synthesize.py"), "--num=1",
+                           "--workers=1"] + list(flags), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("flag, words", [
+    ("--seed=-1", "flag --seed=-1: -1 is not"),
+    ("--map_size=100000", "flag --map_size=100000: 100000 is not"),
+    ("--map_size=0", "flag --map_size=0: 0 is not"),
+    ("--workers=0", "flag --workers=0: 0 is not a positive integer"),
+])
+def test_an_impossible_flag_is_one_line_naming_it(tmp_path, flag, words):
+    result = run_synthesize("--out=%s" % tmp_path, flag)
+    assert result.returncode != 0
+    assert any(line.startswith("FATAL Flags parsing error: " + words) for line in result.stderr.splitlines())
+    assert "Traceback" not in result.stderr and os.listdir(tmp_path) == []
+
+
+def test_a_prefix_with_a_folder_is_refused_and_nothing_is_written_outside_out(tmp_path):
+    result = run_synthesize("--out=%s" % (tmp_path / "out"), "--prefix=../x")
+    assert result.returncode == 2
+    assert "synthesize: prefix '../x' must be a plain file name" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "taken").write_text("")
+    result = run_synthesize("--out=%s" % (tmp_path / "taken"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "synthesize: cannot create the output folder %s: File exists" % (tmp_path / "taken"))

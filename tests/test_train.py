@@ -1,6 +1,8 @@
 """train.py: schedule, clipping, divergence stop, learning on synthetic faces, resuming after a kill."""
 import glob
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,10 +10,11 @@ import time
 
 import numpy as np
 import pytest
+from absl import flags as absl_flags
 import tensorflow.compat.v1 as tf
 
 import train
-from model import coarse
+from model import checkpoint_files, coarse
 from model.data import make_dataset
 from model.face import FaceModel
 
@@ -64,6 +67,15 @@ def test_fine_stage_is_refused_until_it_exists():
     assert "--stage=fine is not implemented" in result.stderr
 
 
+def test_tfrecords_that_are_all_empty_are_a_one_line_error_not_a_hang(tmp_path):
+    (tmp_path / "z.tfrecord").write_bytes(b"")
+    result = run_train("--data_dir=%s" % tmp_path, "--checkpoint_dir=%s" % (tmp_path / "ckpt"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "train.py: bad training data: all 1 tfrecord file(s) matching %r are empty"
+        % str(tmp_path / "z.tfrecord").replace("z.tfrecord", "*.tfrecord"))
+
+
 def test_empty_data_dir_is_a_clear_error(tmp_path):
     result = run_train("--data_dir=%s" % tmp_path, "--checkpoint_dir=%s" % (tmp_path / "ckpt"))
     assert result.returncode != 0
@@ -110,12 +122,21 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint_at_the_same_st
         process.wait()
     _, killed_at = train.latest_step(str(checkpoints))
     assert killed_at >= 4 and killed_at % 2 == 0
+    # What a kill during a save leaves (the names tf's Saver and BundleWriter use).
+    (checkpoints / "model.ckpt-9998_temp").mkdir()
+    (checkpoints / "model.ckpt-9998_temp" / "part-00000-of-00001.data-00000-of-00001.tempstate77").write_bytes(b"x")
+    (checkpoints / "model.ckpt-9998.index.tempstate78").write_bytes(b"x")
+    (checkpoints / "checkpoint.tmp0123abcd").write_text("x")
 
     result = run_train("--step=%d" % (killed_at + 2), *common)
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stdout and "at step %d" % killed_at in result.stdout
     assert "step %d/%d" % (killed_at + 1, killed_at + 2) in result.stdout
     assert train.latest_step(str(checkpoints))[1] == killed_at + 2
+    # The killed run's older checkpoints count towards the three kept; its temporaries are gone.
+    assert [os.path.basename(p) for p in checkpoint_files.checkpoints_on_disk(str(checkpoints), "model.ckpt")] == [
+        "model.ckpt-%d" % step for step in (killed_at - 2, killed_at, killed_at + 2)]
+    assert not [name for name in os.listdir(checkpoints) if "temp" in name or ".tmp" in name]
 
 
 @pytest.mark.slow
@@ -127,3 +148,92 @@ def test_finished_training_exports_the_network_weights_without_optimizer_state(s
     assert exported is not None and exported.endswith("model.ckpt-2")
     names = [name for name, _ in tf.train.list_variables(exported)]
     assert names and all(name.startswith(coarse.SCOPE + "/") and "Adam" not in name for name in names)
+
+
+def _save_run(folder, steps, tidy=True):
+    """One training "run": a fresh Saver (max_to_keep 3, as train.py) saving at `steps`, after
+    tidy_for_resume (as train.py) or without it (as train.py did before)."""
+    with tf.Graph().as_default(), tf.Session() as session:
+        step = tf.train.get_or_create_global_step()
+        saver = tf.train.Saver(max_to_keep=train.KEPT_CHECKPOINTS, save_relative_paths=True)
+        removed, deleted = [], []
+        if tidy:
+            removed, deleted = checkpoint_files.tidy_for_resume(saver, folder, train.CHECKPOINT_NAME,
+                                                                train.KEPT_CHECKPOINTS)
+        session.run(tf.global_variables_initializer())
+        for value in steps:
+            session.run(step.assign(value))
+            saver.save(session, os.path.join(folder, train.CHECKPOINT_NAME), global_step=value,
+                       write_meta_graph=False)
+    return removed, deleted
+
+
+def test_checkpoints_of_earlier_runs_are_deleted_beyond_the_three_kept(tmp_path):
+    folder = str(tmp_path)
+    _save_run(folder, [1, 2, 3, 4], tidy=False)
+    _save_run(folder, [5, 6, 7], tidy=False)      # the Saver forgets 2, 3, 4: six on disk
+    assert len(checkpoint_files.checkpoints_on_disk(folder, "model.ckpt")) == 6
+    _, deleted = _save_run(folder, [8, 9])
+    assert [os.path.basename(p) for p in deleted] == ["model.ckpt-2", "model.ckpt-3", "model.ckpt-4"]
+    assert sorted(os.listdir(folder)) == ["checkpoint"] + sorted(
+        "model.ckpt-%d.%s" % (step, ext) for step in (7, 8, 9) for ext in ("data-00000-of-00001", "index"))
+    assert [os.path.basename(p) for p in tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths] == [
+        "model.ckpt-7", "model.ckpt-8", "model.ckpt-9"]
+
+
+def test_temporaries_of_killed_saves_are_removed_at_start(tmp_path):
+    (tmp_path / "model.ckpt-8_temp").mkdir()
+    (tmp_path / "model.ckpt-8_temp" / "part-00000-of-00001.data-00000-of-00001.tempstate1").write_bytes(b"x")
+    (tmp_path / "model.ckpt-8.index.tempstate2").write_bytes(b"x")
+    removed, _ = _save_run(str(tmp_path), [1])
+    assert [os.path.basename(p) for p in removed] == ["model.ckpt-8.index.tempstate2", "model.ckpt-8_temp"]
+    assert not [name for name in os.listdir(tmp_path) if "temp" in name]
+
+
+@pytest.mark.parametrize("flag, words", [
+    ("--gradient_clip=-1", "flag --gradient_clip=-1.0: must be a finite number > 0"),
+    ("--gradient_clip=0", "flag --gradient_clip=0.0: must be a finite number > 0"),
+    ("--learning_rate=0", "flag --learning_rate=0.0: must be a finite number > 0"),
+    ("--learning_rate=nan", "flag --learning_rate=nan: must be a finite number > 0"),
+    ("--photo_weight=-0.5", "flag --photo_weight=-0.5: must be a finite number >= 0"),
+    ("--landmark_weight=inf", "flag --landmark_weight=inf: must be a finite number >= 0"),
+    ("--lr_decay_rate=1.5", "flag --lr_decay_rate=1.5: must be a finite number > 0 and <= 1"),
+    ("--min_learning_rate=1", "--min_learning_rate must be <= --learning_rate"),
+    ("--seed=-1", "flag --seed=-1: -1 is not"),
+    ("--batch_size=0", "flag --batch_size=0: 0 is not a positive integer"),
+])
+def test_an_impossible_flag_is_refused_naming_the_flag_and_value(flag, words):
+    with pytest.raises(absl_flags.IllegalFlagValueError) as error:
+        train.FLAGS(["train.py", flag])
+    train.FLAGS.unparse_flags()
+    assert words in str(error.value)
+
+
+def test_a_bad_flag_is_one_line_before_anything_runs():
+    result = run_train("--gradient_clip=nan")
+    assert result.returncode != 0
+    assert ("FATAL Flags parsing error: flag --gradient_clip=nan: must be a finite number > 0"
+            in result.stderr.splitlines())
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_bad_shard_stops_training_naming_it_or_is_skipped_and_counted(synthetic_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data_dir)
+    whole = open(glob.glob(str(data_dir / "*.tfrecord"))[0], "rb").read()
+    (data_dir / "broken.tfrecord").write_bytes(whole[:len(whole) // 3])
+    common = ["--data_dir=%s" % data_dir, "--batch_size=2", "--step=1", "--log_step=1"]
+    result = run_train("--checkpoint_dir=%s" % (tmp_path / "a"), *common)
+    assert result.returncode != 0
+    assert "train.py: bad training data: unreadable tfrecord file %s" % (data_dir / "broken.tfrecord") in result.stderr
+
+    result = run_train("--checkpoint_dir=%s" % (tmp_path / "b"), "--skip_bad_records", *common)
+    assert result.returncode == 0, result.stderr
+    assert "data: skipped unreadable tfrecord file %s" % (data_dir / "broken.tfrecord") in result.stderr
+    files, records = map(int, re.search(r"skipped (\d+) files (\d+) records", result.stdout).groups())
+    assert files >= 1 and records == 0
+    events = glob.glob(str(tmp_path / "b" / "events.out.tfevents.*"))
+    tags = {value.tag: value.simple_value for event in tf.train.summary_iterator(events[0])
+            for value in event.summary.value}
+    assert tags["skipped/files"] == files and tags["skipped/records"] == 0

@@ -11,9 +11,10 @@ The writer and the reader check the same REQUIRED_KEYS, so a file missing one is
 """
 import hashlib
 import os
-import tempfile
 
 import numpy as np
+
+from model import output_files
 
 REGION_NAMES = ("skin", "eyes", "brows", "nose", "lips")
 REQUIRED_KEYS = ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "tex_basis", "triangles",
@@ -35,24 +36,17 @@ def save_face_model(path, arrays):
     keys of FILE_DTYPES cast to their storage types.
 
     Raises ValueError naming the missing keys (nothing is written) when a required key is absent.
-    Written to a temporary file in path's folder, then os.replace onto path: a reader (a training
-    run loading the model during a rebuild) sees the old file or the new one, never a half-written
-    zip, and on an error the old file is left as it was.
+    Written through model.output_files: a reader (a training run loading the model during a
+    rebuild) sees the old file or the new one, never a half-written zip, and on an error the old
+    file is left as it was.
     """
     missing = missing_keys(arrays)
     if missing:
         raise ValueError("face model for %s misses %s; nothing written" % (path, ", ".join(missing)))
     arrays = {name: (np.asarray(value, FILE_DTYPES[name]) if name in FILE_DTYPES else value)
               for name, value in arrays.items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(suffix=".npz", prefix=".face_model-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(partial, path)
-    except BaseException:
-        os.remove(partial)
-        raise
+    with output_files.replacing(path) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def load_face_model_arrays(path):

@@ -1,29 +1,51 @@
-"""Compiles the rasterizer op into renderer/kernels/rasterize_op.so.
+"""Compiles the custom ops in renderer/kernels/ (and, on request, the standalone harness).
 
-Usage: python renderer/kernels/build.py [--force]
+Usage: python renderer/kernels/build.py [--force] [--harness]
 
-The CPU kernel is compiled with g++ and the flags TensorFlow reports through
-tf.sysconfig (include path, C++ standard, ABI), so the library matches the
-installed TensorFlow. It is rebuilt only when a source file is newer than the
-library, or with --force. A CUDA kernel would need both nvcc and a CUDA build of
-TensorFlow; this version has no CUDA source, so the script says which of the
-two is missing (or that the source is) and carries on with the CPU kernel.
-Exits non-zero with the compiler's message when the build fails.
+Each entry of OPS is one library, renderer/kernels/<name>.so: its C++ sources are compiled with
+g++ and the flags TensorFlow reports through tf.sysconfig (include path, C++ standard, ABI), so
+the library matches the installed TensorFlow. Where the entry has CUDA sources, nvcc is on PATH
+and this TensorFlow is a CUDA build, the CUDA sources are compiled with nvcc and linked in (with
+GOOGLE_CUDA=1, which registers the ops' GPU kernels); otherwise the script says which of the two
+is missing and builds the CPU kernels alone. A library is rebuilt only when one of its inputs is
+newer than it, or with --force. Exits non-zero with the compiler's message when a build fails.
+
+--harness also builds cache/rasterize_harness (no TensorFlow): with nvcc where it is on PATH
+(CPU and CUDA cores), else with g++ (CPU core only); see rasterize_harness.cc.
 """
 import argparse
+import collections
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["rasterize_core.cc", "rasterize_op.cc"]
-HEADERS = ["rasterize_core.h"]
-LIBRARY = os.path.join(KERNEL_DIR, "rasterize_op.so")
+ROOT = os.path.dirname(os.path.dirname(KERNEL_DIR))
+
+Op = collections.namedtuple("Op", ["name", "sources", "headers", "cuda_sources", "cuda_headers"])
+OPS = [
+    Op(name="rasterize_op",
+       sources=["rasterize_core.cc", "rasterize_op.cc", "interpolate_core.cc", "interpolate_op.cc",
+                "normals_core.cc", "normals_op.cc", "group_norm_core.cc", "group_norm_op.cc",
+                "shading_core.cc", "shading_op.cc"],
+       headers=["rasterize_core.h", "rasterize_pixel.h", "interpolate_core.h", "normals_core.h",
+                "group_norm_core.h", "shading_core.h"],
+       cuda_sources=["rasterize_cuda.cu"],
+       cuda_headers=["rasterize_cuda.h"]),
+]
 
 # -ffp-contract=off keeps a*b+c from becoming fused multiply-adds, which would
-# break the exact sign symmetry of shared edges (see rasterize_core.cc).
+# break the exact sign symmetry of shared edges (see rasterize_core.cc);
+# -fmad=false is nvcc's equivalent, so that the CUDA twin rounds as the CPU does.
 EXTRA_FLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off"]
+NVCC_FLAGS = ["-std=c++17", "-O3", "-fmad=false", "-Xcompiler", "-fPIC,-ffp-contract=off"]
+# Turing to Hopper as machine code, and Hopper PTX for newer GPUs to compile at load time.
+CUDA_ARCHS = ["75", "80", "86", "89", "90"]
+GENCODE = ["-gencode=arch=compute_%s,code=sm_%s" % (a, a) for a in CUDA_ARCHS] + [
+    "-gencode=arch=compute_%s,code=compute_%s" % (CUDA_ARCHS[-1], CUDA_ARCHS[-1])]
+HARNESS = os.path.join(ROOT, "cache", "rasterize_harness")
 
 
 def tensorflow_flags():
@@ -34,55 +56,116 @@ def tensorflow_flags():
             tf.test.is_built_with_cuda())
 
 
-def is_up_to_date():
-    if not os.path.exists(LIBRARY):
+def library_path(op):
+    return os.path.join(KERNEL_DIR, op.name + ".so")
+
+
+def is_up_to_date(op, with_cuda):
+    library = library_path(op)
+    if not os.path.exists(library):
         return False
-    built = os.path.getmtime(LIBRARY)
-    inputs = SOURCES + HEADERS + [os.path.basename(__file__)]
-    return all(os.path.getmtime(os.path.join(KERNEL_DIR, f)) <= built for f in inputs)
+    inputs = op.sources + op.headers + (op.cuda_sources + op.cuda_headers if with_cuda else [])
+    paths = [os.path.join(KERNEL_DIR, f) for f in inputs] + [os.path.abspath(__file__)]
+    return all(os.path.getmtime(p) <= os.path.getmtime(library) for p in paths)
 
 
-def build_cpu(compile_flags, link_flags):
-    compiler = shutil.which("g++")
-    if compiler is None:
-        sys.exit("build.py: g++ not found on PATH; install a C++17 compiler (e.g. apt-get install g++)")
-    temporary = LIBRARY + ".tmp"
-    command = ([compiler] + [os.path.join(KERNEL_DIR, s) for s in SOURCES] + ["-o", temporary]
-               + compile_flags + EXTRA_FLAGS + link_flags)
-    print("build.py: compiling the CPU kernel:\n  " + " ".join(command), flush=True)
+def run(command, what):
+    print("build.py: %s:\n  %s" % (what, " ".join(command)), flush=True)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        sys.exit("build.py: g++ failed (exit %d) compiling %s" % (result.returncode, ", ".join(SOURCES)))
-    os.replace(temporary, LIBRARY)
+        sys.exit("build.py: %s failed (exit %d) for %s" % (command[0], result.returncode, what))
 
 
-def report_cuda(built_with_cuda):
+def cuda_missing(built_with_cuda):
+    """None when the CUDA kernels can be built, else what is missing, in words."""
     nvcc = shutil.which("nvcc")
     if not built_with_cuda:
-        print("build.py: CUDA kernel not built: this TensorFlow is built without CUDA"
-              + (" (nvcc is present at %s)" % nvcc if nvcc else " and nvcc is not on PATH"))
-    elif nvcc is None:
-        print("build.py: CUDA kernel not built: nvcc is not on PATH")
+        return ("this TensorFlow is built without CUDA"
+                + (" (nvcc is present at %s)" % nvcc if nvcc else " and nvcc is not on PATH"))
+    if nvcc is None:
+        return "nvcc is not on PATH (this TensorFlow is a CUDA build)"
+    return None
+
+
+def cuda_library_dir():
+    """Directory holding libcudart_static.a, next to the nvcc on PATH."""
+    nvcc = os.path.realpath(shutil.which("nvcc"))
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+                  os.path.dirname(os.path.dirname(nvcc)), "/usr/local/cuda"]
+    for root in filter(None, candidates):
+        for sub in ("lib64", "lib", os.path.join("targets", "x86_64-linux", "lib"),
+                    os.path.join("targets", "sbsa-linux", "lib")):
+            if os.path.exists(os.path.join(root, sub, "libcudart_static.a")):
+                return os.path.join(root, sub)
+    sys.exit("build.py: nvcc found at %s but not libcudart_static.a beside it; set CUDA_HOME" % nvcc)
+
+
+def build_op(op, compile_flags, link_flags, with_cuda):
+    compiler = shutil.which("g++")
+    if compiler is None:
+        sys.exit("build.py: g++ not found on PATH; install a C++17 compiler (e.g. apt-get install g++)")
+    library = library_path(op)
+    temporary = library + ".tmp"
+    with tempfile.TemporaryDirectory() as scratch:
+        objects, cuda_flags = [], []
+        if with_cuda:
+            defines = [f for f in compile_flags if f.startswith("-D")]
+            for source in op.cuda_sources:
+                obj = os.path.join(scratch, os.path.splitext(source)[0] + ".o")
+                run([shutil.which("nvcc")] + NVCC_FLAGS + GENCODE + defines
+                    + ["-c", os.path.join(KERNEL_DIR, source), "-o", obj], "compiling CUDA %s" % source)
+                objects.append(obj)
+            cuda_flags = ["-DGOOGLE_CUDA=1", "-L" + cuda_library_dir(), "-l:libcudart_static.a",
+                          "-ldl", "-lrt", "-lpthread"]
+        command = ([compiler] + [os.path.join(KERNEL_DIR, s) for s in op.sources] + objects
+                   + ["-o", temporary] + compile_flags + EXTRA_FLAGS + link_flags + cuda_flags)
+        try:
+            run(command, "compiling %s (%s)" % (op.name, "CPU and CUDA kernels" if with_cuda else "CPU kernels"))
+        except SystemExit:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+    os.replace(temporary, library)
+    print("build.py: built %s (%d KiB)" % (os.path.relpath(library), os.path.getsize(library) // 1024))
+
+
+def build_harness():
+    sources = [os.path.join(KERNEL_DIR, s) for s in ("rasterize_harness.cc", "rasterize_core.cc")]
+    os.makedirs(os.path.dirname(HARNESS), exist_ok=True)
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        command = ([nvcc] + NVCC_FLAGS[:-2] + ["-Xcompiler", "-ffp-contract=off"] + GENCODE + sources
+                   + [os.path.join(KERNEL_DIR, "rasterize_cuda.cu"), "-o", HARNESS])
     else:
-        print("build.py: CUDA kernel not built: this version of the renderer has no CUDA source yet; "
-              "the CPU kernel serves GPU sessions too")
+        compiler = shutil.which("g++")
+        if compiler is None:
+            sys.exit("build.py: neither nvcc nor g++ is on PATH; cannot build the harness")
+        command = [compiler, "-std=c++17", "-O3", "-ffp-contract=off", "-DFACE3D_HARNESS_CPU_ONLY"] + sources + [
+            "-o", HARNESS]
+    run(command, "compiling the harness (%s)" % ("CPU and CUDA cores" if nvcc else "CPU core only: no nvcc"))
+    print("build.py: built %s" % os.path.relpath(HARNESS))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--force", action="store_true", help="rebuild even if the library is up to date")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the libraries are up to date")
+    parser.add_argument("--harness", action="store_true", help="also build cache/rasterize_harness")
     args = parser.parse_args()
 
     compile_flags, link_flags, built_with_cuda = tensorflow_flags()
-    if not args.force and is_up_to_date():
-        print("build.py: %s is up to date" % os.path.relpath(LIBRARY))
-    else:
-        build_cpu(compile_flags, link_flags)
-        print("build.py: built %s (%d KiB)" % (os.path.relpath(LIBRARY), os.path.getsize(LIBRARY) // 1024))
-    report_cuda(built_with_cuda)
+    missing = cuda_missing(built_with_cuda)
+    for op in OPS:
+        with_cuda = bool(op.cuda_sources) and missing is None
+        if not args.force and is_up_to_date(op, with_cuda):
+            print("build.py: %s is up to date" % os.path.relpath(library_path(op)))
+        else:
+            build_op(op, compile_flags, link_flags, with_cuda)
+        if op.cuda_sources and missing is not None:
+            print("build.py: %s: CUDA kernels not built: %s; the CPU kernels serve GPU sessions too"
+                  % (op.name, missing))
+    if args.harness:
+        build_harness()
 
 
 if __name__ == "__main__":

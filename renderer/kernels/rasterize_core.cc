@@ -22,15 +22,6 @@
 namespace face3d {
 namespace {
 
-// Slack, in pixels, added to each triangle's range of candidate pixels: the
-// range comes from float arithmetic while the inside test decides, so being
-// generous costs a test and never a pixel.
-constexpr float kBoundingBoxSlack = 1e-3f;
-
-// Vertices projecting further from the image than this (in pixels) take the
-// slow path, whose double-precision homogeneous arithmetic has the range.
-constexpr float kMaxPixelCoordinate = 1e6f;
-
 // Four floats or ints (GCC and Clang vector extensions: SSE on x86-64, NEON on
 // ARM, plain code elsewhere): a ProjectedVertex (x, y, z, inv_w), the three
 // vertices of a triangle lane by lane, or a 2x2 block of pixels (lane =
@@ -90,156 +81,48 @@ inline Float4 Min4(Float4 a, Float4 b) { return a < b ? a : b; }
 inline Float4 Max4(Float4 a, Float4 b) { return a > b ? a : b; }
 #endif
 
-bool AllFinite(const float* v) {
-  return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]) &&
-         std::isfinite(v[3]);
-}
-
-// Clip-space x, y, z, w of a triangle's three vertices, and the unnormalised
-// inverse of the 3x3 matrix M whose columns are their (x, y, w).
-struct HomogeneousTriangle {
-  double x[3], y[3], z[3], w[3];
-  // edge[i] = row i of adj(M) = cross product of the other two columns, so
-  // edge[i] . (ndc_x, ndc_y, 1) = det(M) * (barycentric_i / w at that pixel).
-  double edge[3][3];
-  double det;
-};
-
-void LoadHomogeneousTriangle(const float* clip, const int32_t* vertex_ids,
-                             HomogeneousTriangle* s) {
-  for (int i = 0; i < 3; ++i) {
-    const float* v = clip + 4 * static_cast<int64_t>(vertex_ids[i]);
-    s->x[i] = v[0];
-    s->y[i] = v[1];
-    s->z[i] = v[2];
-    s->w[i] = v[3];
-  }
-  for (int i = 0; i < 3; ++i) {
-    const int j = (i + 1) % 3, k = (i + 2) % 3;
-    s->edge[i][0] = s->y[j] * s->w[k] - s->w[j] * s->y[k];
-    s->edge[i][1] = s->w[j] * s->x[k] - s->x[j] * s->w[k];
-    s->edge[i][2] = s->x[j] * s->y[k] - s->y[j] * s->x[k];
-  }
-  s->det = s->x[0] * s->edge[0][0] + s->y[0] * s->edge[0][1] +
-           s->w[0] * s->edge[0][2];
-}
-
-inline double PixelNdcX(int column, int width) {
-  return (2.0 * column + 1.0) / width - 1.0;
-}
-
-inline double PixelNdcY(int row, int height) {
-  return 1.0 - (2.0 * row + 1.0) / height;
-}
-
-// Slow path: rasterizes one triangle that has a vertex at or behind the eye
-// (or beyond float range once projected), testing every pixel of the rows.
+// Slow path: rasterizes one triangle that the fast path cannot take (a vertex
+// at or behind the eye, or outside its range), testing the pixels of the
+// triangle's clipped bounding box in rows [row_begin, row_end), each row
+// only in the span its edge functions allow.
 void RasterizeHomogeneousTriangle(const float* clip, const int32_t* ids,
                                   int32_t triangle_id, int width, int height,
                                   int row_begin, int row_end,
                                   bool cull_backfaces, int32_t* triangle_ids,
                                   float* mask, float* barycentrics,
                                   float* depth) {
-  for (int i = 0; i < 3; ++i) {
-    if (!AllFinite(clip + 4 * static_cast<int64_t>(ids[i]))) return;
-  }
-  HomogeneousTriangle s;
-  LoadHomogeneousTriangle(clip, ids, &s);
-  if (!(s.w[0] > 0.0) && !(s.w[1] > 0.0) && !(s.w[2] > 0.0)) return;
-  if (!(s.det != 0.0) || !std::isfinite(s.det)) return;
-  // det > 0 exactly when the triangle is counter-clockwise in NDC (front).
-  if (cull_backfaces && s.det < 0.0) return;
-  // With the rows flipped to a positive determinant, l_i = |det| b_i / w at
-  // the pixel: all >= 0 exactly where the pixel sees the triangle in front of
-  // the eye, and sum_i l_i w_i = |det|, so NDC z = sum_i l_i z_i / |det|.
-  const double sign = s.det > 0.0 ? 1.0 : -1.0;
-  const double inv_abs_det = 1.0 / (sign * s.det);
-  for (int row = row_begin; row < row_end; ++row) {
+  HomogeneousSetup h;
+  if (!SetupHomogeneousTriangle(clip, ids, cull_backfaces, &h)) return;
+  int c0, r0, c1, r1;
+  if (!HomogeneousBounds(h.s, width, height, row_begin, row_end, &c0, &r0, &c1, &r1)) return;
+  for (int row = r0; row < r1; ++row) {
     const double py = PixelNdcY(row, height);
-    for (int col = 0; col < width; ++col) {
-      const double px = PixelNdcX(col, width);
-      double l[3];
-      for (int i = 0; i < 3; ++i) {
-        l[i] = sign * (s.edge[i][0] * px + s.edge[i][1] * py + s.edge[i][2]);
-      }
-      if (l[0] < 0.0 || l[1] < 0.0 || l[2] < 0.0) continue;
-      const double sum = l[0] + l[1] + l[2];
-      if (!(sum > 0.0)) continue;
-      const double z = (l[0] * s.z[0] + l[1] * s.z[1] + l[2] * s.z[2]) * inv_abs_det;
-      if (!(z >= -1.0 && z <= 1.0)) continue;
+    int first, last;
+    HomogeneousRowSpan(h, py, width, c0, c1, &first, &last);
+    for (int col = first; col < last; ++col) {
+      float z, b[3];
+      if (!HomogeneousPixel(h, PixelNdcX(col, width), py, &z, b)) continue;
       const int64_t pixel = static_cast<int64_t>(row) * width + col;
-      const float z_float = static_cast<float>(z);
-      if (z_float > depth[pixel]) continue;
-      depth[pixel] = z_float;
+      if (z > depth[pixel]) continue;
+      depth[pixel] = z;
       triangle_ids[pixel] = triangle_id;
       mask[pixel] = 1.0f;
-      for (int i = 0; i < 3; ++i) {
-        barycentrics[3 * pixel + i] = static_cast<float>(l[i] / sum);
-      }
+      for (int i = 0; i < 3; ++i) barycentrics[3 * pixel + i] = b[i];
     }
   }
 }
 
-// Slow-path gradient of one pixel: with M the matrix of clip (x, y, w)
-// columns and p = (ndc_x, ndc_y, 1), lambda = M^-1 p, barycentrics
-// b = lambda / sum(lambda) and depth = lambda . z. Since d lambda =
-// -M^-1 dM lambda, a loss with gradient q with respect to lambda has
-// dLoss/d(x, y, w)_j = -lambda_j M^-T q and dLoss/dz_j = d_depth lambda_j.
+// Slow-path gradient of one pixel (HomogeneousPixelGradient), added to d_clip.
 void AccumulateHomogeneousPixel(const float* clip, const int32_t* ids,
                                 const float g[3], double g_depth, double px,
                                 double py, float* d_clip) {
-  HomogeneousTriangle s;
-  LoadHomogeneousTriangle(clip, ids, &s);
-  if (!(s.det != 0.0)) return;
-  double l[3];
-  for (int i = 0; i < 3; ++i) {
-    l[i] = s.edge[i][0] * px + s.edge[i][1] * py + s.edge[i][2];
-  }
-  const double l_sum = l[0] + l[1] + l[2];
-  if (l_sum == 0.0) return;
-  // lambda = l / det; barycentrics b = l / l_sum.
-  const double inv_det = 1.0 / s.det;
-  const double inv_l_sum = 1.0 / l_sum;
-  const double g_dot_b = (g[0] * l[0] + g[1] * l[1] + g[2] * l[2]) * inv_l_sum;
-  const double scale = s.det * inv_l_sum;
-  double q[3];
-  for (int i = 0; i < 3; ++i) {
-    q[i] = (g[i] - g_dot_b) * scale + g_depth * s.z[i];
-  }
-  double u[3];  // M^-T q = sum_i q_i edge_i / det
-  for (int k = 0; k < 3; ++k) {
-    u[k] = (q[0] * s.edge[0][k] + q[1] * s.edge[1][k] + q[2] * s.edge[2][k]) * inv_det;
-  }
+  float d[3][4];
+  if (!HomogeneousPixelGradient(clip, ids, g, g_depth, px, py, d)) return;
   for (int j = 0; j < 3; ++j) {
-    const double lambda = l[j] * inv_det;
-    float* d = d_clip + 4 * static_cast<int64_t>(ids[j]);
-    d[0] += static_cast<float>(-lambda * u[0]);
-    d[1] += static_cast<float>(-lambda * u[1]);
-    d[2] += static_cast<float>(g_depth * lambda);
-    d[3] += static_cast<float>(-lambda * u[2]);
+    float* out = d_clip + 4 * static_cast<int64_t>(ids[j]);
+    for (int k = 0; k < 4; ++k) out[k] += d[j][k];
   }
 }
-
-// Edge functions of a fast-path triangle at one pixel, in coordinates relative
-// to the pixel centre (small numbers, so float keeps its precision): edge i
-// (opposite vertex i, from vertex j to vertex k) is twice the signed area of
-// (v_j, v_k, p), e_i = X_j Y_k - Y_j X_k with X = x - px, Y = y - py. Swapping
-// j and k swaps the two (commuting) products, so a neighbour sharing the edge
-// computes exactly the negation: no cracks, no double coverage.
-struct PixelEdges {
-  float x[3], y[3];  // vertices relative to the pixel centre
-  float e[3];
-
-  PixelEdges(const ProjectedVertex* const v[3], float px, float py) {
-    for (int i = 0; i < 3; ++i) {
-      x[i] = v[i]->x - px;
-      y[i] = v[i]->y - py;
-    }
-    e[0] = x[1] * y[2] - y[1] * x[2];
-    e[1] = x[2] * y[0] - y[2] * x[0];
-    e[2] = x[0] * y[1] - y[0] * x[1];
-  }
-};
 
 // Depth-tests pixel `pixel` against a fast-path triangle whose edge functions
 // there are e[0..2] (all of one sign) and, if it is nearer, writes it.
@@ -247,25 +130,13 @@ inline void ShadePixel(const float e[3], const ProjectedVertex* const v[3],
                        int32_t triangle_id, int64_t pixel,
                        int32_t* triangle_ids, float* mask,
                        float* barycentrics, float* depth) {
-  // In float: inside the triangle the e_i share a sign (and so do the
-  // t_i below), so the sums do not cancel.
-  const float sum = e[0] + e[1] + e[2];
-  if (!(sum != 0.0f)) return;
-  // NDC z is affine in screen space; barycentrics are perspective corrected
-  // by weighting the screen-space ones with 1 / w.
-  const float z = (e[0] * v[0]->z + e[1] * v[1]->z + e[2] * v[2]->z) / sum;
-  if (!(z >= -1.0f && z <= 1.0f)) return;
+  float z;
+  if (!FastDepth(e, v, &z)) return;
   if (z > depth[pixel]) return;
-  const float t0 = e[0] * v[0]->inv_w;
-  const float t1 = e[1] * v[1]->inv_w;
-  const float t2 = e[2] * v[2]->inv_w;
-  const float inv_t = 1.0f / (t0 + t1 + t2);
   depth[pixel] = z;
   triangle_ids[pixel] = triangle_id;
   mask[pixel] = 1.0f;
-  barycentrics[3 * pixel + 0] = t0 * inv_t;
-  barycentrics[3 * pixel + 1] = t1 * inv_t;
-  barycentrics[3 * pixel + 2] = t2 * inv_t;
+  FastBarycentrics(e, v, barycentrics + 3 * pixel);
 }
 
 }  // namespace
@@ -283,8 +154,9 @@ int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
 
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
                      int height, ProjectedVertex* projected) {
-  // Lane by lane: x = (x q + 1) W / 2, y = (1 - y q) H / 2 (as (y q - 1)
-  // (-H / 2), the same value), z = z q, then inv_w = q = 1 / w.
+  // ProjectVertex (rasterize_pixel.h) lane by lane: x = (x q + 1) W / 2,
+  // y = (1 - y q) H / 2 (as (y q - 1) (-H / 2), the same value), z = z q,
+  // then inv_w = q = 1 / w.
   const float half_width = 0.5f * width, half_height = 0.5f * height;
   const Float4 shift = {1.0f, -1.0f, 0.0f, 0.0f};
   const Float4 scale = {half_width, -half_height, 1.0f, 0.0f};
@@ -301,7 +173,8 @@ void ProjectVertices(const float* clip, int64_t vertex_count, int width,
     p[3] = q;
     const Float4 abs_c = reinterpret_cast<Float4>(reinterpret_cast<Int4>(c) & no_sign);
     const Float4 abs_p = reinterpret_cast<Float4>(reinterpret_cast<Int4>(p) & no_sign);
-    if (!(c[3] > 0.0f && LaneMask((abs_c < infinity) & (abs_p < limit)) == 0xFu)) {
+    if (!(q >= kMinFastInvW && q <= kMaxFastInvW &&
+          LaneMask((abs_c < infinity) & (abs_p < limit)) == 0xFu)) {
       p[0] = p[1] = kInfinity;
     }
     std::memcpy(projected + v, &p, sizeof(p));
@@ -381,22 +254,14 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
       }
       return;
     }
-    // Twice the signed area in pixel coordinates (y down), exact but for one
-    // rounding: negative for triangles counter-clockwise in NDC (y up), i.e.
-    // front faces. Inside is where the edge functions all have its sign.
-    const double area = (static_cast<double>(v[1]->x) - v[0]->x) * (static_cast<double>(v[2]->y) - v[0]->y) -
-                        (static_cast<double>(v[1]->y) - v[0]->y) * (static_cast<double>(v[2]->x) - v[0]->x);
-    if (!(area != 0.0)) return;
-    if (cull_backfaces && area > 0.0) return;
-    const float sign = area < 0.0 ? -1.0f : 1.0f;
-    const int col_max = range[2] - 1, row_max = range[3] - 1;
-    for (int row = row_min; row <= row_max; ++row) {
-      const float py = row + 0.5f;
+    // Larger triangles: the shared setup (the same candidates) and test.
+    FastCandidates setup;
+    if (!FastTriangleSetup(v, width, row_begin, row_end, cull_backfaces, &setup)) return;
+    for (int row = setup.r0; row < setup.r1; ++row) {
       const int64_t row_offset = static_cast<int64_t>(row) * width;
-      for (int col = col_min; col <= col_max; ++col) {
-        PixelEdges edges(v, col + 0.5f, py);
-        const float e[3] = {sign * edges.e[0], sign * edges.e[1], sign * edges.e[2]};
-        if (e[0] < 0.0f || e[1] < 0.0f || e[2] < 0.0f) continue;
+      for (int col = setup.c0; col < setup.c1; ++col) {
+        float e[3];
+        if (!FastPixelInside(setup, v, col, row, cull_backfaces, e)) continue;
         ShadePixel(e, v, id, row_offset + col, triangle_ids, mask, barycentrics, depth);
       }
     }
@@ -524,7 +389,7 @@ bool AccumulateGradientRowsImpl(const float* clip, const ProjectedVertex* projec
       const int32_t* ids = triangles + 3 * static_cast<int64_t>(triangle_ids[pixel]);
       const ProjectedVertex* const v[3] = {projected + ids[0], projected + ids[1],
                                            projected + ids[2]};
-      if (!std::isfinite(v[0]->x + v[1]->x + v[2]->x)) {
+      if (!IsFinite(v[0]->x + v[1]->x + v[2]->x)) {
         if (d_clip_slow == nullptr) return false;
         AccumulateHomogeneousPixel(clip, ids, g, g_depth, PixelNdcX(col, width),
                                    PixelNdcY(row, height), d_clip_slow);
@@ -647,23 +512,7 @@ void FinishGradient(const float* clip, const float* const* d_projected,
         }
       }
     }
-    float* out = d_clip + 4 * v;
-    const double d_x = projected[0], d_y = projected[1], d_z = projected[2];
-    if (d_x == 0.0 && d_y == 0.0 && d_z == 0.0 && projected[3] == 0.0) {
-      // Also the case of vertices that take the slow path, whose projection
-      // may be undefined.
-      for (int k = 0; k < 4; ++k) out[k] = static_cast<float>(slow[k]);
-      continue;
-    }
-    // Projection: x_px = (x q + 1) W / 2, y_px = (1 - y q) H / 2, z_ndc = z q,
-    // q = 1 / w.
-    const float* c = clip + 4 * v;
-    const double q = 1.0 / c[3];
-    const double d_q = projected[3] + d_x * c[0] * half_width - d_y * c[1] * half_height + d_z * c[2];
-    out[0] = static_cast<float>(slow[0] + d_x * q * half_width);
-    out[1] = static_cast<float>(slow[1] - d_y * q * half_height);
-    out[2] = static_cast<float>(slow[2] + d_z * q);
-    out[3] = static_cast<float>(slow[3] - d_q * q * q);
+    FinishVertex(clip + 4 * v, projected, slow, width, height, d_clip + 4 * v);
   }
 }
 

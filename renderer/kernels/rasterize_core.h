@@ -20,29 +20,24 @@
 //    depth the triangle with the larger id wins.
 //  * Pixels whose NDC depth lies outside [-1, 1] are not drawn (near and far
 //    clipping per pixel).
-//  * Triangles with all vertices in front of the eye (w > 0) take the fast
-//    path, in pixel coordinates. Triangles with a vertex at or behind the eye
-//    take a slow path with homogeneous edge functions (Olano and Greer,
-//    "Triangle Scan Conversion using 2D Homogeneous Coordinates", 1997), which
-//    draws exactly their part in front of the eye but tests every pixel.
+//  * Triangles whose vertices all project within the fast path's range (w > 0
+//    and 1 / w in [2^-40, 2^40], see rasterize_pixel.h) take the fast path, in
+//    pixel coordinates. The others (a vertex at or behind the eye, w outside
+//    that range, or a million pixels away) take a slow path with homogeneous
+//    edge functions in double (Olano and Greer, "Triangle Scan Conversion
+//    using 2D Homogeneous Coordinates", 1997), which draws exactly their part
+//    in front of the eye; it tests the pixels of the bounding box of the
+//    triangle clipped to the view frustum.
+//  * The per-pixel arithmetic lives in rasterize_pixel.h, shared with the
+//    CUDA twin (rasterize_cuda.cu).
 #ifndef FACE3D_RENDERER_KERNELS_RASTERIZE_CORE_H_
 #define FACE3D_RENDERER_KERNELS_RASTERIZE_CORE_H_
 
 #include <cstdint>
 
+#include "rasterize_pixel.h"
+
 namespace face3d {
-
-// Value written to `depth` where no triangle covers a pixel (the far plane).
-constexpr float kBackgroundDepth = 1.0f;
-
-// A vertex in pixel space: 16 bytes, loaded as one 4-float vector by the
-// rasterizer and the gradient (a triangle's candidate pixels come from the
-// min/max of its three vertices' x and y).
-struct alignas(16) ProjectedVertex {
-  float x, y;    // pixel coordinates, x right, y down; +infinity: slow path
-  float z;       // NDC z
-  float inv_w;   // 1 / clip w
-};
 
 // Returns the index of the first triangle with a vertex index outside
 // [0, vertex_count), or -1 when all are valid.
@@ -50,9 +45,10 @@ int64_t FindInvalidTriangle(const int32_t* triangles, int64_t triangle_count,
                             int64_t vertex_count);
 
 // Projects clip-space vertices [vertex_count, 4] for an image of the given
-// size. A vertex that is non-finite, at or behind the eye (w <= 0), or
-// projects a million pixels or more away gets x = y = +infinity, sending its
-// triangles to the slow path.
+// size (ProjectVertex, in 4-float vectors). A vertex that is non-finite, has
+// 1 / w outside [kMinFastInvW, kMaxFastInvW] (at or behind the eye, too near
+// or too far), or projects a million pixels or more away gets x = y =
+// +infinity, sending its triangles to the slow path.
 void ProjectVertices(const float* clip, int64_t vertex_count, int width,
                      int height, ProjectedVertex* projected);
 

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "rasterize_core.h"
@@ -223,6 +225,247 @@ void TestMixedTriangleSizesMatchThePerPixelReference() {
         "mixed triangle sizes in row bands: ids, mask and depth equal the per-pixel reference");
 }
 
+// Slow-path triangles (each with a vertex behind the eye) against every pixel
+// of the image, in list order: the clipped bounds and row spans must not lose
+// a pixel, so the outputs are identical.
+void TestSlowPathBoundsLoseNoPixel() {
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> coordinate(-1.5f, 1.5f), w(-1.0f, 2.0f);
+  std::vector<float> clip;
+  std::vector<int32_t> triangles;
+  for (int t = 0; t < 300; ++t) {
+    for (int i = 0; i < 3; ++i) {
+      const float vw = i == 0 ? -std::fabs(w(rng)) : w(rng);
+      clip.insert(clip.end(), {coordinate(rng), coordinate(rng), 0.9f * coordinate(rng) * std::fabs(vw), vw});
+      triangles.push_back(3 * t + i);
+    }
+  }
+  const int width = 53, height = 41;
+  Image image(width, height), reference(width, height);
+  Rasterize(clip, triangles, &image);
+  std::fill(reference.depth.begin(), reference.depth.end(), kBackgroundDepth);
+  for (int t = 0; t < 300; ++t) {
+    HomogeneousSetup h;
+    if (!SetupHomogeneousTriangle(clip.data(), &triangles[3 * t], false, &h)) continue;
+    for (int row = 0; row < height; ++row) {
+      for (int col = 0; col < width; ++col) {
+        float z, b[3];
+        if (!HomogeneousPixel(h, PixelNdcX(col, width), PixelNdcY(row, height), &z, b)) continue;
+        const int pixel = row * width + col;
+        if (z > reference.depth[pixel]) continue;
+        reference.depth[pixel] = z;
+        reference.ids[pixel] = t;
+        reference.mask[pixel] = 1.0f;
+        for (int i = 0; i < 3; ++i) reference.barycentrics[3 * pixel + i] = b[i];
+      }
+    }
+  }
+  float covered = 0.0f;
+  for (float m : reference.mask) covered += m;
+  Check(covered > 0.3f * width * height, "the eye-crossing test mesh covers much of the image");
+  Check(image.ids == reference.ids && image.mask == reference.mask &&
+            image.depth == reference.depth && image.barycentrics == reference.barycentrics,
+        "slow path with clipped bounds equals testing every pixel");
+}
+
+// The CUDA twin's algorithm (rasterize_cuda.cu) run on the host with the
+// shared functions of rasterize_pixel.h: scalar projection, one triangle at a
+// time over its candidates, the minimum of (depth, -id) keys per pixel, then
+// each winner's depth and barycentrics recomputed. It must reproduce the CPU
+// core's vector code bit for bit.
+uint64_t DepthKey(float z, int32_t id) {
+  float positive = z + 0.0f;
+  uint32_t bits;
+  std::memcpy(&bits, &positive, sizeof(bits));
+  bits = (bits & 0x80000000u) != 0u ? ~bits : (bits | 0x80000000u);
+  return (static_cast<uint64_t>(bits) << 32) | (0xFFFFFFFEu - static_cast<uint32_t>(id));
+}
+
+void TwinRasterize(const std::vector<float>& clip, const std::vector<int32_t>& triangles,
+                   bool cull, Image* image, std::vector<ProjectedVertex>* projected) {
+  const int width = image->width, height = image->height;
+  projected->resize(clip.size() / 4);
+  for (size_t v = 0; v < projected->size(); ++v) {
+    (*projected)[v] = ProjectVertex(&clip[4 * v], 0.5f * width, 0.5f * height);
+  }
+  std::vector<uint64_t> keys(width * height, ~0ull);
+  for (size_t t = 0; t < triangles.size() / 3; ++t) {
+    const int32_t* ids = &triangles[3 * t];
+    const ProjectedVertex* const v[3] = {&(*projected)[ids[0]], &(*projected)[ids[1]], &(*projected)[ids[2]]};
+    const int32_t id = static_cast<int32_t>(t);
+    if (!IsFinite(v[0]->x + v[1]->x + v[2]->x)) {
+      HomogeneousSetup h;
+      int c0, r0, c1, r1;
+      if (!SetupHomogeneousTriangle(clip.data(), ids, cull, &h) ||
+          !HomogeneousBounds(h.s, width, height, 0, height, &c0, &r0, &c1, &r1)) {
+        continue;
+      }
+      for (int row = r0; row < r1; ++row) {
+        int first, last;
+        HomogeneousRowSpan(h, PixelNdcY(row, height), width, c0, c1, &first, &last);
+        for (int col = first; col < last; ++col) {
+          float z, b[3];
+          if (!HomogeneousPixel(h, PixelNdcX(col, width), PixelNdcY(row, height), &z, b)) continue;
+          keys[row * width + col] = std::min(keys[row * width + col], DepthKey(z, id));
+        }
+      }
+      continue;
+    }
+    FastCandidates setup;
+    if (!FastTriangleSetup(v, width, 0, height, cull, &setup)) continue;
+    for (int row = setup.r0; row < setup.r1; ++row) {
+      for (int col = setup.c0; col < setup.c1; ++col) {
+        float e[3], z;
+        if (!FastPixelInside(setup, v, col, row, cull, e) || !FastDepth(e, v, &z)) continue;
+        keys[row * width + col] = std::min(keys[row * width + col], DepthKey(z, id));
+      }
+    }
+  }
+  for (int pixel = 0; pixel < width * height; ++pixel) {
+    image->ids[pixel] = 0;
+    image->mask[pixel] = 0.0f;
+    image->depth[pixel] = kBackgroundDepth;
+    for (int k = 0; k < 3; ++k) image->barycentrics[3 * pixel + k] = 0.0f;
+    if (keys[pixel] == ~0ull) continue;
+    const int32_t id = static_cast<int32_t>(0xFFFFFFFEu - static_cast<uint32_t>(keys[pixel]));
+    const int32_t* ids = &triangles[3 * id];
+    const ProjectedVertex* const v[3] = {&(*projected)[ids[0]], &(*projected)[ids[1]], &(*projected)[ids[2]]};
+    const int row = pixel / width, col = pixel % width;
+    float z, b[3];
+    if (!IsFinite(v[0]->x + v[1]->x + v[2]->x)) {
+      HomogeneousSetup h;
+      if (!SetupHomogeneousTriangle(clip.data(), ids, cull, &h) ||
+          !HomogeneousPixel(h, PixelNdcX(col, width), PixelNdcY(row, height), &z, b)) {
+        continue;
+      }
+    } else {
+      FastCandidates setup;
+      float e[3];
+      if (!FastTriangleSetup(v, width, 0, height, cull, &setup) ||
+          !FastPixelInside(setup, v, col, row, cull, e) || !FastDepth(e, v, &z)) {
+        continue;
+      }
+      FastBarycentrics(e, v, b);
+    }
+    image->ids[pixel] = id;
+    image->mask[pixel] = 1.0f;
+    image->depth[pixel] = z;
+    for (int k = 0; k < 3; ++k) image->barycentrics[3 * pixel + k] = b[k];
+  }
+}
+
+// The twin's gradient (per-pixel functions, sums per vertex, FinishVertex)
+// against the core's, to 1e-5 of the largest gradient (sums in another order
+// and in double at the end).
+double TwinGradientError(const std::vector<float>& clip, const std::vector<int32_t>& triangles,
+                         const std::vector<ProjectedVertex>& projected, const Image& image) {
+  const int width = image.width, height = image.height;
+  const int64_t vertices = static_cast<int64_t>(clip.size() / 4);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  std::vector<float> d_bary(3 * width * height), d_depth(width * height);
+  for (float& g : d_bary) g = normal(rng);
+  for (float& g : d_depth) g = normal(rng);
+  std::vector<float> core(4 * vertices, 0.0f), slow(4 * vertices, 0.0f);
+  AccumulateGradientRows(clip.data(), projected.data(), triangles.data(), image.ids.data(),
+                         image.mask.data(), d_bary.data(), d_depth.data(), width, height, 0, height,
+                         core.data(), slow.data());
+  const float* core_bands[1] = {core.data()};
+  const float* slow_bands[1] = {slow.data()};
+  FinishGradient(clip.data(), core_bands, slow_bands, 1, 0, vertices, width, height, core.data());
+  std::vector<float> fast_sums(4 * vertices, 0.0f), slow_sums(4 * vertices, 0.0f);
+  for (int pixel = 0; pixel < width * height; ++pixel) {
+    if (image.mask[pixel] == 0.0f) continue;
+    const int32_t* ids = &triangles[3 * image.ids[pixel]];
+    const ProjectedVertex* const v[3] = {&projected[ids[0]], &projected[ids[1]], &projected[ids[2]]};
+    const int row = pixel / width, col = pixel % width;
+    float d[3][4];
+    float* sums = nullptr;
+    if (!IsFinite(v[0]->x + v[1]->x + v[2]->x)) {
+      if (HomogeneousPixelGradient(clip.data(), ids, &d_bary[3 * pixel], d_depth[pixel],
+                                   PixelNdcX(col, width), PixelNdcY(row, height), d)) {
+        sums = slow_sums.data();
+      }
+    } else if (FastPixelGradient(v, col, row, &d_bary[3 * pixel], d_depth[pixel], true, d)) {
+      sums = fast_sums.data();
+    }
+    if (sums == nullptr) continue;
+    for (int j = 0; j < 3; ++j) {
+      for (int k = 0; k < 4; ++k) sums[4 * ids[j] + k] += d[j][k];
+    }
+  }
+  double largest = 0.0, error = 0.0;
+  for (int64_t v = 0; v < vertices; ++v) {
+    double fast[4], slow_v[4];
+    for (int k = 0; k < 4; ++k) {
+      fast[k] = fast_sums[4 * v + k];
+      slow_v[k] = slow_sums[4 * v + k];
+    }
+    float twin[4];
+    FinishVertex(&clip[4 * v], fast, slow_v, width, height, twin);
+    for (int k = 0; k < 4; ++k) {
+      largest = std::max(largest, static_cast<double>(std::fabs(core[4 * v + k])));
+      error = std::max(error, static_cast<double>(std::fabs(core[4 * v + k] - twin[k])));
+    }
+  }
+  return largest > 0.0 ? error / largest : error;
+}
+
+void TestCudaTwinAlgorithmMatchesTheCore() {
+  std::mt19937 rng(5);
+  struct Case {
+    const char* name;
+    std::vector<float> clip;
+    std::vector<int32_t> triangles;
+    int width, height;
+  };
+  std::vector<Case> cases(3);
+  cases[0].name = "jittered grid";
+  JitteredGrid(40, &rng, &cases[0].clip, &cases[0].triangles);
+  cases[0].width = 61;
+  cases[0].height = 47;
+  // Two copies of one grid: every covered pixel is an exact depth tie.
+  cases[1].name = "tied grids";
+  JitteredGrid(12, &rng, &cases[1].clip, &cases[1].triangles);
+  const int32_t offset = static_cast<int32_t>(cases[1].clip.size() / 4);
+  const size_t count = cases[1].triangles.size();
+  cases[1].clip.insert(cases[1].clip.end(), cases[1].clip.begin(), cases[1].clip.end());
+  for (size_t i = 0; i < count; ++i) cases[1].triangles.push_back(cases[1].triangles[i] + offset);
+  cases[1].width = cases[1].height = 40;
+  // Large triangles of random depth and w, some behind the eye.
+  cases[2].name = "eye-crossing soup";
+  std::uniform_real_distribution<float> coordinate(-1.3f, 1.3f), w(-0.5f, 2.0f);
+  for (int v = 0; v < 240; ++v) {
+    const float vw = w(rng);
+    cases[2].clip.insert(cases[2].clip.end(), {coordinate(rng), coordinate(rng), 0.5f * coordinate(rng) * std::fabs(vw), vw});
+    cases[2].triangles.push_back(v);
+  }
+  cases[2].width = 45;
+  cases[2].height = 52;
+  for (const Case& c : cases) {
+    for (const bool cull : {false, true}) {
+      Image core(c.width, c.height), twin(c.width, c.height);
+      std::vector<ProjectedVertex> projected(c.clip.size() / 4), twin_projected;
+      ProjectVertices(c.clip.data(), projected.size(), c.width, c.height, projected.data());
+      RasterizeRows(c.clip.data(), projected.data(), c.triangles.data(), c.triangles.size() / 3,
+                    c.width, c.height, 0, c.height, cull, core.ids.data(), core.mask.data(),
+                    core.barycentrics.data(), core.depth.data());
+      TwinRasterize(c.clip, c.triangles, cull, &twin, &twin_projected);
+      const bool same_projection =
+          std::memcmp(projected.data(), twin_projected.data(), projected.size() * sizeof(ProjectedVertex)) == 0;
+      const std::string what = std::string(c.name) + (cull ? " (culled)" : "");
+      Check(same_projection, (what + ": scalar projection equals the vector one bit for bit").c_str());
+      Check(core.ids == twin.ids && core.mask == twin.mask && core.depth == twin.depth &&
+                core.barycentrics == twin.barycentrics,
+            (what + ": the CUDA twin's algorithm reproduces the core bit for bit").c_str());
+      if (!cull) {
+        const double error = TwinGradientError(c.clip, c.triangles, projected, core);
+        Check(error <= 1e-5, (what + ": the twin's gradient is within 1e-5 of the core's").c_str());
+      }
+    }
+  }
+}
+
 void TestFindInvalidTriangle() {
   const std::vector<int32_t> triangles = {0, 1, 2, 2, 3, 0, 0, -1, 2};
   Check(FindInvalidTriangle(triangles.data(), 2, 4) == -1, "valid indices pass");
@@ -239,6 +482,8 @@ int main() {
   face3d::TestNonFiniteVertexDropsItsTriangles();
   face3d::TestFindInvalidTriangle();
   face3d::TestMixedTriangleSizesMatchThePerPixelReference();
+  face3d::TestSlowPathBoundsLoseNoPixel();
+  face3d::TestCudaTwinAlgorithmMatchesTheCore();
   std::printf("%d failure(s)\n", face3d::failures);
   return face3d::failures == 0 ? 0 : 1;
 }

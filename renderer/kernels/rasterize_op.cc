@@ -1,6 +1,8 @@
 // TensorFlow ops RasterizeClipTriangles and RasterizeClipTrianglesGrad.
 //
-// Shape and input checks live here; the arithmetic lives in rasterize_core.cc.
+// Shape and input checks live here; the arithmetic lives in rasterize_core.cc
+// (CPU) and rasterize_cuda.cu (GPU kernels, compiled in with GOOGLE_CUDA=1
+// where build.py finds nvcc and a CUDA build of TensorFlow).
 // Work is split over (batch element, row band) pairs on TensorFlow's intra-op
 // CPU thread pool. Bands are only used when the batch alone cannot keep every
 // thread busy, because each band walks all triangles of its image.
@@ -8,10 +10,16 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "rasterize_core.h"
+#if GOOGLE_CUDA
+#include "rasterize_cuda.h"
+#include "xla/stream_executor/stream.h"
+#endif
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -100,8 +108,36 @@ ProjectedVertex* ProjectAll(OpKernelContext* context, const Tensor& clip,
   return projected;
 }
 
-// Checks the inputs shared by both ops.
-::tensorflow::Status CheckMesh(const Tensor& clip, const Tensor& triangles,
+// Checks that a tensor of `dims` elements of `element_bytes` each has a shape
+// TensorShape accepts and a byte count that fits int64, before anything is
+// allocated: TensorShape's constructor aborts the process on overflow.
+::tensorflow::Status CheckShapeSize(const char* name, std::initializer_list<int64_t> dims,
+                                    int64_t element_bytes) {
+  int64_t bytes = element_bytes;
+  for (const int64_t d : dims) {
+    if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes)) {
+      std::string text;
+      for (const int64_t e : dims) text += (text.empty() ? "" : ", ") + std::to_string(e);
+      return InvalidArgument(name, " of shape [", text, "] (", element_bytes,
+                             "-byte elements) is too large");
+    }
+  }
+  return ::tensorflow::OkStatus();
+}
+
+// Checks the sizes of the images and projected vertices both ops produce or
+// read, for `batch` images of height x width and `vertex_count` vertices.
+::tensorflow::Status CheckImageSizes(int64_t batch, int64_t height, int64_t width,
+                                     int64_t vertex_count) {
+  if (height > std::numeric_limits<int32_t>::max() || width > std::numeric_limits<int32_t>::max()) {
+    return InvalidArgument("image size ", height, "x", width, " exceeds 2^31 - 1");
+  }
+  TF_RETURN_IF_ERROR(CheckShapeSize("barycentrics", {batch, height, width, 3}, 4));
+  return CheckShapeSize("projected vertices", {batch, vertex_count, kProjectedBytes}, 1);
+}
+
+// Checks the shapes of the inputs shared by both ops.
+::tensorflow::Status CheckMeshShapes(const Tensor& clip, const Tensor& triangles,
                                int image_height, int image_width) {
   if (clip.dims() != 3 || clip.dim_size(2) != 4) {
     return InvalidArgument("clip_vertices must have shape [batch, vertices, 4], got ",
@@ -123,12 +159,76 @@ ProjectedVertex* ProjectAll(OpKernelContext* context, const Tensor& clip,
       triangles.dim_size(0) > std::numeric_limits<int32_t>::max()) {
     return InvalidArgument("mesh too large for int32 indices");
   }
+  return ::tensorflow::OkStatus();
+}
+
+::tensorflow::Status InvalidTriangleError(int64_t triangle, int64_t vertex_count) {
+  return InvalidArgument("triangle ", triangle, " has a vertex index outside [0, ",
+                         vertex_count, ")");
+}
+
+// CheckMeshShapes, then the indices (in host memory).
+::tensorflow::Status CheckMesh(const Tensor& clip, const Tensor& triangles,
+                               int image_height, int image_width) {
+  TF_RETURN_IF_ERROR(CheckMeshShapes(clip, triangles, image_height, image_width));
   const int64_t bad = FindInvalidTriangle(triangles.flat<int32_t>().data(),
                                           triangles.dim_size(0),
                                           clip.dim_size(1));
-  if (bad >= 0) {
-    return InvalidArgument("triangle ", bad, " has a vertex index outside [0, ",
-                           clip.dim_size(1), ")");
+  return bad >= 0 ? InvalidTriangleError(bad, clip.dim_size(1)) : ::tensorflow::OkStatus();
+}
+
+bool HasShape(const Tensor& t, std::initializer_list<int64_t> dims) {
+  if (t.dims() != static_cast<int>(dims.size())) return false;
+  int axis = 0;
+  for (const int64_t d : dims) {
+    if (t.dim_size(axis++) != d) return false;
+  }
+  return true;
+}
+
+// Shapes of the gradient op's inputs (all but the triangle ids' values),
+// checked before anything is allocated; sets the image size.
+::tensorflow::Status CheckGradientShapes(OpKernelContext* context, int* height, int* width) {
+  const Tensor& clip = context->input(0);
+  const Tensor& triangles = context->input(1);
+  const Tensor& projected = context->input(2);
+  const Tensor& ids = context->input(3);
+  const Tensor& mask = context->input(4);
+  const Tensor& d_bary = context->input(5);
+  const Tensor& d_depth = context->input(6);
+  if (ids.dims() != 3) {
+    return InvalidArgument("triangle_ids must have shape [batch, height, width], got ",
+                           ids.shape().DebugString());
+  }
+  if (clip.dims() != 3) {
+    return InvalidArgument("clip_vertices must have shape [batch, vertices, 4], got ",
+                           clip.shape().DebugString());
+  }
+  const int64_t batch = clip.dim_size(0), vertex_count = clip.dim_size(1);
+  // Sizes first, then shapes compared dimension by dimension: a TensorShape
+  // built from these dimensions could overflow (and abort) before the size
+  // checks.
+  TF_RETURN_IF_ERROR(CheckImageSizes(batch, ids.dim_size(1), ids.dim_size(2), vertex_count));
+  *height = static_cast<int>(ids.dim_size(1));
+  *width = static_cast<int>(ids.dim_size(2));
+  TF_RETURN_IF_ERROR(CheckMeshShapes(clip, triangles, *height, *width));
+  if (!HasShape(ids, {batch, *height, *width}) || !HasShape(mask, {batch, *height, *width})) {
+    return InvalidArgument("triangle_ids and mask must have shape [", batch, ", ", *height, ", ",
+                           *width, "], got ", ids.shape().DebugString(), " and ",
+                           mask.shape().DebugString());
+  }
+  if (projected.dtype() != ::tensorflow::DT_INT8 ||
+      !HasShape(projected, {batch, vertex_count * kProjectedBytes})) {
+    return InvalidArgument("projected must be the forward op's output 4");
+  }
+  // An empty gradient stands for zeros (an output nothing depends on).
+  if (d_depth.NumElements() > 0 && !HasShape(d_depth, {batch, *height, *width})) {
+    return InvalidArgument("d_depth must be empty or have shape [", batch, ", ", *height, ", ",
+                           *width, "], got ", d_depth.shape().DebugString());
+  }
+  if (d_bary.NumElements() > 0 && !HasShape(d_bary, {batch, *height, *width, 3})) {
+    return InvalidArgument("d_barycentrics must be empty or have shape [", batch, ", ", *height,
+                           ", ", *width, ", 3], got ", d_bary.shape().DebugString());
   }
   return ::tensorflow::OkStatus();
 }
@@ -152,6 +252,7 @@ class RasterizeClipTrianglesOp : public OpKernel {
     const int64_t vertex_count = clip.dim_size(1);
     const int64_t triangle_count = triangles.dim_size(0);
     const int height = image_height_, width = image_width_;
+    OP_REQUIRES_OK(context, CheckImageSizes(batch, height, width, vertex_count));
 
     Tensor* ids_tensor = nullptr;
     Tensor* mask_tensor = nullptr;
@@ -221,40 +322,14 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
     const Tensor& mask_tensor = context->input(4);
     const Tensor& d_bary_tensor = context->input(5);
     const Tensor& d_depth_tensor = context->input(6);
-    OP_REQUIRES(context, ids_tensor.dims() == 3,
-                InvalidArgument("triangle_ids must have shape [batch, height, "
-                                "width], got ",
-                                ids_tensor.shape().DebugString()));
-    const int height = static_cast<int>(ids_tensor.dim_size(1));
-    const int width = static_cast<int>(ids_tensor.dim_size(2));
+    int height, width;
+    OP_REQUIRES_OK(context, CheckGradientShapes(context, &height, &width));
     OP_REQUIRES_OK(context, CheckMesh(clip, triangles, height, width));
     const int64_t batch = clip.dim_size(0);
     const int64_t vertex_count = clip.dim_size(1);
     const int64_t triangle_count = triangles.dim_size(0);
-    const TensorShape image_shape({batch, height, width});
-    OP_REQUIRES(context,
-                ids_tensor.shape() == image_shape &&
-                    mask_tensor.shape() == image_shape,
-                InvalidArgument("triangle_ids and mask must have shape ",
-                                image_shape.DebugString()));
-    OP_REQUIRES(context,
-                projected_tensor.dtype() == ::tensorflow::DT_INT8 &&
-                    projected_tensor.shape() ==
-                        TensorShape({batch, vertex_count * kProjectedBytes}),
-                InvalidArgument("projected must be the forward op's output 4"));
-    // An empty gradient stands for zeros (an output nothing depends on).
     const bool has_d_depth = d_depth_tensor.NumElements() > 0;
     const bool has_d_bary = d_bary_tensor.NumElements() > 0;
-    OP_REQUIRES(context,
-                !has_d_depth || d_depth_tensor.shape() == image_shape,
-                InvalidArgument("d_depth must be empty or have shape ",
-                                image_shape.DebugString()));
-    OP_REQUIRES(context,
-                !has_d_bary ||
-                    d_bary_tensor.shape() == TensorShape({batch, height, width, 3}),
-                InvalidArgument("d_barycentrics must be empty or have shape [",
-                                batch, ", ", height, ", ", width, ", 3], got ",
-                                d_bary_tensor.shape().DebugString()));
     const int32_t* ids = ids_tensor.flat<int32_t>().data();
     const int64_t pixels = static_cast<int64_t>(height) * width;
     // A branch-free pass (it vectorises) first; the culprit is looked up only
@@ -359,6 +434,129 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
   }
 };
 
+#if GOOGLE_CUDA
+using ::tensorflow::DEVICE_GPU;
+
+void* GpuStream(OpKernelContext* context) {
+  return context->op_device_context()->stream()->platform_specific_handle().stream;
+}
+
+// Index of the first of `count` device int32 values outside [0, limit), or -1.
+::tensorflow::Status FirstOutOfRangeOnGpu(OpKernelContext* context, const int32_t* values,
+                                          int64_t count, int64_t limit, int64_t* first) {
+  Tensor scratch;
+  TF_RETURN_IF_ERROR(context->allocate_temp(::tensorflow::DT_UINT64, TensorShape({1}), &scratch));
+  const char* error = FindFirstOutOfRangeCuda(
+      values, count, limit, reinterpret_cast<unsigned long long*>(scratch.flat<uint64_t>().data()),
+      GpuStream(context), first);
+  return error == nullptr ? ::tensorflow::OkStatus() : ::tensorflow::errors::Internal(error);
+}
+
+class RasterizeClipTrianglesGpuOp : public OpKernel {
+ public:
+  explicit RasterizeClipTrianglesGpuOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("image_height", &image_height_));
+    OP_REQUIRES_OK(context, context->GetAttr("image_width", &image_width_));
+    OP_REQUIRES_OK(context, context->GetAttr("cull_backfaces", &cull_backfaces_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& clip = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, CheckMeshShapes(clip, triangles, image_height_, image_width_));
+    const int64_t batch = clip.dim_size(0), vertex_count = clip.dim_size(1);
+    const int height = image_height_, width = image_width_;
+    OP_REQUIRES_OK(context, CheckImageSizes(batch, height, width, vertex_count));
+    int64_t bad = -1;
+    OP_REQUIRES_OK(context, FirstOutOfRangeOnGpu(context, triangles.flat<int32_t>().data(),
+                                                 triangles.NumElements(), vertex_count, &bad));
+    OP_REQUIRES(context, bad < 0, InvalidTriangleError(bad / 3, vertex_count));
+    Tensor* outputs[5];
+    const TensorShape image({batch, height, width});
+    OP_REQUIRES_OK(context, context->allocate_output(0, image, &outputs[0]));
+    OP_REQUIRES_OK(context, context->allocate_output(1, image, &outputs[1]));
+    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({batch, height, width, 3}), &outputs[2]));
+    OP_REQUIRES_OK(context, context->allocate_output(3, image, &outputs[3]));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                4, TensorShape({batch, vertex_count * kProjectedBytes}), &outputs[4]));
+    Tensor keys;
+    OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_UINT64, image, &keys));
+    RasterizeParams params;
+    params.clip = clip.flat<float>().data();
+    params.triangles = triangles.flat<int32_t>().data();
+    params.batch = batch;
+    params.vertex_count = vertex_count;
+    params.triangle_count = triangles.dim_size(0);
+    params.width = width;
+    params.height = height;
+    params.cull_backfaces = cull_backfaces_;
+    params.projected = AsProjected(outputs[4]);
+    params.depth_keys = reinterpret_cast<unsigned long long*>(keys.flat<uint64_t>().data());
+    params.triangle_ids = outputs[0]->flat<int32_t>().data();
+    params.mask = outputs[1]->flat<float>().data();
+    params.barycentrics = outputs[2]->flat<float>().data();
+    params.depth = outputs[3]->flat<float>().data();
+    const char* error = RasterizeCuda(params, GpuStream(context));
+    OP_REQUIRES(context, error == nullptr, ::tensorflow::errors::Internal("RasterizeCuda: ", error));
+  }
+
+ private:
+  int image_height_;
+  int image_width_;
+  bool cull_backfaces_;
+};
+
+class RasterizeClipTrianglesGradGpuOp : public OpKernel {
+ public:
+  explicit RasterizeClipTrianglesGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& clip = context->input(0);
+    const Tensor& triangles = context->input(1);
+    Tensor projected = context->input(2);
+    const Tensor& ids = context->input(3);
+    const Tensor& d_bary = context->input(5);
+    const Tensor& d_depth = context->input(6);
+    int height, width;
+    OP_REQUIRES_OK(context, CheckGradientShapes(context, &height, &width));
+    const int64_t batch = clip.dim_size(0), vertex_count = clip.dim_size(1);
+    const int64_t triangle_count = triangles.dim_size(0);
+    int64_t bad = -1;
+    OP_REQUIRES_OK(context, FirstOutOfRangeOnGpu(context, triangles.flat<int32_t>().data(),
+                                                 triangles.NumElements(), vertex_count, &bad));
+    OP_REQUIRES(context, bad < 0, InvalidTriangleError(bad / 3, vertex_count));
+    OP_REQUIRES_OK(context, FirstOutOfRangeOnGpu(context, ids.flat<int32_t>().data(),
+                                                 ids.NumElements(), triangle_count, &bad));
+    OP_REQUIRES(context, bad < 0,
+                InvalidArgument("triangle_ids holds a value outside [0, ", triangle_count,
+                                ") at flat index ", bad));
+    Tensor* d_clip = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, clip.shape(), &d_clip));
+    Tensor sums;
+    OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_FLOAT,
+                                                   TensorShape({2, batch, vertex_count, 4}), &sums));
+    GradientParams params;
+    params.clip = clip.flat<float>().data();
+    params.triangles = triangles.flat<int32_t>().data();
+    params.projected = AsProjected(&projected);
+    params.triangle_ids = ids.flat<int32_t>().data();
+    params.mask = context->input(4).flat<float>().data();
+    params.d_barycentrics = d_bary.NumElements() > 0 ? d_bary.flat<float>().data() : nullptr;
+    params.d_depth = d_depth.NumElements() > 0 ? d_depth.flat<float>().data() : nullptr;
+    params.batch = batch;
+    params.vertex_count = vertex_count;
+    params.width = width;
+    params.height = height;
+    params.d_projected = sums.flat<float>().data();
+    params.d_clip_slow = params.d_projected + 4 * batch * vertex_count;
+    params.d_clip = d_clip->flat<float>().data();
+    const char* error = RasterizeGradientCuda(params, GpuStream(context));
+    OP_REQUIRES(context, error == nullptr,
+                ::tensorflow::errors::Internal("RasterizeGradientCuda: ", error));
+  }
+};
+#endif  // GOOGLE_CUDA
+
 }  // namespace
 
 REGISTER_OP("RasterizeClipTriangles")
@@ -434,5 +632,11 @@ REGISTER_KERNEL_BUILDER(Name("RasterizeClipTriangles").Device(DEVICE_CPU),
                         RasterizeClipTrianglesOp);
 REGISTER_KERNEL_BUILDER(Name("RasterizeClipTrianglesGrad").Device(DEVICE_CPU),
                         RasterizeClipTrianglesGradOp);
+#if GOOGLE_CUDA
+REGISTER_KERNEL_BUILDER(Name("RasterizeClipTriangles").Device(DEVICE_GPU),
+                        RasterizeClipTrianglesGpuOp);
+REGISTER_KERNEL_BUILDER(Name("RasterizeClipTrianglesGrad").Device(DEVICE_GPU),
+                        RasterizeClipTrianglesGradGpuOp);
+#endif
 
 }  // namespace face3d

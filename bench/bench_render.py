@@ -1,0 +1,201 @@
+"""Where the time of a training step goes, piece by piece, from TensorFlow's own step stats.
+
+    python bench/bench_render.py [--batch 16] [--repeats 5] [--data data/bench] [--threads N]
+
+Builds the coarse training step as train.py does (coarse network, face model, renderer, losses,
+clipped gradients, Adam) on one batch of training records fed through placeholders (so the input
+pipeline's decoding and augmentation, which run on other threads, are not part of the step), runs
+it --repeats times with RunOptions.FULL_TRACE and sums each node's time (op start to op end, as
+the step stats record it) into pieces by name scope:
+
+    encoder      resize to 224 and the coarse network (name scope `encoder/`)
+    face model   coefficients -> vertices, albedo, rotation, projection, clip space, landmarks
+    normals      renderer.shading.vertex_normals
+    shading      renderer.shading.sh_shading (SH basis, irradiance, albedo)
+    rasterize    renderer.rasterize (the C++ op and its gradient op)
+    interpolate  renderer.rasterizer.interpolate
+    uv sampling  unwrapping images into UV space (the fine stage)
+    losses       model.coarse.CoarseModel.losses (segmentation resize, photometric, landmarks, ...)
+    optimizer    gradient clipping, Adam, the learning rate
+
+forward = nodes of the forward graph, backward = nodes under `gradients/` (the ops that
+tf.gradients made for that piece). Shares are of the summed node time, which on several threads
+can exceed the wall time of the step (also printed). With no --data records, 16 synthetic ones
+are made first (preprocess/synthesize.py) in a temporary folder.
+
+The fine stage is not implemented yet: the script says so and profiles the coarse step only. Its
+step, when it lands, is profiled by the same `profile` call with a builder beside
+`coarse_training_step`; the piece rules already classify the UV-sampling scopes (`unwrap_to_uv`,
+`uv_sampling`).
+"""
+import argparse
+import collections
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from model import coarse  # noqa: E402
+from model.data import make_dataset  # noqa: E402
+from model.face import FaceModel  # noqa: E402
+from preprocess import schema  # noqa: E402
+import train  # noqa: E402
+
+tf.disable_eager_execution()
+
+PIECES = ("encoder", "face model", "normals", "shading", "rasterize", "interpolate", "uv sampling",
+          "losses", "optimizer", "other")
+# (substring of a node's name, piece), most specific first: the renderer's scopes sit inside
+# `face_model/`, and the name of a gradient node holds the forward op's full name.
+_SCOPE_RULES = (
+    ("/vertex_normals", "normals"), ("/sh_shading", "shading"), ("/rasterize", "rasterize"),
+    ("/interpolate", "interpolate"), ("/unwrap_to_uv", "uv sampling"), ("/uv_sampling", "uv sampling"),
+    ("encoder/", "encoder"), ("face_model/", "face model"), ("losses/", "losses"),
+    ("Adam", "optimizer"), ("clip_by_value", "optimizer"), ("learning_rate", "optimizer"),
+    ("ExponentialDecay", "optimizer"), ("global_step", "optimizer"), ("Maximum", "optimizer"),
+)
+
+
+def classify(node_name):
+    """(piece, 'forward' | 'backward') of a node of the training graph."""
+    direction = "backward" if node_name.startswith("gradients/") else "forward"
+    name = "/" + node_name
+    for key, piece in _SCOPE_RULES:
+        if key in name:
+            return piece, direction
+    return "other", direction
+
+
+def first_batch(data_dir, batch_size):
+    """One augmented training batch as NumPy arrays (the keys the coarse losses read)."""
+    with tf.Graph().as_default():
+        batch = tf.data.make_one_shot_iterator(make_dataset(
+            os.path.join(data_dir, "*" + schema.SHARD_SUFFIX), batch_size, seed=0)).get_next()
+        with tf.Session() as session:
+            values = session.run(batch)
+    return {key: values[key] for key in ("image", "landmarks", "segmentation")}
+
+
+def coarse_training_step(face_model, batch_size):
+    """The coarse training step of train.py with placeholders for the batch, in name scopes.
+
+    Returns (train_op, placeholders dict name -> tf.placeholder).
+    """
+    size = coarse.CROP_SIZE
+    placeholders = dict(
+        image=tf.placeholder(tf.float32, [batch_size, size, size, 3], "image"),
+        landmarks=tf.placeholder(tf.float32, [batch_size, 68, 2], "landmarks"),
+        segmentation=tf.placeholder(tf.int32, [batch_size, size, size], "segmentation"))
+    net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex)
+    model = coarse.CoarseModel(face_model, net)
+    with tf.name_scope("encoder"):
+        coeffs = net(coarse.resize_for_encoder(placeholders["image"]))
+    with tf.name_scope("face_model"):
+        outputs = model.decode(coeffs, placeholders["image"])
+    with tf.name_scope("losses"):
+        weights = coarse.LossWeights(1.9, 1.6e-3, 0.0, 1e-3, 8e-4, 1e-3)
+        total = model.losses(placeholders, outputs, weights)["total"]
+    global_step = tf.train.get_or_create_global_step()
+    learning_rate = train.learning_rate_schedule(global_step, 5e-4, 1000, 0.8, 1e-6)
+    optimizer = tf.train.AdamOptimizer(learning_rate)
+    gradients = train.clipped_gradients(optimizer, total, tf.trainable_variables(coarse.SCOPE + "/"), 1.0)
+    return optimizer.apply_gradients(gradients, global_step=global_step), placeholders
+
+
+def profile(session, train_op, feed, repeats):
+    """Runs the step 3 times (warm-up), `repeats` times untimed by the tracer, then `repeats` traced
+    steps. Returns (ms per step {(piece, direction): ms}, median wall ms and median process CPU ms
+    of the untraced steps)."""
+    for _ in range(3):
+        session.run(train_op, feed)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        session.run(train_op, feed)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    totals = collections.Counter()
+    options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
+    for _ in range(repeats):
+        metadata = tf.RunMetadata()
+        session.run(train_op, feed, options=options, run_metadata=metadata)
+        for device in metadata.step_stats.dev_stats:
+            for node in device.node_stats:
+                # Executor bookkeeping entries (_SOURCE, retvals) carry no op.
+                if node.node_name.startswith("_"):
+                    continue
+                totals[classify(node.node_name.split(":")[0])] += node.op_end_rel_micros - node.op_start_rel_micros
+    return ({key: value / 1e3 / repeats for key, value in totals.items()}, 1e3 * float(np.median(walls)),
+            1e3 * float(np.median(cpus)))
+
+
+def print_profile(title, times, wall_ms, cpu_ms, batch_size):
+    total = sum(times.values())
+    print("%s: batch %d, wall %.1f ms per step (%.1f ms per image, %.1f images/s), process CPU %.1f ms per "
+          "step (%.1f ms per image); summed node time %.1f ms per step"
+          % (title, batch_size, wall_ms, wall_ms / batch_size, 1e3 * batch_size / wall_ms, cpu_ms,
+             cpu_ms / batch_size, total))
+    print("  %-12s %12s %12s %8s" % ("piece", "forward ms", "backward ms", "share"))
+    for piece in PIECES:
+        forward, backward = times.get((piece, "forward"), 0.0), times.get((piece, "backward"), 0.0)
+        if forward + backward == 0.0:
+            continue
+        print("  %-12s %12.2f %12.2f %7.1f%%" % (piece, forward / batch_size, backward / batch_size,
+                                                  100.0 * (forward + backward) / total))
+    print("  (ms per image; share of the summed node time)")
+
+
+def make_session(threads):
+    config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+    return tf.Session(config=config)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", default=os.path.join(REPO, "data", "bench"),
+                        help="folder of training tfrecords (16 are synthesized if it holds none)")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: default)")
+    args = parser.parse_args()
+    if args.batch <= 0 or args.repeats <= 0:
+        sys.exit("bench_render.py: --batch and --repeats must be positive")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data = args.data
+        if not glob.glob(os.path.join(data, "*" + schema.SHARD_SUFFIX)):
+            data = scratch
+            subprocess.run([sys.executable, "-m", "preprocess.synthesize", "--num=%d" % max(16, args.batch),
+                            "--out=%s" % data, "--seed=5"], cwd=REPO, check=True, capture_output=True)
+        values = first_batch(data, args.batch)
+
+    face_model = FaceModel()
+    with tf.Graph().as_default():
+        train_op, placeholders = coarse_training_step(face_model, args.batch)
+        session = make_session(args.threads)
+        session.run(tf.global_variables_initializer())
+        feed = {placeholders[key]: values[key] for key in placeholders}
+        times, wall_ms, cpu_ms = profile(session, train_op, feed, args.repeats)
+        session.close()
+    print_profile("coarse training step", times, wall_ms, cpu_ms, args.batch)
+
+    if importlib.util.find_spec("model.fine") is None:
+        print("fine training step: not profiled: the fine stage is not implemented yet (no model/fine.py)")
+    else:
+        print("fine training step: not profiled: model/fine.py exists, but this script does not build its step "
+              "yet (add a builder beside coarse_training_step; its UV-sampling scopes are already classified)")
+
+
+if __name__ == "__main__":
+    main()

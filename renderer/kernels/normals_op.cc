@@ -1,0 +1,165 @@
+// TensorFlow ops VertexNormals and VertexNormalsGrad.
+//
+// Shape and index checks live here; the arithmetic lives in normals_core.cc.
+// Each mesh of the batch is one unit of work on TensorFlow's intra-op CPU
+// thread pool (a mesh's triangles add into its own vertices).
+#include <cstdint>
+#include <functional>
+#include <limits>
+
+#include "normals_core.h"
+#include "rasterize_core.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace face3d {
+namespace {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::errors::InvalidArgument;
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+::tensorflow::Status CheckMesh(const Tensor& vertices, const Tensor& triangles) {
+  if (vertices.dims() != 3 || vertices.dim_size(2) != 3) {
+    return InvalidArgument("vertices must have shape [batch, vertices, 3], got ",
+                           vertices.shape().DebugString());
+  }
+  if (triangles.dims() != 2 || triangles.dim_size(1) != 3) {
+    return InvalidArgument("triangles must have shape [triangles, 3], got ",
+                           triangles.shape().DebugString());
+  }
+  if (vertices.dim_size(1) > std::numeric_limits<int32_t>::max() ||
+      triangles.dim_size(0) > std::numeric_limits<int32_t>::max()) {
+    return InvalidArgument("mesh too large for int32 indices");
+  }
+  const int64_t bad = FindInvalidTriangle(triangles.flat<int32_t>().data(),
+                                          triangles.dim_size(0), vertices.dim_size(1));
+  if (bad >= 0) {
+    return InvalidArgument("triangle ", bad, " has a vertex index outside [0, ",
+                           vertices.dim_size(1), ")");
+  }
+  return ::tensorflow::OkStatus();
+}
+
+NormalsParams MeshParams(const Tensor& vertices, const Tensor& triangles, int64_t b) {
+  const int64_t vertex_count = vertices.dim_size(1);
+  return {vertices.flat<float>().data() + 3 * vertex_count * b,
+          triangles.flat<int32_t>().data(), vertex_count, triangles.dim_size(0)};
+}
+
+void RunPerMesh(OpKernelContext* context, const Tensor& vertices,
+                const Tensor& triangles, const std::function<void(int64_t)>& work) {
+  auto* workers = context->device()->tensorflow_cpu_worker_threads();
+  const int64_t cost = 40 * (vertices.dim_size(1) + triangles.dim_size(0));
+  ::tensorflow::Shard(workers->num_threads, workers->workers, vertices.dim_size(0),
+                      cost, [&](int64_t begin, int64_t end) {
+                        for (int64_t b = begin; b < end; ++b) work(b);
+                      });
+}
+
+class VertexNormalsOp : public OpKernel {
+ public:
+  explicit VertexNormalsOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
+    Tensor* normals_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &normals_tensor));
+    Tensor sums_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_FLOAT,
+                                                   vertices.shape(), &sums_tensor));
+    float* normals = normals_tensor->flat<float>().data();
+    float* sums = sums_tensor.flat<float>().data();
+    const int64_t floats = 3 * vertices.dim_size(1);
+    RunPerMesh(context, vertices, triangles, [&](int64_t b) {
+      ComputeVertexNormals(MeshParams(vertices, triangles, b), sums + floats * b,
+                           normals + floats * b);
+    });
+  }
+};
+
+class VertexNormalsGradOp : public OpKernel {
+ public:
+  explicit VertexNormalsGradOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& d_normals = context->input(2);
+    OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
+    OP_REQUIRES(context, d_normals.shape() == vertices.shape(),
+                InvalidArgument("d_normals must have the shape of vertices ",
+                                vertices.shape().DebugString(), ", got ",
+                                d_normals.shape().DebugString()));
+    Tensor* d_vertices_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices_tensor));
+    const int64_t floats = 3 * vertices.dim_size(1);
+    Tensor scratch_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(
+                                ::tensorflow::DT_FLOAT,
+                                TensorShape({vertices.dim_size(0), 2 * floats}),
+                                &scratch_tensor));
+    float* d_vertices = d_vertices_tensor->flat<float>().data();
+    float* scratch = scratch_tensor.flat<float>().data();
+    const float* d_n = d_normals.flat<float>().data();
+    RunPerMesh(context, vertices, triangles, [&](int64_t b) {
+      VertexNormalsGradient(MeshParams(vertices, triangles, b), d_n + floats * b,
+                            scratch + 2 * floats * b, d_vertices + floats * b);
+    });
+  }
+};
+
+}  // namespace
+
+REGISTER_OP("VertexNormals")
+    .Input("vertices: float32")
+    .Input("triangles: int32")
+    .Output("normals: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle vertices, triangles;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &vertices));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &triangles));
+      DimensionHandle unused;
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(vertices, 2), 3, &unused));
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(triangles, 1), 3, &unused));
+      c->set_output(0, vertices);
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Area-weighted unit vertex normals of a batch of meshes sharing one triangle list.
+
+vertices: [batch, vertices, 3] positions.
+triangles: [triangles, 3] vertex indices; a face's normal is (v1 - v0) x (v2 - v0).
+normals: [batch, vertices, 3], the sum of a vertex's face normals scaled to unit
+  length (as tf.math.l2_normalize with epsilon 1e-24: 0 for an unused vertex).
+)doc");
+
+REGISTER_OP("VertexNormalsGrad")
+    .Input("vertices: float32")
+    .Input("triangles: int32")
+    .Input("d_normals: float32")
+    .Output("d_vertices: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Gradient of VertexNormals with respect to the vertices, given d_normals
+[batch, vertices, 3].
+)doc");
+
+REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_CPU), VertexNormalsOp);
+REGISTER_KERNEL_BUILDER(Name("VertexNormalsGrad").Device(DEVICE_CPU), VertexNormalsGradOp);
+
+}  // namespace face3d

@@ -1,0 +1,56 @@
+"""The renderer's attribute interpolation, vertex normals and SH shading, and the encoder's group
+normalisation, as plain TensorFlow ops.
+
+These were the implementations before the fused C++ ops (renderer/kernels/interpolate_core.cc,
+normals_core.cc); they stay here as the oracle of tests/test_fused_ops.py and as the
+"tf_mesh_renderer user" pipeline of bench/bench_face_render.py (upstream's mesh_renderer.py
+interpolates the same way: gather the vertex ids, gather the attributes, weight and sum).
+"""
+import tensorflow.compat.v1 as tf
+
+
+def interpolate_tf(attributes, triangles, triangle_ids, barycentrics):
+    """attributes [B, V, C], triangles [T, 3], triangle_ids [B, H, W], barycentrics [B, H, W, 3]
+    -> [B, H, W, C] = sum_k barycentrics[..., k] * attributes[triangles[triangle_ids][k]]."""
+    attributes = tf.convert_to_tensor(attributes, tf.float32)
+    triangles = tf.convert_to_tensor(triangles, tf.int32)
+    pixel_vertex_ids = tf.gather(triangles, triangle_ids)  # [B, H, W, 3]
+    corners = tf.gather(attributes, pixel_vertex_ids, batch_dims=1)  # [B, H, W, 3, C]
+    return tf.reduce_sum(corners * tf.convert_to_tensor(barycentrics, tf.float32)[..., tf.newaxis], axis=-2)
+
+
+def vertex_normals_tf(vertices, triangles):
+    """vertices [B, V, 3], triangles [T, 3] -> [B, V, 3] area-weighted unit normals
+    (l2_normalize of the summed face normals (v1 - v0) x (v2 - v0), epsilon 1e-24)."""
+    vertices = tf.convert_to_tensor(vertices, tf.float32)
+    triangles = tf.convert_to_tensor(triangles, tf.int32)
+    corners = tf.gather(vertices, triangles, axis=1)  # [B, T, 3 corners, 3 xyz]
+    v0, v1, v2 = tf.unstack(corners, 3, axis=2)
+    face_normals = tf.linalg.cross(v1 - v0, v2 - v0)
+    per_corner = tf.transpose(tf.tile(face_normals[:, tf.newaxis], [1, 3, 1, 1]), [1, 2, 0, 3])  # [3, T, B, 3]
+    summed = tf.math.unsorted_segment_sum(
+        tf.reshape(per_corner, tf.stack([-1, tf.shape(vertices)[0], 3])),
+        tf.reshape(tf.transpose(triangles), [-1]), num_segments=tf.shape(vertices)[1])  # [V, B, 3]
+    return tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=1e-24)
+
+
+def group_norm_tf(x, gamma, beta, groups, epsilon=1e-5):
+    """x [B, H, W, C] normalised per image and group of C / groups consecutive channels
+    (tf.nn.moments over H, W and the group's channels), times gamma [C] plus beta [C]."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    channels = int(x.shape[-1])
+    shape = tf.shape(x)
+    grouped = tf.reshape(x, [shape[0], shape[1], shape[2], groups, channels // groups])
+    mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
+    grouped = (grouped - mean) * tf.rsqrt(variance + epsilon)
+    return tf.reshape(grouped, shape) * gamma + beta
+
+
+def sh_shading_tf(normals, albedo, light):
+    """normals, albedo [B, V, 3], light [B, 27] -> albedo * (sh_basis(normals) . (light + ambient)),
+    in TensorFlow ops (einsum over the 9 bands)."""
+    from renderer import shading
+    ambient = tf.constant([[shading.DEFAULT_AMBIENT] * 3] + [[0.0] * 3] * 8, tf.float32)
+    coefficients = tf.reshape(tf.convert_to_tensor(light, tf.float32), [-1, 9, 3]) + ambient
+    irradiance = tf.einsum("bvk,bkc->bvc", shading.sh_basis(normals), coefficients)
+    return tf.convert_to_tensor(albedo, tf.float32) * irradiance
