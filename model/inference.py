@@ -12,7 +12,7 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from model import coarse, fitting
+from model import coarse, fitting, output_files
 from model.face import FaceModel, framing
 from preprocess.photo import crop_photo_file
 
@@ -148,7 +148,11 @@ def reconstruct_photo_file(reconstructor, path, detector="hog"):
     return face, result, landmarks
 
 
-def save_landmarks(path, landmarks):
-    """Writes 68 landmarks [68, 2] as one `x y` line each (pixels, two decimals) to a path or an
-    open text file."""
-    np.savetxt(path, landmarks, fmt="%.2f")
+def save_landmarks(path_or_file, landmarks):
+    """Writes 68 landmarks [68, 2] as one `x y` line each (pixels, two decimals): to a path (through
+    model/output_files) or to an open text file (a caller writing several files together)."""
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with output_files.replacing(path_or_file, "w") as f:
+            np.savetxt(f, landmarks, fmt="%.2f")
+    else:
+        np.savetxt(path_or_file, landmarks, fmt="%.2f")
