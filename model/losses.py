@@ -1,4 +1,4 @@
-"""Self-supervised losses of the coarse stage: small pure functions, one formula each.
+"""Self-supervised losses of both stages: small pure functions, one formula each.
 
 Notation: B batch, P pixels of one image, b image index, p pixel, k landmark.
 All images are float32 RGB in [0, 1]; masks are float32 in {0, 1} (soft values allowed).
@@ -108,3 +108,198 @@ def perceptual_loss(features_a, features_b):
     dot = tf.reduce_sum(features_a * features_b, axis=-1)
     norms = tf.norm(features_a, axis=-1) * tf.norm(features_b, axis=-1)
     return tf.reduce_mean(1.0 - dot / (norms + _EPS))
+
+
+# ---------------------------------------------------------------------------- fine stage
+#
+# The detail layer's losses (Chen et al. 2020, section III-C; weights and dead zones as in the
+# paper's code, see train.py's flags). Notation beyond the above: M dense-mesh vertices m,
+# F dense triangles f, E directed vertex neighbour pairs, c channel, S x S UV map with texels t.
+
+# Cap of the squared displacement terms (mm^2): a few outliers (a texel dragged by a specular
+# highlight) cannot dominate, as in the paper's code.
+DISPLACEMENT_CAP = 10.0
+
+
+def fine_photometric_loss(images, renders, render_mask, skin_mask):
+    """Photometric L2,1 of the fine render composited over the photo, on a 0-255 scale.
+
+        C = A R + (1 - A) I
+        L = 1 / B sum_b [ sum_p S_{b,p} ||255 (I_{b,p} - C_{b,p})||_2 / sum_p S_{b,p} ]
+
+    A the fine render's coverage, S the skin mask (segmentation skin region, soft values allowed).
+    Normalised per image, then averaged over the batch, as the paper's code; a pixel of S that the
+    render does not cover compares the photo with itself (0), so the loss cannot be lowered by
+    shrinking the render.
+
+    Args:
+      images: [B, H, W, 3] photos in [0, 1].
+      renders: [B, H, W, 3] fine renders in [0, 1].
+      render_mask: [B, H, W, 1] A.
+      skin_mask: [B, H, W, 1] S.
+    Returns:
+      scalar float32, 0-255 colour units (0 where C = I on S; an image with an empty S adds 0).
+    """
+    composited = render_mask * renders + (1.0 - render_mask) * images
+    distance = tf.sqrt(tf.reduce_sum(tf.square(255.0 * (images - composited)), axis=-1, keepdims=True) + _EPS)
+    per_image = (tf.reduce_sum(skin_mask * distance, axis=[1, 2, 3])
+                 / tf.maximum(tf.reduce_sum(skin_mask, axis=[1, 2, 3]), 1.0))
+    return tf.reduce_mean(per_image)
+
+
+def displacement_magnitude_loss(values, mask, cap=DISPLACEMENT_CAP):
+    """Capped mean square of a displacement-like quantity over a mask.
+
+        L = 1 / B sum_b [ sum_{i,c} M_{b,i} min(x_{b,i,c}^2, cap) / sum_i M_{b,i} ]
+
+    The fine stage uses it four times (the paper's `disp_loss`): on the displacement map over the
+    detail mask (`disp`), on the rendered depth difference fine - coarse over the fine render's
+    coverage (`render_disp`), on the displacement inside eyes, nose and brows (`disp_eyebrow_nose`),
+    and on the fine minus the coarse vertex normals (`disp_normal`, C = 3: |dn|^2 summed over xyz).
+
+    Args:
+      values: [B, ..., C] x (mm, or unitless for normals).
+      mask: [B, ..., 1] M, same leading shape.
+      cap: the clip of each squared element.
+    Returns:
+      scalar float32 (0 at x = 0; 0 for an empty mask).
+    """
+    values = tf.convert_to_tensor(values, tf.float32)
+    mask = tf.convert_to_tensor(mask, tf.float32)
+    axes = list(range(1, values.shape.ndims))
+    squared = tf.minimum(tf.square(values), cap)
+    per_image = tf.reduce_sum(mask * squared, axis=axes) / tf.maximum(tf.reduce_sum(mask, axis=axes), _EPS)
+    return tf.reduce_mean(per_image)
+
+
+def neighbour_pairs(triangles, num_vertices):
+    """Directed vertex neighbour pairs of a triangle mesh (NumPy, built once per topology).
+
+    Args:
+      triangles: [F, 3] int vertex ids; num_vertices: V.
+    Returns:
+      int32 [E, 2] rows (vertex, neighbour), each undirected edge in both directions once,
+      sorted by vertex.
+    """
+    triangles = np.asarray(triangles, dtype=np.int64)
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    both = np.concatenate([edges, edges[:, ::-1]])
+    if len(both) and (both.min() < 0 or both.max() >= num_vertices):
+        raise ValueError("triangle vertex ids out of range [0, %d)" % num_vertices)
+    return np.unique(both, axis=0).astype(np.int32)
+
+
+def adjacent_triangle_pairs(triangles):
+    """Pairs of triangles sharing an edge (NumPy, built once per topology).
+
+    Args:
+      triangles: [F, 3] int vertex ids.
+    Returns:
+      int32 [P, 2] triangle ids (f, g), f < g, one row per shared edge of a manifold mesh (an edge
+      of k > 2 triangles gives the pairs of consecutive ones).
+    """
+    triangles = np.asarray(triangles, dtype=np.int64)
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    edges = np.sort(edges, axis=1)
+    owner = np.tile(np.arange(len(triangles)), 3)
+    order = np.lexsort((owner, edges[:, 1], edges[:, 0]))
+    edges, owner = edges[order], owner[order]
+    same = np.all(edges[1:] == edges[:-1], axis=1)
+    return np.stack([owner[:-1][same], owner[1:][same]], axis=1).astype(np.int32)
+
+
+def laplacian_smoothness_loss(attributes, pairs, dead_zone):
+    """Dead-zone Laplacian smoothness of per-vertex attributes (positions or normals).
+
+        L = 1 / (B V C) sum_{b,v,c} max((mean_{u in N(v)} x_{b,u,c} - x_{b,v,c})^2 - dz, 0)
+
+    The paper's code writes mean(max(e, dz)); this is that minus the constant dz (same gradient,
+    0 at the minimum). Deviations below the dead zone are free, so detail at the scale the
+    photometric loss asks for is not flattened; the paper uses dz = 0.2 mm^2 on dense vertices
+    and dz = 1e-3 on vertex normals.
+
+    Args:
+      attributes: [B, V, C] x.
+      pairs: int32 [E, 2] (vertex, neighbour) rows (`neighbour_pairs`); a vertex without neighbours
+        compares with 0 neighbours' mean (0) and should not occur.
+      dead_zone: dz, in squared attribute units.
+    Returns:
+      scalar float32 (0 when every vertex is within sqrt(dz) of its neighbours' mean per channel).
+    """
+    pairs = np.asarray(pairs, dtype=np.int32)
+    attributes = tf.convert_to_tensor(attributes, tf.float32)
+    num_vertices = attributes.shape[1]
+    counts = np.maximum(np.bincount(pairs[:, 0], minlength=num_vertices), 1).astype(np.float32)
+    neighbours = tf.gather(attributes, pairs[:, 1], axis=1)                          # [B, E, C]
+    summed = tf.math.unsorted_segment_sum(tf.transpose(neighbours, [1, 0, 2]), pairs[:, 0], num_vertices)
+    mean_neighbour = tf.transpose(summed, [1, 0, 2]) / counts[None, :, None]
+    return tf.reduce_mean(tf.nn.relu(tf.square(mean_neighbour - attributes) - dead_zone))
+
+
+def triangle_smoothness_loss(triangle_attributes, pairs, dead_zone):
+    """Dead-zone smoothness over edge-adjacent triangles (the paper's face-normal term).
+
+        L = 1 / (B P C) sum_{b,(f,g),c} max((y_{b,f,c} - y_{b,g,c})^2 - dz, 0)
+
+    As `laplacian_smoothness_loss`, the paper's mean(max(e, dz)) minus dz; dz = 1e-4 on unit
+    triangle normals.
+
+    Args:
+      triangle_attributes: [B, F, C] y (unit face normals).
+      pairs: int32 [P, 2] (`adjacent_triangle_pairs`).
+      dead_zone: dz.
+    Returns:
+      scalar float32 (0 when all adjacent triangles agree within sqrt(dz) per channel).
+    """
+    pairs = np.asarray(pairs, dtype=np.int32)
+    first = tf.gather(triangle_attributes, pairs[:, 0], axis=1)
+    second = tf.gather(triangle_attributes, pairs[:, 1], axis=1)
+    return tf.reduce_mean(tf.nn.relu(tf.square(first - second) - dead_zone))
+
+
+def uv_smoothness_loss(uv_map):
+    """First-difference smoothness of a UV map, along rows, columns and both diagonals.
+
+        L = mean (d_{r,c+1} - d_{r,c})^2 + mean (d_{r+1,c} - d_{r,c})^2
+          + mean (d_{r+1,c+1} - d_{r,c})^2 + mean (d_{r+1,c-1} - d_{r,c})^2
+
+    each mean over all texel pairs of that direction, batch and channels (the whole map, as the
+    paper's code; outside the detail mask the map is tapered to 0 before it is used).
+
+    Args:
+      uv_map: [B, S, S, C] d (mm).
+    Returns:
+      scalar float32, mm^2 (0 for a constant map).
+    """
+    d = tf.convert_to_tensor(uv_map, tf.float32)
+    return (tf.reduce_mean(tf.square(d[:, :, 1:] - d[:, :, :-1]))
+            + tf.reduce_mean(tf.square(d[:, 1:] - d[:, :-1]))
+            + tf.reduce_mean(tf.square(d[:, 1:, 1:] - d[:, :-1, :-1]))
+            + tf.reduce_mean(tf.square(d[:, 1:, :-1] - d[:, :-1, 1:])))
+
+
+def symmetry_loss(uv_map, visibility, mirror_texel, mask):
+    """Soft symmetry of the map on the side the camera does not see (DECA's detail symmetry term).
+
+        L = sum_{b,t} W_{b,t} |d_{b,t} - d_{b,mirror(t)}| / sum_{b,t} W_{b,t},
+        W = mask (1 - visibility)
+
+    A hidden texel gets no photometric signal; this lets it copy its visible mirror twin's detail
+    instead of whatever the smoothness terms leave there.
+
+    Args:
+      uv_map: [B, S, S, 1] d (mm).
+      visibility: [B, S, S, 1] in [0, 1] (unwrapping's visibility mask).
+      mirror_texel: int [S, S] flat index (r S + c) of each texel's mirror texel.
+      mask: [S, S] or [B, S, S, 1] detail mask.
+    Returns:
+      scalar float32, mm (0 for a mirror-symmetric map; 0 when every masked texel is visible).
+    """
+    size = int(uv_map.shape[1])
+    flat = tf.reshape(uv_map, [-1, size * size, 1])
+    mirrored = tf.reshape(tf.gather(flat, np.asarray(mirror_texel).ravel(), axis=1), tf.shape(uv_map))
+    mask = tf.convert_to_tensor(mask, tf.float32)
+    if mask.shape.ndims == 2:
+        mask = mask[tf.newaxis, :, :, tf.newaxis]
+    weights = mask * (1.0 - visibility)
+    return tf.reduce_sum(weights * tf.abs(uv_map - mirrored)) / tf.maximum(tf.reduce_sum(weights), _EPS)

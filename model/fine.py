@@ -1,0 +1,373 @@
+"""Fine stage: the UV displacement map that carries the detail a morphable model cannot.
+
+    photo, coarse render --unwrap (model/face/unwrap.py)--> UV photo, UV coarse render, visibility
+      --`network_input`--> [B, S, S, 4] --FineNet (U-Net)--> displacement [B, S, S, 1] mm
+      x taper --dense UV-grid mesh (model/face/uv_layout.py), displaced along the coarse normal
+      (or model z)--> detailed face = coarse triangles outside the mask + dense mesh
+      --coarse albedo, SH light, pose--> fine render                      (`FineModel`)
+
+The network (`FineNet`) is the paper's U-Net (Chen et al. 2020; its code's layout) for any map size
+S = 2^L: all 3 x 3 kernels with biases and no normalisation; a stride-1 convolution to 16
+channels, then L stride-2 convolutions (32, 64, 128, 256, 512, 512, ...) down to 1 x 1, each
+followed by ReLU; L stride-2 transposed convolutions back up, each followed by ReLU and then
+ADDED (not concatenated) to the encoder activation of the same resolution; a final stride-1
+transposed convolution to one channel, then tanh, times max_displacement mm. Channel widths are
+min(paper width, max_channels): max_channels = PAPER_MAX_CHANNELS gives the paper's ~22 M
+parameters at S = 512 (84 MB of float32); the default keeps a checkpoint small enough for a CPU
+and for the repository (`parameter_count`).
+
+Differences from the paper, and why:
+  * the input has a fourth channel, the unwrapping's visibility mask, so the network can tell a
+    texel it sees from one filled from its mirror or the coarse render;
+  * the output is scaled by max_displacement (the paper's has no scale: +-1 mm);
+  * the last layer starts at zero weights, so the first prediction is exactly 0 (the fine surface
+    starts on the coarse one).
+"""
+import collections
+import math
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from model import losses
+from model.face import forward, unwrap
+from model.face.camera import DEPTH_RANGE_PER_PIXEL
+from model.face.framing import CROP_SIZE
+
+SCOPE = "fine"
+PAPER_MAX_CHANNELS = 512
+# Widths of the paper's layout: level 0 (full resolution) 16, doubling per level up to 512.
+_BASE_CHANNELS = 16
+NUM_INPUT_CHANNELS = 4
+
+
+def level_widths(uv_size, max_channels=PAPER_MAX_CHANNELS):
+    """Channels of the encoder activation at each level 0..L (level l has side S / 2^l).
+
+    Raises ValueError unless uv_size is a power of two >= 2 and 1 <= max_channels <= 512.
+    """
+    levels = int(round(math.log2(uv_size))) if uv_size > 0 else 0
+    if uv_size < 2 or 2 ** levels != uv_size:
+        raise ValueError("the fine network's UV size must be a power of two >= 2, got %r" % (uv_size,))
+    if not 1 <= max_channels <= PAPER_MAX_CHANNELS:
+        raise ValueError("max_channels must be in [1, %d], got %r" % (PAPER_MAX_CHANNELS, max_channels))
+    return [min(_BASE_CHANNELS * 2 ** level, PAPER_MAX_CHANNELS, max_channels) for level in range(levels + 1)]
+
+
+def parameter_count(uv_size, max_channels=PAPER_MAX_CHANNELS):
+    """Number of float parameters of FineNet(uv_size, max_channels) (4 bytes each in a checkpoint)."""
+    widths = level_widths(uv_size, max_channels)
+    count = 9 * NUM_INPUT_CHANNELS * widths[0] + widths[0]
+    for low, high in zip(widths[:-1], widths[1:]):
+        count += 2 * 9 * low * high + high + low     # stride-2 conv low->high and its transpose
+    return count + 9 * widths[0] + 1
+
+
+def network_input(uv_photo, uv_coarse, visibility):
+    """The network's input: [B, S, S, 4] = (2 P - 1) - (2 R - 1) per RGB channel, then V.
+
+    Args:
+      uv_photo: [B, S, S, 3] P, the photo unwrapped, in [0, 1].
+      uv_coarse: [B, S, S, 3] R, the coarse render unwrapped the same way, in [0, 1].
+      visibility: [B, S, S, 1] V in {0, 1}.
+    """
+    return tf.concat([2.0 * (uv_photo - uv_coarse), visibility], axis=-1)
+
+
+def _weights(name, shape, zero=False):
+    initializer = (tf.zeros_initializer() if zero
+                   else tf.variance_scaling_initializer(2.0, distribution="truncated_normal"))
+    return tf.get_variable(name, shape, initializer=initializer)
+
+
+def _conv(x, channels, stride, name):
+    with tf.variable_scope(name):
+        kernel = _weights("kernel", [3, 3, int(x.shape[-1]), channels])
+        bias = tf.get_variable("bias", [channels], initializer=tf.zeros_initializer())
+        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, stride, "SAME"), bias)
+
+
+def _deconv(x, channels, stride, name, zero=False):
+    with tf.variable_scope(name):
+        kernel = _weights("kernel", [3, 3, channels, int(x.shape[-1])], zero=zero)
+        bias = tf.get_variable("bias", [channels], initializer=tf.zeros_initializer())
+        side = int(x.shape[1]) * stride
+        shape = tf.stack([tf.shape(x)[0], side, side, channels])
+        y = tf.nn.conv2d_transpose(x, kernel, shape, stride, "SAME")
+        return tf.nn.bias_add(tf.reshape(y, [-1, side, side, channels]), bias)
+
+
+class FineNet(object):
+    """The U-Net of the module docstring; variables under the scope `fine`.
+
+    Args:
+      uv_size: S, a power of two.
+      max_channels: cap of every layer's width (PAPER_MAX_CHANNELS: the paper's widths).
+      max_displacement: output bound, mm.
+    """
+
+    def __init__(self, uv_size, max_channels=PAPER_MAX_CHANNELS, max_displacement=1.0):
+        if not max_displacement > 0:
+            raise ValueError("max_displacement must be positive, got %r" % (max_displacement,))
+        self.uv_size = uv_size
+        self.widths = level_widths(uv_size, max_channels)
+        self.max_displacement = float(max_displacement)
+
+    def __call__(self, inputs):
+        """Displacement map of `network_input`s.
+
+        Args:
+          inputs: [B, S, S, 4] float32.
+        Returns:
+          [B, S, S, 1] float32 in (-max_displacement, max_displacement) mm, outward positive.
+        """
+        if inputs.shape[1] != self.uv_size or inputs.shape[2] != self.uv_size:
+            raise ValueError("fine network built for %d x %d maps, got input %s"
+                             % (self.uv_size, self.uv_size, inputs.shape))
+        with tf.variable_scope(SCOPE, reuse=tf.AUTO_REUSE):
+            x = tf.nn.relu(_conv(inputs, self.widths[0], 1, "conv0"))
+            skips = [x]
+            for level, channels in enumerate(self.widths[1:], start=1):
+                x = tf.nn.relu(_conv(x, channels, 2, "conv%d" % level))
+                skips.append(x)
+            for level in range(len(self.widths) - 1, 0, -1):
+                x = tf.nn.relu(_deconv(x, self.widths[level - 1], 2, "deconv%d" % level)) + skips[level - 1]
+            x = _deconv(x, 1, 1, "output", zero=True)
+        return self.max_displacement * tf.tanh(x)
+
+    @staticmethod
+    def variables():
+        """The network's variables (what a fine checkpoint holds)."""
+        return tf.global_variables(SCOPE + "/")
+
+
+# ---------------------------------------------------------------------------- forward path and losses
+
+DISPLACEMENT_DIRECTIONS = ("normal", "z")
+# Regions whose displacement the paper penalises more (its `disp_eyebrow_nose` term): folds there
+# are mostly shading of the coarse shape's errors, not skin detail. The eyes are outside the
+# detail mask already (model/face/uv_layout.py).
+STIFF_REGIONS = ("nose", "brows")
+# Dead zones of the smoothness terms (the paper's code): dense vertices mm^2, vertex normals,
+# triangle normals (squared unit-vector components).
+LAPLACIAN_DEAD_ZONE = 0.2
+VERTEX_NORMAL_DEAD_ZONE = 1e-3
+TRIANGLE_NORMAL_DEAD_ZONE = 1e-4
+
+FineWeights = collections.namedtuple("FineWeights", [
+    "photo", "disp", "render_disp", "disp_eyebrow_nose", "disp_normal", "smooth", "smooth_normal",
+    "smooth_uv", "symmetry"])
+FineWeights.__doc__ = "Weights of the fine losses (train.py's flags of the same names, the paper's defaults)."
+PAPER_WEIGHTS = FineWeights(photo=1.0, disp=1e-3, render_disp=2e-3, disp_eyebrow_nose=2e-3, disp_normal=1e-3,
+                            smooth=1.0, smooth_normal=1.0, smooth_uv=1e-2, symmetry=0.0)
+
+
+def triangle_normals(vertices, triangles):
+    """Unit face normals [B, F, 3] of vertices [B, V, 3] and counter-clockwise triangles [F, 3]."""
+    corners = tf.gather(vertices, triangles, axis=1)
+    return tf.math.l2_normalize(tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0],
+                                                corners[:, :, 2] - corners[:, :, 0]), axis=-1, epsilon=1e-24)
+
+
+def region_texels(face_model, layout, names):
+    """float32 [S, S]: detail-mask texels whose triangle has a vertex in one of the regions `names`."""
+    n = face_model.num_vertices
+    in_region = np.zeros(n, dtype=bool)
+    for name in names:
+        in_region |= face_model.regions.get(name, np.zeros(n, dtype=bool))
+    touches = in_region[face_model.triangles].any(axis=1)[np.maximum(layout.triangle_id, 0)]
+    return (layout.mask & touches).astype(np.float32)
+
+
+class FineModel(object):
+    """The fine stage as one object: unwrap, predict, displace, render; and its losses.
+
+    Args:
+      face_model: model.face.FaceModel.
+      layout: model.face.uv_layout.UVLayout of the map size the network predicts.
+      net: FineNet of that size (None for a model that only decodes given displacement maps).
+      displacement_direction: "normal" (along the coarse surface's interpolated normal) or "z"
+        (model-space z, the paper's choice).
+    """
+
+    def __init__(self, face_model, layout, net, displacement_direction="normal"):
+        if displacement_direction not in DISPLACEMENT_DIRECTIONS:
+            raise ValueError("displacement_direction must be one of %s, got %r"
+                             % (", ".join(DISPLACEMENT_DIRECTIONS), displacement_direction))
+        if net is not None and net.uv_size != layout.size:
+            raise ValueError("fine network predicts %d x %d maps, the UV layout is %d x %d"
+                             % (net.uv_size, net.uv_size, layout.size, layout.size))
+        self.face_model = face_model
+        self.layout = layout
+        self.net = net
+        self.displacement_direction = displacement_direction
+        n = face_model.num_vertices
+        # The detailed face: the coarse triangles the dense mesh does not replace, then the dense
+        # mesh, whose vertices follow the N coarse ones.
+        self.triangles = np.concatenate([layout.coarse_triangles_outside, layout.dense_triangles + n]).astype(np.int32)
+        self.dense_pairs = losses.neighbour_pairs(layout.dense_triangles, layout.num_dense_vertices)
+        self.dense_triangle_pairs = losses.adjacent_triangle_pairs(layout.dense_triangles)
+        self.stiff_texels = region_texels(face_model, layout, STIFF_REGIONS)
+
+    def unwrap(self, coarse_outputs, images):
+        """The photo and the coarse render in UV.
+
+        Args:
+          coarse_outputs: the coarse stage's `decode` at the images' size (points_px, rasterized,
+            render, colours).
+          images: [B, H, W, 3] the photos the coarse render is compared with.
+        Returns:
+          dict: uv_photo, uv_coarse [B, S, S, 3], visibility [B, S, S, 1] (model/face/unwrap.py;
+          hidden texels without a visible mirror take the coarse colour, so their input is 0).
+        """
+        size = int(images.shape[1])
+        positions, visibility = unwrap.texel_visibility(
+            self.layout, self.face_model.triangles, coarse_outputs["points_px"], coarse_outputs["rasterized"],
+            DEPTH_RANGE_PER_PIXEL * size)
+        fallback = self.layout.vertices_to_uv(coarse_outputs["colours"])
+        both = unwrap.unwrap_to_uv(self.layout, tf.concat([images, coarse_outputs["render"]], axis=-1),
+                                   positions, visibility, tf.concat([fallback, fallback], axis=-1))
+        return dict(uv_photo=both[..., :3], uv_coarse=both[..., 3:], visibility=visibility)
+
+    def forward(self, coarse_outputs, images):
+        """Photos and their coarse reconstruction -> `decode` of the predicted displacement, plus
+        `unwrap`'s maps."""
+        uv = self.unwrap(coarse_outputs, images)
+        displacement = self.net(network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"]))
+        outputs = self.decode(coarse_outputs, displacement * self.layout.taper[None, :, :, None],
+                              int(images.shape[1]))
+        outputs.update(uv)
+        return outputs
+
+    def decode(self, coarse_outputs, displacement, image_size):
+        """The detailed face of a coarse reconstruction and a displacement map, rendered.
+
+        Args:
+          coarse_outputs: dict with vertices [B, N, 3] mm (model frame), albedo [B, N, 3] and coeffs
+            [B, C] (pose and light) of the coarse stage.
+          displacement: [B, S, S, 1] mm (outward positive), 0 outside the detail mask.
+          image_size: side of the render in pixels.
+        Returns:
+          dict: displacement; dense_base, dense_vertices [B, M, 3] mm (model frame, before and
+          after the displacement); dense_normals, dense_coarse_normals [B, M, 3] (model frame, of
+          the detailed and of the coarse surface); dense_triangle_normals,
+          dense_base_triangle_normals [B, F, 3] (after and before the displacement); vertices
+          [B, N + M, 3] and triangles of the detailed face; render [B, H, W, 3], mask [B, H, W, 1],
+          rasterized, points_px [B, N + M, 3] of the detailed face.
+        """
+        layout, face_model = self.layout, self.face_model
+        vertices = coarse_outputs["vertices"]
+        parts = face_model.split_coefficients(coarse_outputs["coeffs"])
+        coarse_normals = face_model.normals(vertices)
+        base = layout.dense_from_vertices(vertices)
+        smooth = tf.math.l2_normalize(layout.dense_from_vertices(coarse_normals), axis=-1)
+        offset = layout.uv_to_dense(displacement)                                       # [B, M, 1]
+        if self.displacement_direction == "normal":
+            dense = base + offset * smooth
+        else:
+            dense = base + offset * tf.constant([0.0, 0.0, 1.0])
+        dense_normals = layout.detail_normals(base, dense, smooth)
+        all_vertices = tf.concat([vertices, dense], axis=1)
+        all_normals = tf.concat([coarse_normals, dense_normals], axis=1)
+        albedo = tf.concat([coarse_outputs["albedo"], layout.dense_from_vertices(coarse_outputs["albedo"])], axis=1)
+        # The one forward path for a face (model/face/forward.py), with the detailed mesh's normals.
+        rendered = forward.render_mesh(face_model.camera, all_vertices, self.triangles, parts["pose"], image_size,
+                                       albedo=albedo, light=parts["light"], normals=all_normals)
+        points_px = rendered["points_px"]
+        rendered["image"] = rendered["render"]
+        return dict(displacement=displacement, dense_base=base, dense_vertices=dense, dense_normals=dense_normals,
+                    dense_coarse_normals=smooth,
+                    dense_triangle_normals=triangle_normals(dense, layout.dense_triangles),
+                    dense_base_triangle_normals=triangle_normals(base, layout.dense_triangles),
+                    vertices=all_vertices, triangles=self.triangles, points_px=points_px,
+                    render=rendered["image"], mask=rendered["mask"], rasterized=rendered["rasterized"])
+
+    def rendered_depth_difference(self, coarse_outputs, fine_outputs, image_size):
+        """(fine - coarse rendered depth [B, H, W, 1] mm, where both cover [B, H, W, 1])."""
+        depth_scale = DEPTH_RANGE_PER_PIXEL * image_size
+        pose = self.face_model.split_coefficients(coarse_outputs["coeffs"])["pose"]
+        # Rendered depth is NDC z = -depth px / depth_scale; px per mm as CropCamera.project scales.
+        pixels_per_mm = self.face_model.frame_scale * image_size / float(CROP_SIZE) * tf.exp(pose[:, 5])
+        difference = -depth_scale * (fine_outputs["rasterized"].depth - coarse_outputs["rasterized"].depth)
+        both = fine_outputs["mask"] * coarse_outputs["mask"]
+        return both * (difference / pixels_per_mm[:, None, None])[..., tf.newaxis], both
+
+    def losses(self, images, skin_mask, coarse_outputs, fine_outputs, weights):
+        """Fine losses of one batch.
+
+        Args:
+          images: [B, H, W, 3] the photos the renders are compared with.
+          skin_mask: [B, H, W, 1] skin pixels of the segmentation.
+          coarse_outputs, fine_outputs: the coarse stage's and `forward`'s outputs at that size.
+          weights: FineWeights.
+        Returns:
+          OrderedDict name -> scalar: every term of model/losses.py's fine section (unweighted)
+          and total (the weighted sum that training minimises).
+        """
+        image_size = int(images.shape[1])
+        displacement = fine_outputs["displacement"]
+        mask = self.layout.mask.astype(np.float32)[None, :, :, None]
+        depth_difference, both = self.rendered_depth_difference(coarse_outputs, fine_outputs, image_size)
+        terms = collections.OrderedDict()
+        terms["photometric"] = losses.fine_photometric_loss(images, fine_outputs["render"], fine_outputs["mask"],
+                                                            skin_mask)
+        terms["disp"] = losses.displacement_magnitude_loss(displacement, mask)
+        terms["render_disp"] = losses.displacement_magnitude_loss(depth_difference, both)
+        terms["disp_eyebrow_nose"] = losses.displacement_magnitude_loss(
+            displacement, self.stiff_texels[None, :, :, None])
+        normal_change = fine_outputs["dense_normals"] - fine_outputs["dense_coarse_normals"]
+        terms["disp_normal"] = losses.displacement_magnitude_loss(normal_change, tf.ones_like(normal_change[..., :1]))
+        # The smoothness terms act on what the displacement changes (dense vertices, vertex and
+        # triangle normals minus those of the undisplaced dense mesh), not on the absolute values
+        # as the paper's code: the undisplaced mesh's own Laplacian (curvature, and the one-sided
+        # neighbourhoods on the mask's edge) and its facets would otherwise be penalised too; they
+        # fall under the paper's dead zones only at its 512 x 512 spacing, and are constant in
+        # the network's output.
+        terms["smooth"] = losses.laplacian_smoothness_loss(
+            fine_outputs["dense_vertices"] - fine_outputs["dense_base"], self.dense_pairs, LAPLACIAN_DEAD_ZONE)
+        terms["smooth_normal"] = losses.laplacian_smoothness_loss(
+            normal_change, self.dense_pairs, VERTEX_NORMAL_DEAD_ZONE)
+        terms["smooth_triangle_normal"] = losses.triangle_smoothness_loss(
+            fine_outputs["dense_triangle_normals"] - fine_outputs["dense_base_triangle_normals"],
+            self.dense_triangle_pairs, TRIANGLE_NORMAL_DEAD_ZONE)
+        terms["smooth_uv"] = losses.uv_smoothness_loss(displacement)
+        total = (weights.photo * terms["photometric"] + weights.disp * terms["disp"]
+                 + weights.render_disp * terms["render_disp"] + weights.disp_eyebrow_nose * terms["disp_eyebrow_nose"]
+                 + weights.disp_normal * terms["disp_normal"] + weights.smooth * terms["smooth"]
+                 + weights.smooth_normal * (terms["smooth_normal"] + terms["smooth_triangle_normal"])
+                 + weights.smooth_uv * terms["smooth_uv"])
+        if weights.symmetry > 0:
+            terms["symmetry"] = losses.symmetry_loss(displacement, fine_outputs["visibility"],
+                                                     self.layout.mirror_texel, self.layout.mask)
+            total += weights.symmetry * terms["symmetry"]
+        terms["total"] = total
+        return terms
+
+
+def _nearest_resize(image, height, width):
+    rows = (np.arange(height) * image.shape[0] // height)
+    cols = (np.arange(width) * image.shape[1] // width)
+    return image[rows][:, cols]
+
+
+def summary_panels(image, coarse_render, coarse_mask, fine_render, fine_mask, uv_photo, displacement,
+                   max_displacement):
+    """The fine stage's picture: input | coarse render | fine render | UV photo | displacement.
+
+    Args:
+      image: [H, W, 3] float in [0, 1], the input; coarse_render, fine_render: [H, W, 3] with their
+        coverage masks [H, W, 1] (drawn over the input).
+      uv_photo: [S, S, 3] the unwrapped photo; displacement: [S, S, 1] mm, drawn grey with
+        -max_displacement black and +max_displacement white (both resized to H x W, nearest).
+    Returns:
+      [H, 5 W, 3] uint8.
+    """
+    height, width = image.shape[:2]
+
+    def over(render, mask):
+        return mask * np.clip(render, 0.0, 1.0) + (1.0 - mask) * image
+    grey = np.clip(0.5 + 0.5 * np.asarray(displacement) / max_displacement, 0.0, 1.0)
+    panels = [image, over(coarse_render, coarse_mask), over(fine_render, fine_mask),
+              _nearest_resize(np.clip(uv_photo, 0.0, 1.0), height, width),
+              np.repeat(_nearest_resize(grey, height, width), 3, axis=-1)]
+    return np.round(np.concatenate(panels, axis=1) * 255.0).astype(np.uint8)

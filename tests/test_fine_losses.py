@@ -1,0 +1,128 @@
+"""The fine-stage losses as formulas: zero (or minimal) at their minimisers, hand-computed values."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from model import losses
+
+tf.disable_eager_execution()
+
+
+def evaluate(tensor_fn, *arrays):
+    with tf.Graph().as_default(), tf.Session() as session:
+        tensors = [tf.constant(np.asarray(a, dtype=np.float32)) for a in arrays]
+        return session.run(tensor_fn(*tensors))
+
+
+def grid_triangles(n):
+    """Two triangles per quad of an n x n vertex grid (vertex r n + c)."""
+    index = np.arange(n * n).reshape(n, n)
+    a, b, c, d = index[:-1, :-1], index[1:, :-1], index[1:, 1:], index[:-1, 1:]
+    return np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+
+
+def test_fine_photometric_loss_is_zero_when_the_render_matches_the_photo():
+    rng = np.random.default_rng(0)
+    images = rng.random((2, 5, 5, 3))
+    mask = np.ones((2, 5, 5, 1))
+    assert evaluate(losses.fine_photometric_loss, images, images, mask, mask) < 1e-3
+
+
+def test_fine_photometric_loss_hand_computed_on_a_255_scale():
+    images = np.zeros((2, 2, 2, 3))
+    renders = np.zeros_like(images)
+    renders[..., 0], renders[..., 1] = 0.3, 0.4           # distance 0.5 -> 127.5
+    coverage = np.ones((2, 2, 2, 1))
+    coverage[0, 0, 0] = 0.0                               # photo shows through: distance 0
+    skin = np.ones((2, 2, 2, 1))
+    skin[1, 1] = 0.0                                      # image 1: two skin pixels, both 127.5
+    value = evaluate(losses.fine_photometric_loss, images, renders, coverage, skin)
+    # image 0: (0 + 3 x 127.5) / 4; image 1: 127.5; mean of the two.
+    assert value == pytest.approx(0.5 * (3 * 127.5 / 4 + 127.5), rel=1e-4)
+
+
+def test_displacement_magnitude_loss_caps_each_square_and_means_over_the_mask():
+    values = np.array([[[1.0], [2.0], [5.0], [9.0]]])      # squares 1, 4, 25 -> 10, 81 (off mask)
+    mask = np.array([[[1.0], [1.0], [1.0], [0.0]]])
+    assert evaluate(losses.displacement_magnitude_loss, values, mask) == pytest.approx((1 + 4 + 10) / 3.0)
+    assert evaluate(losses.displacement_magnitude_loss, 0 * values, mask) == 0.0
+
+
+def test_displacement_magnitude_loss_sums_channels_of_normal_differences():
+    values = np.array([[[0.6, 0.8, 0.0], [0.0, 0.0, 0.0]]])
+    mask = np.array([[[1.0], [1.0]]])
+    assert evaluate(losses.displacement_magnitude_loss, values, mask) == pytest.approx(0.5)
+
+
+def test_neighbour_pairs_of_one_quad():
+    pairs = losses.neighbour_pairs(np.array([[0, 1, 2], [0, 2, 3]]), 4)
+    expected = {(0, 1), (0, 2), (0, 3), (1, 0), (1, 2), (2, 0), (2, 1), (2, 3), (3, 0), (3, 2)}
+    assert set(map(tuple, pairs.tolist())) == expected and len(pairs) == len(expected)
+
+
+def test_adjacent_triangle_pairs_of_a_grid_are_its_inner_edges():
+    triangles = grid_triangles(4)
+    pairs = losses.adjacent_triangle_pairs(triangles)
+    # 3 x 3 quads: 9 diagonals + 2 x 3 x 2 inner grid edges.
+    assert len(pairs) == 9 + 12
+    for f, g in pairs:
+        assert f < g and len(set(triangles[f]) & set(triangles[g])) == 2
+
+
+def test_laplacian_smoothness_is_zero_on_a_plane_and_hand_computed_on_a_bump():
+    n = 5
+    triangles = grid_triangles(n)
+    pairs = losses.neighbour_pairs(triangles, n * n)
+    flat = np.zeros((1, n * n, 3), np.float32)
+    assert evaluate(lambda x: losses.laplacian_smoothness_loss(x, pairs, 0.0), flat) == 0.0
+    bump = flat.copy()
+    centre = 2 * n + 2
+    bump[0, centre, 2] = 2.0
+    # The centre: mean neighbour 0, error 4; each of its 6 neighbours: mean neighbour 2 / k_v.
+    counts = np.bincount(pairs[:, 0])
+    neighbours = pairs[pairs[:, 0] == centre, 1]
+    expected = (4.0 - 0.5) + sum(max((2.0 / counts[v]) ** 2 - 0.5, 0.0) for v in neighbours)
+    value = evaluate(lambda x: losses.laplacian_smoothness_loss(x, pairs, 0.5), bump)
+    assert value == pytest.approx(expected / (n * n * 3), rel=1e-5)
+
+
+def test_laplacian_dead_zone_leaves_small_deviations_free():
+    triangles = grid_triangles(4)
+    pairs = losses.neighbour_pairs(triangles, 16)
+    rng = np.random.default_rng(1)
+    x = 0.1 * rng.standard_normal((2, 16, 3))
+    assert evaluate(lambda a: losses.laplacian_smoothness_loss(a, pairs, 1.0), x) == 0.0
+    assert evaluate(lambda a: losses.laplacian_smoothness_loss(a, pairs, 0.0), x) > 0.0
+
+
+def test_triangle_smoothness_hand_computed():
+    normals = np.array([[[0.0, 0.0, 1.0], [0.0, 0.6, 0.8], [0.0, 0.0, 1.0]]])
+    pairs = np.array([[0, 1], [0, 2]], np.int32)
+    # pair (0, 1): squares 0, 0.36, 0.04; pair (0, 2): zeros. Dead zone 0.01.
+    expected = (0.35 + 0.03) / 6.0
+    value = evaluate(lambda n: losses.triangle_smoothness_loss(n, pairs, 0.01), normals)
+    assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_uv_smoothness_is_zero_for_a_constant_map_and_counts_diagonals():
+    assert evaluate(losses.uv_smoothness_loss, np.full((1, 4, 4, 1), 3.0)) == 0.0
+    ramp = np.tile(np.arange(3.0)[None, :], (3, 1)).reshape(1, 3, 3, 1)   # d = column
+    # rows: 1 everywhere; columns: 0; diagonals: (+1)^2 and (-1)^2.
+    assert evaluate(losses.uv_smoothness_loss, ramp) == pytest.approx(3.0)
+
+
+def test_symmetry_loss_is_zero_for_a_symmetric_map_and_hand_computed_otherwise():
+    size = 4
+    rows, cols = np.mgrid[0:size, 0:size]
+    mirror = rows * size + (size - 1 - cols)
+    symmetric = np.abs(cols - 1.5).astype(np.float32).reshape(1, size, size, 1)
+    visibility = np.zeros((1, size, size, 1), np.float32)
+    visibility[..., :2, :] = 1.0                        # left half seen, right half hidden
+    mask = np.ones((size, size), np.float32)
+
+    def loss(d, v):
+        return losses.symmetry_loss(d, v, mirror, mask)
+    assert evaluate(loss, symmetric, visibility) == 0.0
+    skewed = symmetric + (cols == 3).reshape(1, size, size, 1)
+    # Hidden texels: columns 2, 3 (8 texels); column 3 differs from column 0 by 1.
+    assert evaluate(loss, skewed, visibility) == pytest.approx(4.0 / 8.0)
