@@ -274,13 +274,12 @@ class FineModel(object):
         rendered = forward.render_mesh(face_model.camera, all_vertices, self.triangles, parts["pose"], image_size,
                                        albedo=albedo, light=parts["light"], normals=all_normals)
         points_px = rendered["points_px"]
-        rendered["image"] = rendered["render"]
         return dict(displacement=displacement, dense_base=base, dense_vertices=dense, dense_normals=dense_normals,
                     dense_coarse_normals=smooth,
                     dense_triangle_normals=triangle_normals(dense, layout.dense_triangles),
                     dense_base_triangle_normals=triangle_normals(base, layout.dense_triangles),
                     vertices=all_vertices, triangles=self.triangles, points_px=points_px,
-                    render=rendered["image"], mask=rendered["mask"], rasterized=rendered["rasterized"])
+                    render=rendered["render"], mask=rendered["mask"], rasterized=rendered["rasterized"])
 
     def rendered_depth_difference(self, coarse_outputs, fine_outputs, image_size):
         """(fine - coarse rendered depth [B, H, W, 1] mm, where both cover [B, H, W, 1])."""
