@@ -13,12 +13,12 @@ cd "$ROOT"
 
 # ---- settings ----
 DATA_DIR=data/synthetic
-NUM_SYNTHETIC=4000
+NUM_SYNTHETIC=2000
 SYNTHETIC_SEED=1
 CHECKPOINT_DIR=results/coarse
 BACKBONE=compact
 VGG_FACE_PATH=            # MatConvNet vgg-face.mat: turns the perceptual loss on (empty = off)
-STEP=4000
+STEP=2000
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # ------------------
 # Every other train.py flag keeps its default (train.py --helpfull lists them: batch size, learning
