@@ -14,6 +14,7 @@ from model.face import NUM_LIGHT, NUM_POSE
 from model.face.camera import CropCamera
 from model.face.framing import CROP_SIZE
 from model.face.landmarks68 import FLIP_PERMUTATION
+from model.metrics import vertex_normals
 
 LANDMARK_RENDER_SIZE = 512  # the first, plain grey render
 EYE_RENDER_SIZE = 1024  # the render whose eye openings place landmarks 36-47
@@ -82,16 +83,6 @@ def lambert_grey(vertices, triangles):
     light = np.array([0.0, 0.4, 1.0]) / np.linalg.norm([0.0, 0.4, 1.0])
     shade = 0.25 + 0.7 * np.clip(n @ light, 0, None)
     return np.repeat(shade[:, None], 3, axis=1)
-
-
-def vertex_normals(vertices, triangles):
-    """Area-weighted unit vertex normals [N, 3], (v1-v0)x(v2-v0) orientation."""
-    face = np.cross(vertices[triangles[:, 1]] - vertices[triangles[:, 0]],
-                    vertices[triangles[:, 2]] - vertices[triangles[:, 0]])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, triangles[:, k], face)
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def pick_landmarks(vertices, triangles, eye_sockets, mouth_cavity, mirror, colours, size,
