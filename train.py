@@ -1,6 +1,8 @@
-"""Trains a stage from tfrecords: the coarse stage (self-supervised 3DMM regression).
+"""Trains a stage from tfrecords: the coarse stage (self-supervised 3DMM regression), or the fine
+stage (the UV displacement map of the detail layer) on top of a trained coarse network.
 
     python train.py --stage=coarse --data_dir=data/synthetic --checkpoint_dir=results/coarse
+    python train.py --stage=fine --data_dir=data/synthetic --coarse_checkpoint=results/coarse/network
 
 Graph mode (tf.compat.v1). The loop is model/training.py, shared by both stages: Adam on the
 stage's network with an exponentially decaying learning rate, floored at --min_learning_rate, and
@@ -13,15 +15,23 @@ that step are untouched. At the end (or when started again at --step) the networ
 and the stage config are written to --checkpoint_dir/network/: that is what test.py loads (it
 reads the backbone and the face model from the stage config) and what a release ships.
 
-The fine stage (--stage=fine) belongs to a later issue and is refused.
+The fine stage (model/fine.py) reads the same tfrecords. A fresh run restores the coarse network
+from --coarse_checkpoint (a coarse export: folder or prefix, with its stage.json; one trained with
+another face model is refused) and keeps it frozen, training the fine network alone, unless
+--train_coarse fine-tunes both (the coarse losses then join the fine ones). Both networks are in
+its checkpoints and in its export, so --checkpoint_dir/network/ is self-contained.
+
+Flags whose default depends on the stage (--checkpoint_dir, --batch_size, --learning_rate,
+--lr_decay_step, --lr_decay_rate, --step) say both defaults in their help, and the paper's values.
 """
+import collections
 import os
 import sys
 
 import tensorflow.compat.v1 as tf
 from absl import app
 
-from model import coarse, flag_ranges, training
+from model import coarse, fine, flag_ranges, training
 from model.data import DataError, data_error
 from model.face import FaceModel
 from model.vgg_face import load_vgg_face_mat
@@ -30,32 +40,63 @@ from preprocess import schema
 flags = tf.app.flags
 FLAGS = flags.FLAGS
 
+# Defaults that depend on --stage (a flag left unset takes its stage's). The fine stage's are for a
+# CPU: a small batch and a larger learning rate than the paper's (batch 48, lr 1e-5 x 0.99 every
+# 5,000 steps, 10,001 steps).
+STAGE_DEFAULTS = {
+    "coarse": dict(checkpoint_dir="results/coarse", batch_size=16, learning_rate=5e-4, lr_decay_step=1000,
+                   lr_decay_rate=0.8, step=2000),
+    "fine": dict(checkpoint_dir="results/fine", batch_size=4, learning_rate=1e-4, lr_decay_step=1000,
+                 lr_decay_rate=0.9, step=1000),
+}
+
+
+def _defaults_help(name, paper=None):
+    text = "; default %s" % ", ".join("%s (%s)" % (STAGE_DEFAULTS[stage][name], stage) for stage in STAGE_DEFAULTS)
+    return text + ("; the paper's fine stage: %s." % paper if paper else ".")
+
+
 flags.DEFINE_enum("stage", "coarse", ["coarse", "fine"], "Which stage to train.")
 flags.DEFINE_string("data_dir", "data/synthetic", "Folder of training tfrecords (*%s)." % schema.SHARD_SUFFIX)
-flags.DEFINE_string("checkpoint_dir", "results/coarse", "Checkpoints and TensorBoard summaries.")
+flags.DEFINE_string("checkpoint_dir", None, "Checkpoints and TensorBoard summaries" + _defaults_help("checkpoint_dir"))
 flags.DEFINE_string("face_model_path", "", "Face model npz; empty = resources/face_model.npz.")
-flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder of the coarse network.")
+flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES),
+                  "Encoder of the coarse network (coarse stage; the fine stage takes the coarse checkpoint's).")
 flags.DEFINE_string("vgg_face_path", "",
                     "MatConvNet vgg-face.mat. When given: turns the perceptual loss on and, with "
-                    "--backbone=vgg_face, initialises the encoder from it. Empty: perceptual loss off.")
-flags.DEFINE_integer("batch_size", 16, "Images per step.", lower_bound=1)
-flags.DEFINE_float("learning_rate", 5e-4, "Initial Adam learning rate.")
+                    "--backbone=vgg_face, initialises the encoder from it. Empty: perceptual loss off. "
+                    "Coarse stage only.")
+flags.DEFINE_integer("batch_size", None, "Images per step" + _defaults_help("batch_size", 48), lower_bound=1)
+flags.DEFINE_float("learning_rate", None, "Initial Adam learning rate" + _defaults_help("learning_rate", "1e-5"))
 flag_ranges.require("learning_rate", above=0)
-flags.DEFINE_integer("lr_decay_step", 1000, "Steps per decay of the learning rate by lr_decay_rate.",
-                     lower_bound=1)
-flags.DEFINE_float("lr_decay_rate", 0.8, "Learning rate factor per lr_decay_step (continuous decay).")
+flags.DEFINE_integer("lr_decay_step", None, "Steps per decay of the learning rate by lr_decay_rate"
+                     + _defaults_help("lr_decay_step", 5000), lower_bound=1)
+flags.DEFINE_float("lr_decay_rate", None, "Learning rate factor per lr_decay_step (continuous decay)"
+                   + _defaults_help("lr_decay_rate", 0.99))
 flag_ranges.require("lr_decay_rate", above=0, at_most=1)
-flags.DEFINE_float("min_learning_rate", 1e-6, "Floor of the decayed learning rate.")
+flags.DEFINE_float("min_learning_rate", 1e-6, "Floor of the decayed learning rate (the paper's fine stage: 1e-7).")
 flag_ranges.require("min_learning_rate", at_least=0)
+
+
+def stage_default(name, values):
+    """The value of flag `name` in `values` (a dict of flag values, or FLAGS), or its stage's default."""
+    value = values[name] if isinstance(values, dict) else getattr(values, name)
+    stage = values["stage"] if isinstance(values, dict) else values.stage
+    return STAGE_DEFAULTS[stage][name] if value is None else value
+
+
 flags.register_multi_flags_validator(
-    ["min_learning_rate", "learning_rate"], lambda v: v["min_learning_rate"] <= v["learning_rate"],
+    ["min_learning_rate", "learning_rate", "stage"],
+    lambda v: v["min_learning_rate"] <= stage_default("learning_rate", v),
     message="--min_learning_rate must be <= --learning_rate (the floor would raise the rate)")
 flags.DEFINE_float("gradient_clip", 1.0, "Each gradient element is clipped to [-gradient_clip, gradient_clip].")
 flag_ranges.require("gradient_clip", above=0)
-flags.DEFINE_integer("step", 2000, "Global step at which training ends.", lower_bound=1)
+flags.DEFINE_integer("step", None, "Global step at which training ends" + _defaults_help("step", "10,001"),
+                     lower_bound=1)
 flags.DEFINE_integer("save_step", 250, "Checkpoint every this many steps.", lower_bound=1)
 flags.DEFINE_integer("log_step", 20, "Log line and scalar summaries every this many steps.", lower_bound=1)
-flags.DEFINE_integer("image_summary_step", 200, "Input | render | landmarks summary every this many steps.",
+flags.DEFINE_integer("image_summary_step", 200, "Picture summary every this many steps (coarse: input | render | "
+                     "landmarks; fine: input | coarse | fine render | UV photo | displacement).",
                      lower_bound=1)
 flags.DEFINE_float("photo_weight", coarse.TRAINING_LOSS_WEIGHTS.photo, "Weight of the photometric loss.")
 flags.DEFINE_float("landmark_weight", coarse.TRAINING_LOSS_WEIGHTS.landmark, "Weight of the landmark loss (224-pixel units squared).")
@@ -65,6 +106,51 @@ flags.DEFINE_float("exp_weight", coarse.TRAINING_LOSS_WEIGHTS.exp, "Regularisati
 flags.DEFINE_float("tex_weight", coarse.TRAINING_LOSS_WEIGHTS.tex, "Regularisation weight of the albedo coefficients.")
 for _weight in ("photo_weight", "landmark_weight", "perceptual_weight", "id_weight", "exp_weight", "tex_weight"):
     flag_ranges.require(_weight, at_least=0)
+# ---- the fine stage
+flags.DEFINE_string("coarse_checkpoint", fine.DEFAULT_COARSE_CHECKPOINT,
+                    "Fine stage: the coarse network a fresh run starts from, a coarse export (folder or "
+                    "checkpoint prefix with stage.json beside it; results/coarse/network after a coarse run).")
+flags.DEFINE_bool("train_coarse", False, "Fine stage: fine-tune the coarse network too (its losses, x %g for "
+                  "the fine loss's 0-255 colour scale, join the total); off: frozen, as in the paper."
+                  % fine.COARSE_LOSS_SCALE)
+flags.DEFINE_integer("uv_size", fine.DEFAULT_UV_SIZE, "Fine stage: side of the UV displacement map (a power of "
+                     "two: 256, or 512 as the paper).", lower_bound=8, upper_bound=1024)
+flags.register_validator("uv_size", lambda value: value & (value - 1) == 0,
+                         message="--uv_size must be a power of two (256, 512)")
+flags.DEFINE_integer("max_channels", fine.DEFAULT_MAX_CHANNELS,
+                     "Fine stage: cap of the U-Net's channel widths (%d = the paper's widths, a 66 MB network "
+                     "at UV 256; %d keeps the export ~15 MB)." % (fine.PAPER_MAX_CHANNELS, fine.DEFAULT_MAX_CHANNELS),
+                     lower_bound=1, upper_bound=fine.PAPER_MAX_CHANNELS)
+flags.DEFINE_float("max_displacement", fine.DEFAULT_MAX_DISPLACEMENT,
+                   "Fine stage: bound of the displacement, mm (tanh x this; the paper's is 1).")
+flag_ranges.require("max_displacement", above=0)
+flags.DEFINE_enum("displacement_direction", "normal", list(fine.DISPLACEMENT_DIRECTIONS),
+                  "Fine stage: displace along the coarse surface normal, or model-space z (the paper).")
+
+
+def fine_weight_flag(name):
+    """The flag of FineWeights field `name`."""
+    return "fine_photo_weight" if name == "photo" else name + "_weight"
+
+
+_FINE_WEIGHT_HELP = collections.OrderedDict([
+    ("photo", "photometric loss (L2,1 on the skin, 0-255 scale)"),
+    ("disp", "displacement magnitude on the detail mask"),
+    ("render_disp", "rendered depth difference fine - coarse"),
+    ("disp_eyebrow_nose", "displacement inside nose and brows"),
+    ("disp_normal", "fine minus coarse vertex normals"),
+    ("smooth", "dead-zone Laplacian smoothness of the dense vertices"),
+    ("smooth_normal", "dead-zone smoothness of the vertex and triangle normals"),
+    ("smooth_uv", "first-difference smoothness of the UV map"),
+    ("symmetry", "symmetry of the map on the invisible side (DECA's; not in the paper: 0 = off)"),
+])
+for _name, _help in _FINE_WEIGHT_HELP.items():
+    # <name>_weight as the coarse stage's flags; the photometric one is fine_photo_weight, since
+    # --photo_weight is the coarse stage's.
+    flags.DEFINE_float(fine_weight_flag(_name), getattr(fine.PAPER_WEIGHTS, _name),
+                       "Fine stage: weight of the %s%s." % (_help, "" if _name == "symmetry" else
+                                                            " (the paper's: %g)" % getattr(fine.PAPER_WEIGHTS, _name)))
+    flag_ranges.require(fine_weight_flag(_name), at_least=0)
 flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).",
                      lower_bound=0, upper_bound=2 ** 31 - 1)
 flags.DEFINE_bool("skip_bad_records", False,
@@ -77,37 +163,62 @@ def _data_pattern():
     return os.path.join(FLAGS.data_dir, "*" + schema.SHARD_SUFFIX)
 
 
-def coarse_stage():
+def coarse_stage(face_model):
     """The coarse stage the flags describe."""
-    weights = coarse.LossWeights(FLAGS.photo_weight, FLAGS.landmark_weight, FLAGS.perceptual_weight,
-                                 FLAGS.id_weight, FLAGS.exp_weight, FLAGS.tex_weight)
     vgg_weights = load_vgg_face_mat(FLAGS.vgg_face_path) if FLAGS.vgg_face_path else None
-    return coarse.CoarseStage(FaceModel(FLAGS.face_model_path or None), _data_pattern(), FLAGS.batch_size,
-                              weights, FLAGS.backbone, vgg_weights, FLAGS.seed, FLAGS.skip_bad_records)
+    return coarse.CoarseStage(face_model, _data_pattern(), _value("batch_size"), coarse_weights(), FLAGS.backbone,
+                              vgg_weights, FLAGS.seed, FLAGS.skip_bad_records)
+
+
+def coarse_weights():
+    return coarse.LossWeights(FLAGS.photo_weight, FLAGS.landmark_weight, FLAGS.perceptual_weight,
+                              FLAGS.id_weight, FLAGS.exp_weight, FLAGS.tex_weight)
+
+
+def fine_stage(face_model):
+    """The fine stage the flags describe (raises as fine.FineStage for a bad --coarse_checkpoint)."""
+    weights = fine.FineWeights(**{name: getattr(FLAGS, fine_weight_flag(name)) for name in fine.FineWeights._fields})
+    return fine.FineStage(face_model, _data_pattern(), _value("batch_size"), weights, FLAGS.coarse_checkpoint,
+                          FLAGS.uv_size, FLAGS.max_channels, FLAGS.max_displacement, FLAGS.displacement_direction,
+                          FLAGS.train_coarse, coarse_weights(), seed=FLAGS.seed,
+                          skip_bad_records=FLAGS.skip_bad_records)
+
+
+def _value(name):
+    return stage_default(name, FLAGS)
 
 
 def loop_settings():
     return training.LoopSettings(
-        checkpoint_dir=FLAGS.checkpoint_dir, step=FLAGS.step, save_step=FLAGS.save_step,
+        checkpoint_dir=_value("checkpoint_dir"), step=_value("step"), save_step=FLAGS.save_step,
         log_step=FLAGS.log_step, image_summary_step=FLAGS.image_summary_step,
-        learning_rate=FLAGS.learning_rate, lr_decay_step=FLAGS.lr_decay_step,
-        lr_decay_rate=FLAGS.lr_decay_rate, min_learning_rate=FLAGS.min_learning_rate,
+        learning_rate=_value("learning_rate"), lr_decay_step=_value("lr_decay_step"),
+        lr_decay_rate=_value("lr_decay_rate"), min_learning_rate=FLAGS.min_learning_rate,
         gradient_clip=FLAGS.gradient_clip, seed=FLAGS.seed)
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit("train.py: unexpected arguments %s (flags are --name=value)" % " ".join(argv[1:]))
-    if FLAGS.stage == "fine":
-        sys.exit("train.py: --stage=fine is not implemented yet (the fine stage is a later issue); "
-                 "only --stage=coarse trains")
     if not tf.io.gfile.glob(_data_pattern()):
         sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
                  "or preprocess/make_tfrecords.py)" % (FLAGS.data_dir, schema.SHARD_SUFFIX))
+    if FLAGS.vgg_face_path and FLAGS.stage == "fine":
+        sys.exit("train.py: --vgg_face_path is the coarse stage's (the fine stage has no perceptual loss)")
     if FLAGS.vgg_face_path and not os.path.isfile(FLAGS.vgg_face_path):
         sys.exit("train.py: --vgg_face_path=%s does not exist" % FLAGS.vgg_face_path)
     try:
-        training.train(coarse_stage(), loop_settings())
+        face_model = FaceModel(FLAGS.face_model_path or None)
+        if FLAGS.stage == "fine":
+            try:
+                stage = fine_stage(face_model)
+            except FileNotFoundError as error:
+                sys.exit("train.py: --coarse_checkpoint: %s" % error)
+            except training.StageConfigMismatch as error:
+                sys.exit("train.py: --coarse_checkpoint: %s" % error)
+        else:
+            stage = coarse_stage(face_model)
+        training.train(stage, loop_settings())
     except (training.TrainingDiverged, training.StageConfigMismatch) as error:
         sys.exit("train.py: %s" % error)
     except DataError as error:

@@ -29,10 +29,13 @@ import math
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from model import losses
+from model import coarse, losses, training
+from model.data import SkippedCounter, make_dataset
 from model.face import forward, unwrap
 from model.face.camera import DEPTH_RANGE_PER_PIXEL
-from model.face.framing import CROP_SIZE
+from model.face.framing import CROP_SIZE, ENCODER_SIZE
+from model.face.uv_layout import UVLayout
+from preprocess import schema
 
 SCOPE = "fine"
 PAPER_MAX_CHANNELS = 512
@@ -370,3 +373,212 @@ def summary_panels(image, coarse_render, coarse_mask, fine_render, fine_mask, uv
               _nearest_resize(np.clip(uv_photo, 0.0, 1.0), height, width),
               np.repeat(_nearest_resize(grey, height, width), 3, axis=-1)]
     return np.round(np.concatenate(panels, axis=1) * 255.0).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------- training stage
+
+# The default cap of the fine network's widths: at UV 256 the fine network is 6.4 MB of float32
+# (7.5 MB at 512), the whole fine export with the compact coarse network ~15 MB, well under the
+# 50 MB a released checkpoint may take; PAPER_MAX_CHANNELS gives the paper's widths (66 MB at 256).
+DEFAULT_MAX_CHANNELS = 128
+DEFAULT_UV_SIZE = 256
+DEFAULT_MAX_DISPLACEMENT = 1.0
+DEFAULT_COARSE_CHECKPOINT = "results/release/coarse"
+# Side of the images the fine stage renders and compares (the crop resized, area-averaged). 224,
+# the coarse stage's render size, not the paper's 300: a step renders the dense mesh (~48 k
+# vertices, 95 k triangles at UV 256) and unwraps two images at this size, and 224^2 is 0.56 x
+# the pixels of 300^2, for the rasterizer, interpolation, photometric loss and their gradients.
+DEFAULT_RENDER_SIZE = 224
+# Segmentation labels of the fine photometric loss (the paper's skin mask): skin and nose, whose
+# shading the detail explains; brows (hair) and lips (their own albedo, folds of another kind) are
+# left out, as are eyes and mouth interior, which the detail mask excludes anyway.
+PHOTO_REGION_LABELS = (schema.SKIN, schema.NOSE)
+# With --train_coarse the coarse losses (model/coarse.py, without the perceptual term) join the
+# fine total, multiplied by this: the fine photometric loss is on a 0-255 scale, the coarse one
+# on 0-1, so the coarse terms keep the weight relative to their photometric term that they had in
+# the coarse stage.
+COARSE_LOSS_SCALE = 255.0
+
+
+def stage_config(face_model, backbone, uv_size, max_channels, max_displacement, displacement_direction,
+                 coarse_checkpoint, train_coarse, render_size=DEFAULT_RENDER_SIZE):
+    """The fine stage's config (model.training; the keys of notes/STAGE_API.md): what a fine
+    export needs to be loaded alone (both networks' shapes and the face model) and matched."""
+    config = dict(stage=FineStage.name, backbone=backbone, uv_size=int(uv_size), max_channels=int(max_channels),
+                  max_displacement=float(max_displacement), displacement_direction=displacement_direction,
+                  coarse_checkpoint=str(coarse_checkpoint), train_coarse=bool(train_coarse),
+                  crop_size=CROP_SIZE, encoder_size=ENCODER_SIZE, render_size=int(render_size))
+    config.update(training.face_model_config(face_model))
+    return config
+
+
+class FineStage(training.Stage):
+    """The fine stage as model.training runs it: the coarse stage's tfrecords, the coarse network
+    restored from a coarse export (frozen unless train_coarse), FineModel and its losses.
+
+    Args:
+      face_model: model.face.FaceModel (checked against the coarse checkpoint's stage config).
+      data_pattern: glob of the training tfrecords (the coarse stage's: model/data.py, augmented).
+      batch_size: images per step.
+      weights: FineWeights.
+      coarse_checkpoint: a coarse export folder (its latest checkpoint) or prefix, with stage.json
+        beside it; a fresh run starts from its weights, and its backbone is this stage's.
+      uv_size, max_channels, max_displacement: FineNet's.
+      displacement_direction: "normal" | "z" (FineModel).
+      train_coarse: fine-tune the coarse network too (its losses, COARSE_LOSS_SCALE x
+        coarse_weights, join the total); False: its output's gradient is stopped and only the
+        fine network is trained.
+      coarse_weights: model.coarse.LossWeights, used with train_coarse (None: the coarse stage's
+        TRAINING_LOSS_WEIGHTS).
+      render_size: side of the renders compared with the photo (DEFAULT_RENDER_SIZE).
+      seed: data order of a run starting at step k is seeded with seed + k.
+      skip_bad_records: as CoarseStage.
+    Raises:
+      FileNotFoundError: no checkpoint or no stage config at coarse_checkpoint.
+      training.StageConfigMismatch: coarse_checkpoint is not a coarse stage checkpoint, or was
+        trained with another face model.
+      ValueError: a bad uv_size, max_channels, max_displacement or displacement_direction.
+    """
+
+    name = "fine"
+
+    def __init__(self, face_model, data_pattern, batch_size, weights, coarse_checkpoint=DEFAULT_COARSE_CHECKPOINT,
+                 uv_size=DEFAULT_UV_SIZE, max_channels=DEFAULT_MAX_CHANNELS,
+                 max_displacement=DEFAULT_MAX_DISPLACEMENT, displacement_direction="normal", train_coarse=False,
+                 coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False):
+        level_widths(uv_size, max_channels)
+        if not max_displacement > 0:
+            raise ValueError("max_displacement must be positive, got %r" % (max_displacement,))
+        if displacement_direction not in DISPLACEMENT_DIRECTIONS:
+            raise ValueError("displacement_direction must be one of %s, got %r"
+                             % (", ".join(DISPLACEMENT_DIRECTIONS), displacement_direction))
+        prefix = tf.train.latest_checkpoint(coarse_checkpoint) if tf.io.gfile.isdir(coarse_checkpoint) \
+            else coarse_checkpoint
+        if prefix is None or not tf.io.gfile.exists(prefix + ".index"):
+            raise FileNotFoundError("no coarse checkpoint at %s (train one with run_train.sh, or pass "
+                                    "--coarse_checkpoint)" % coarse_checkpoint)
+        self.coarse_config = training.read_stage_config(coarse_checkpoint)
+        if self.coarse_config.get("stage") != coarse.CoarseStage.name:
+            raise training.StageConfigMismatch(
+                "%s is a checkpoint of the %s stage, not a coarse network (the fine stage starts from "
+                "a coarse export: results/coarse/network, results/release/coarse)"
+                % (coarse_checkpoint, self.coarse_config.get("stage")))
+        training.check_face_model(self.coarse_config, face_model, coarse_checkpoint)
+        self.coarse_prefix = prefix
+        self.coarse_checkpoint = coarse_checkpoint
+        self.backbone = self.coarse_config["backbone"]
+        self.face_model = face_model
+        self.data_pattern = data_pattern
+        self.batch_size = batch_size
+        self.weights = weights
+        self.uv_size = uv_size
+        self.max_channels = max_channels
+        self.max_displacement = float(max_displacement)
+        self.displacement_direction = displacement_direction
+        self.train_coarse = bool(train_coarse)
+        self.coarse_weights = coarse_weights if coarse_weights is not None else coarse.TRAINING_LOSS_WEIGHTS
+        self.render_size = render_size
+        self.seed = seed
+        self.skip_bad_records = skip_bad_records
+        self.layout = UVLayout(face_model, uv_size)
+        self._fine_model = FineModel(face_model, self.layout, self._fine_net(), displacement_direction)
+        self._coarse_variables = None
+
+    def config(self):
+        return stage_config(self.face_model, self.backbone, self.uv_size, self.max_channels, self.max_displacement,
+                            self.displacement_direction, self.coarse_checkpoint, self.train_coarse,
+                            self.render_size)
+
+    def _coarse_net(self):
+        return coarse.CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone)
+
+    def _fine_net(self):
+        return FineNet(self.uv_size, self.max_channels, self.max_displacement)
+
+    # -------------------------------------------------- the Stage interface (notes/STAGE_API.md)
+
+    def inputs(self, start_step):
+        """(batch, skipped): the augmented training batch (model/data.py) and its SkippedCounter."""
+        skipped = SkippedCounter() if self.skip_bad_records else None
+        dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step,
+                               skipped=skipped)
+        return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
+
+    def tower(self, batch):
+        """(losses, image_summary) of `batch` (a whole batch or one tower's slice).
+
+        losses: the fine terms of FineModel.losses and their weighted total; with train_coarse also
+        the coarse stage's terms, prefixed "coarse_", and total = fine total + COARSE_LOSS_SCALE x
+        coarse total.
+        """
+        images = batch["image"]
+        coarse_net = self._coarse_net()
+        coeffs = coarse_net(coarse.resize_for_encoder(images))
+        if self._coarse_variables is None:
+            self._coarse_variables = coarse_net.variables()
+        if not self.train_coarse:
+            coeffs = tf.stop_gradient(coeffs)
+        coarse_model = coarse.CoarseModel(self.face_model, coarse_net, render_size=self.render_size)
+        coarse_outputs = coarse_model.decode(coeffs, images)
+        photos = coarse_outputs["input"]
+        fine_outputs = self._fine_model.forward(coarse_outputs, photos)
+        segmentation = tf.image.resize(batch["segmentation"][..., tf.newaxis], [self.render_size] * 2,
+                                       method="nearest")[..., 0]
+        skin = losses.region_mask(segmentation, PHOTO_REGION_LABELS)
+        terms = self._fine_model.losses(photos, skin, coarse_outputs, fine_outputs, self.weights)
+        if self.train_coarse:
+            coarse_terms = coarse_model.losses(batch, coarse_outputs, self.coarse_weights)
+            total = terms.pop("total")
+            for name, value in coarse_terms.items():
+                terms["coarse_" + name] = value
+            terms["total"] = total + COARSE_LOSS_SCALE * coarse_terms["total"]
+        return terms, _image_summary(coarse_outputs, fine_outputs, self.max_displacement)
+
+    def trainable_variables(self):
+        """The fine network's variables, and the coarse network's with train_coarse (after `tower`)."""
+        variables = [v for v in tf.trainable_variables() if v.name.startswith(SCOPE + "/")]
+        if self.train_coarse:
+            variables += [v for v in tf.trainable_variables() if v.name.startswith(coarse.SCOPE + "/")]
+        return variables
+
+    def build(self, start_step):
+        batch, skipped = self.inputs(start_step)
+        stage_losses, image_summary = self.tower(batch)
+        return training.StageGraph(losses=stage_losses, trainable=self.trainable_variables(), frozen=[],
+                                    image_summary=image_summary, skipped=skipped)
+
+    def initialize(self, session, resumed):
+        """A fresh run restores the coarse network from coarse_checkpoint; a resumed one has it (and
+        the fine network) from its own training checkpoint."""
+        what = "fine-tuned (--train_coarse)" if self.train_coarse else "frozen"
+        if resumed:
+            return ["coarse network (%s) from the training checkpoint, %s" % (self.backbone, what)]
+        from model import inference
+        variables = self._coarse_variables
+        inference.check_checkpoint_matches(self.coarse_prefix, variables, self.backbone)
+        tf.train.Saver(variables).restore(session, self.coarse_prefix)
+        return ["coarse network (%s) restored from %s, %s" % (self.backbone, self.coarse_prefix, what)]
+
+    def build_network(self):
+        """Both networks (a fine export is self-contained: notes/STAGE_API.md)."""
+        coarse_net = self._coarse_net()
+        coarse_net(tf.zeros([1, ENCODER_SIZE, ENCODER_SIZE, 3]))
+        fine_net = self._fine_net()
+        fine_net(tf.zeros([1, self.uv_size, self.uv_size, NUM_INPUT_CHANNELS]))
+        return coarse_net.variables() + fine_net.variables()
+
+
+# Pictures per image summary.
+SUMMARY_IMAGES = 3
+
+
+def _image_summary(coarse_outputs, fine_outputs, max_displacement):
+    """input | coarse | fine render | UV photo | displacement of the first SUMMARY_IMAGES samples."""
+    def panels(*arrays):
+        return np.stack([summary_panels(*sample, max_displacement) for sample in zip(*arrays)])
+    n = SUMMARY_IMAGES
+    pictures = tf.numpy_function(
+        panels, [coarse_outputs["input"][:n], coarse_outputs["render"][:n], coarse_outputs["mask"][:n],
+                 fine_outputs["render"][:n], fine_outputs["mask"][:n], fine_outputs["uv_photo"][:n],
+                 fine_outputs["displacement"][:n]], tf.uint8)
+    return tf.summary.image("input_coarse_fine_uvphoto_displacement", pictures, max_outputs=n)

@@ -40,8 +40,10 @@ KEPT_CHECKPOINTS = 3
 # needs and what a release ships, a third of a training checkpoint's size.
 NETWORK_DIR = "network"
 STAGE_CONFIG_NAME = "stage.json"
-# Stage config entries that must agree between a checkpoint and the run that resumes or loads it.
-MATCHED_CONFIG_KEYS = ("stage", "backbone", "face_model_sha256", "coeff_size", "uv_size")
+# Stage config entries that must agree between a checkpoint and the run that resumes or loads it
+# (max_channels: the fine network's shapes; train_coarse: which variables have Adam slots).
+MATCHED_CONFIG_KEYS = ("stage", "backbone", "face_model_sha256", "coeff_size", "uv_size", "max_channels",
+                       "train_coarse")
 
 LoopSettings = collections.namedtuple("LoopSettings", [
     "checkpoint_dir",      # checkpoints, summaries, stage config, network/ export

@@ -62,12 +62,6 @@ def test_a_nan_loss_stops_training_naming_the_step_and_the_loss():
         training.check_finite(7, {"total": 1.0, "landmark": float("nan")})
 
 
-def test_fine_stage_is_refused_until_it_exists():
-    result = run_train("--stage=fine")
-    assert result.returncode != 0
-    assert "--stage=fine is not implemented" in result.stderr
-
-
 def test_tfrecords_that_are_all_empty_are_a_one_line_error_not_a_hang(tmp_path):
     (tmp_path / "z.tfrecord").write_bytes(b"")
     result = run_train("--data_dir=%s" % tmp_path, "--checkpoint_dir=%s" % (tmp_path / "ckpt"))
