@@ -1,28 +1,48 @@
 #!/usr/bin/env bash
-# Trains the coarse stage (train.py --stage=coarse). Edit the settings below, as with the paper's code.
+# Trains the coarse stage, then the fine stage on top of it (train.py --stage=coarse, --stage=fine).
+# Edit the settings below, as with the paper's code.
 #
-#   ./run_train.sh [--flag=value ...]   train; resumes from the latest checkpoint in CHECKPOINT_DIR;
-#                                        extra flags go to train.py
+#   ./run_train.sh [--flag=value ...]   train both stages; each resumes from the latest checkpoint in
+#                                        its CHECKPOINT_DIR; extra flags go to every train.py run
+#   STAGES=fine ./run_train.sh           one stage only (STAGES="coarse fine" is the default)
 #
+# The fine stage starts from the coarse stage's export, $COARSE_CHECKPOINT_DIR/network (set
+# FINE_COARSE_CHECKPOINT=results/release/coarse to build on the released coarse network instead).
 # Without tfrecords in DATA_DIR it first writes NUM_SYNTHETIC synthetic faces there with
 # preprocess/synthesize.py (for real photos, run preprocess/make_tfrecords.py into DATA_DIR instead).
-# The fine stage is added by a later issue.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
 
 # ---- settings ----
+STAGES="${STAGES:-coarse fine}"
 DATA_DIR=data/synthetic
 NUM_SYNTHETIC=2000
 SYNTHETIC_SEED=1
-CHECKPOINT_DIR=results/coarse
+# coarse stage
+COARSE_CHECKPOINT_DIR=results/coarse
 BACKBONE=compact
 VGG_FACE_PATH=            # MatConvNet vgg-face.mat: turns the perceptual loss on (empty = off)
-STEP=2000
+COARSE_STEP=2000
+# fine stage
+FINE_CHECKPOINT_DIR=results/fine
+FINE_COARSE_CHECKPOINT="${FINE_COARSE_CHECKPOINT:-$COARSE_CHECKPOINT_DIR/network}"
+UV_SIZE=256               # 512 as the paper (4 x the work per step)
+MAX_CHANNELS=128          # 512 = the paper's U-Net widths (a 66 MB network at UV 256)
+MAX_DISPLACEMENT=1.0      # mm
+DISPLACEMENT_DIRECTION=normal   # or z, as the paper
+TRAIN_COARSE=false        # true: fine-tune the coarse network too
+FINE_BATCH_SIZE=4         # the paper: 48
+FINE_LEARNING_RATE=1e-4   # the paper: 1e-5, x 0.99 every 5,000 steps
+FINE_STEP=1000            # the paper: 10,001
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # ------------------
-# Every other train.py flag keeps its default (train.py --helpfull lists them: batch size, learning
-# rate schedule, loss weights, ...); to change one, add it here or pass it: ./run_train.sh --batch_size=8
+# Every other train.py flag keeps its default (train.py --helpfull lists them: learning rate
+# schedule, loss weights, ...); to change one, add it here or pass it: ./run_train.sh --save_step=100
+
+for stage in $STAGES; do
+  case "$stage" in coarse|fine) ;; *) echo "run_train.sh: STAGES holds '$stage'; the stages are coarse and fine" >&2; exit 2;; esac
+done
 
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 if ! compgen -G "$DATA_DIR/*.tfrecord" > /dev/null; then
@@ -30,5 +50,17 @@ if ! compgen -G "$DATA_DIR/*.tfrecord" > /dev/null; then
   "$PYTHON" -m preprocess.synthesize --num="$NUM_SYNTHETIC" --out="$DATA_DIR" --seed="$SYNTHETIC_SEED"
 fi
 
-"$PYTHON" train.py --stage=coarse --data_dir="$DATA_DIR" --checkpoint_dir="$CHECKPOINT_DIR" \
-  --backbone="$BACKBONE" --vgg_face_path="$VGG_FACE_PATH" --step="$STEP" "$@"
+for stage in $STAGES; do
+  if [ "$stage" = coarse ]; then
+    echo "run_train.sh: coarse stage -> $COARSE_CHECKPOINT_DIR"
+    "$PYTHON" train.py --stage=coarse --data_dir="$DATA_DIR" --checkpoint_dir="$COARSE_CHECKPOINT_DIR" \
+      --backbone="$BACKBONE" --vgg_face_path="$VGG_FACE_PATH" --step="$COARSE_STEP" "$@"
+  else
+    echo "run_train.sh: fine stage on $FINE_COARSE_CHECKPOINT -> $FINE_CHECKPOINT_DIR"
+    "$PYTHON" train.py --stage=fine --data_dir="$DATA_DIR" --checkpoint_dir="$FINE_CHECKPOINT_DIR" \
+      --coarse_checkpoint="$FINE_COARSE_CHECKPOINT" --uv_size="$UV_SIZE" --max_channels="$MAX_CHANNELS" \
+      --max_displacement="$MAX_DISPLACEMENT" --displacement_direction="$DISPLACEMENT_DIRECTION" \
+      --train_coarse="$TRAIN_COARSE" --batch_size="$FINE_BATCH_SIZE" --learning_rate="$FINE_LEARNING_RATE" \
+      --step="$FINE_STEP" "$@"
+  fi
+done
