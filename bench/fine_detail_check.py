@@ -1,0 +1,69 @@
+"""Does a fine checkpoint's displacement correlate with the synthetic ground truth, and how much
+non-DC SH light does its coarse network predict? (A quick check, not evaluate.py's fine metrics.)
+
+    python bench/fine_detail_check.py FINE_CHECKPOINT 'HELD_OUT/*.tfrecord' [N] [gt]
+
+FINE_CHECKPOINT: a fine export (or training) folder with stage.json. `gt`: unwrap through the
+ground-truth coarse faces (gt/coefficients) instead of the coarse network's. Prints JSON: Pearson
+correlation of predicted and ground-truth maps over the detail mask (4 texels in from its edge),
+all texels and visible ones, raw, both blurred (sigma 2 texels) and high-passed (minus a sigma-4
+blur); RMS of both and of the error; the predicted and ground-truth light's DC and non-DC energy.
+"""
+import json, os, sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+from scipy import ndimage
+import tensorflow.compat.v1 as tf
+tf.disable_eager_execution()
+from model import coarse, fine, training
+from model.data import make_dataset
+from model.face import FaceModel
+from model.face.uv_layout import UVLayout
+
+export, pattern = sys.argv[1], sys.argv[2]
+num = int(sys.argv[3]) if len(sys.argv) > 3 else 48
+config = training.read_stage_config(export)
+face_model = FaceModel()
+layout = UVLayout(face_model, config["uv_size"])
+batch_size = 8
+with tf.Graph().as_default(), tf.Session() as session:
+    batch = tf.data.make_one_shot_iterator(make_dataset(pattern, batch_size, augment=False, shuffle=False,
+                                                        repeat=False)).get_next()
+    net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, config["backbone"])
+    coeffs = net(coarse.resize_for_encoder(batch["image"]))
+    cm = coarse.CoarseModel(face_model, net, render_size=config.get("render_size", 224))
+    use_gt = len(sys.argv) > 4 and sys.argv[4] == "gt"
+    co = cm.decode(batch["gt/coefficients"] if use_gt else coeffs, batch["image"])
+    fm = fine.FineModel(face_model, layout, fine.FineNet(config["uv_size"], config["max_channels"],
+                                                         config["max_displacement"]), config["displacement_direction"])
+    fo = fm.forward(co, co["input"])
+    tf.train.Saver().restore(session, tf.train.latest_checkpoint(export) if os.path.isdir(export) else export)
+    preds, gts, vis, lights, gt_lights = [], [], [], [], []
+    while sum(len(p) for p in preds) < num:
+        try:
+            out = session.run(dict(d=fo["displacement"], v=fo["visibility"], gt=batch["gt/displacement"],
+                                   c=coeffs, gc=batch["gt/coefficients"]))
+        except tf.errors.OutOfRangeError:
+            break
+        preds.append(out["d"][..., 0]); vis.append(out["v"][..., 0]); gts.append(out["gt"])
+        lights.append(out["c"][:, -27:]); gt_lights.append(out["gc"][:, -27:])
+pred, gt, vis = np.concatenate(preds), np.concatenate(gts), np.concatenate(vis)
+mask = layout.mask & (layout.taper > 0.99)
+def corr(a, b):
+    a = a - a.mean(); b = b - b.mean(); return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
+res = {}
+for name, sel in (("detail mask", np.broadcast_to(mask, pred.shape)), ("visible", np.broadcast_to(mask, pred.shape) & (vis > 0.5))):
+    res[name] = dict(pearson=corr(pred[sel], gt[sel]),
+                     pearson_blur2=corr(np.stack([ndimage.gaussian_filter(p, 2) for p in pred])[sel],
+                                        np.stack([ndimage.gaussian_filter(g, 2) for g in gt])[sel]),
+                     pearson_highpass4=corr(np.stack([p - ndimage.gaussian_filter(p, 4) for p in pred])[sel],
+                                            np.stack([g - ndimage.gaussian_filter(g, 4) for g in gt])[sel]),
+                     per_image=float(np.mean([corr(p[m], g[m]) for p, g, m in zip(pred, gt, sel)])),
+                     rms_gt=float(np.sqrt((gt[sel] ** 2).mean())), rms_pred=float(np.sqrt((pred[sel] ** 2).mean())),
+                     rms_error=float(np.sqrt(((pred[sel] - gt[sel]) ** 2).mean())))
+def sh_energy(l):
+    l = l.reshape(-1, 9, 3); return dict(dc=float(np.abs(l[:, 0]).mean()), non_dc_rms=float(np.sqrt((l[:, 1:] ** 2).sum((1, 2))).mean()),
+                                         band1_3=float(np.sqrt((l[:, 1:4] ** 2).sum((1, 2))).mean()))
+res["light_predicted"] = sh_energy(np.concatenate(lights)); res["light_gt"] = sh_energy(np.concatenate(gt_lights))
+res["count"] = int(len(pred))
+print(json.dumps(res, indent=1))
