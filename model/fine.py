@@ -384,11 +384,12 @@ DEFAULT_MAX_CHANNELS = 128
 DEFAULT_UV_SIZE = 256
 DEFAULT_MAX_DISPLACEMENT = 1.0
 DEFAULT_COARSE_CHECKPOINT = "results/release/coarse"
-# Side of the images the fine stage renders and compares (the crop resized, area-averaged). 224,
-# the coarse stage's render size, not the paper's 300: a step renders the dense mesh (~48 k
-# vertices, 95 k triangles at UV 256) and unwraps two images at this size, and 224^2 is 0.56 x
-# the pixels of 300^2, for the rasterizer, interpolation, photometric loss and their gradients.
-DEFAULT_RENDER_SIZE = 224
+# Side of the images the fine stage renders and compares: the 300 crop itself, as the paper. 224
+# (the coarse stage's render size, 0.56 x the pixels) was no faster: bench/bench_train_fine.py at
+# batch 4, UV 256 gave a fine step 6.2 coarse steps at 224 and 5.9 at 300 (loaded machine); the
+# step's cost is the dense mesh (~48 k vertices, 95 k triangles) and the U-Net, not the pixels.
+# At 300 the photo is compared without resampling, and a UV 256 map samples more pixels.
+DEFAULT_RENDER_SIZE = 300
 # Segmentation labels of the fine photometric loss (the paper's skin mask): skin and nose, whose
 # shading the detail explains; brows (hair) and lips (their own albedo, folds of another kind) are
 # left out, as are eyes and mouth interior, which the detail mask excludes anyway.
