@@ -409,8 +409,21 @@ def _no_records_error(files, element_spec):
     return tf.data.Dataset.from_tensors(tf.constant(False)).map(fail).filter(lambda x: x).map(like_an_element)
 
 
+def shard_files(files, shard, file_pattern):
+    """files[index::count] of shard = (index, count). Raises DataError when that is empty (fewer
+    files than shards)."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError("shard index %d is not in [0, %d)" % (index, count))
+    mine = files[index::count]
+    if not mine:
+        raise DataError("shard %d of %d gets no file: only %d tfrecord file(s) match %r (file-level "
+                        "sharding needs at least one file per replica)" % (index, count, len(files), file_pattern))
+    return mine
+
+
 def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=True, seed=None,
-                 skipped=None):
+                 skipped=None, shard=None):
     """The training (or evaluation) input pipeline.
 
     Args:
@@ -423,6 +436,8 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
       seed: op-level seed for shuffling and augmentation (None = random).
       skipped: None: a bad file or record is an error (see the module docstring). A
         SkippedCounter: bad files and records are skipped, printed and counted in it.
+      shard: None, or (index, count): only the files index, index + count, index + 2 count, ...
+        of the sorted list are read (file-level sharding: each replica of a cluster its own).
     Returns:
       tf.data.Dataset of dicts: image f32 [B, 300, 300, 3] in [0, 1], landmarks f32 [B, 68, 2]
       crop pixels, segmentation i32 [B, 300, 300], source/filename string [B], crop/matrix
@@ -436,6 +451,8 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
     files = sorted(set(f for p in patterns for f in tf.io.gfile.glob(p)))
     if not files:
         raise DataError("no tfrecord file matches %r" % (file_pattern,))
+    if shard is not None:
+        files = shard_files(files, shard, file_pattern)
     # Augmented samples carry no ground truth, so it is neither parsed nor required then.
     sizes = None if augment else _ground_truth_sizes(files, skipped is not None)
     file_sizes = [tf.io.gfile.stat(f).length for f in files]
