@@ -193,7 +193,8 @@ class ClusterTask(object):
         if self.is_chief:
             self._chief_runner = self._sync.get_chief_queue_runner()
             self._init_tokens = self._sync.get_init_tokens_op(num_tokens=0)
-        self._ready = tf.report_uninitialized_variables(tf.global_variables())
+        else:
+            self._ready = tf.report_uninitialized_variables(tf.global_variables())
 
     def chief_start(self, session):
         """After the chief initialised or restored the variables: sync state at the current global
