@@ -272,3 +272,4 @@ def run_ps(cluster, log):
     """A parameter-server task: serves its variables until the process is ended."""
     log("train.py: parameter server %s serving (ends when the launcher stops it)" % cluster.device)
     cluster.server.join()
+

@@ -21,6 +21,7 @@ import tensorflow.compat.v1 as tf
 import train
 from model import coarse, training
 from model.cluster import ClusterConfigError, ClusterTask
+from model.launch import tf_config
 from model.data import DataError, shard_files
 from model.face import FaceModel
 
@@ -168,6 +169,20 @@ def test_cluster_tf_config_gives_replicas_shards_and_the_chief():
 def test_cluster_bad_tf_config_is_a_clear_error(text, words):
     with pytest.raises(ClusterConfigError, match=words):
         ClusterTask.from_environment({"TF_CONFIG": text})
+
+
+def test_cluster_launcher_helper_writes_each_replicas_tf_config():
+    hosts = ["n0", "n1", "n2"]
+    tasks = [ClusterTask.from_environment({"TF_CONFIG": tf_config(hosts, 2222, r)}) for r in range(3)]
+    assert [t.device for t in tasks] == ["/job:chief/task:0", "/job:worker/task:0", "/job:worker/task:1"]
+    assert [t.data_shard for t in tasks] == [(0, 3), (1, 3), (2, 3)]
+    assert tasks[2].cluster == {"chief": ["n0:2222"], "worker": ["n1:2222", "n2:2222"]}
+    result = subprocess.run([sys.executable, "-m", "model.launch", "--hosts=a,b", "--port=7", "--replica=1"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert json.loads(result.stdout) == {"cluster": {"chief": ["a:7"], "worker": ["b:7"]},
+                                         "task": {"type": "worker", "index": 0}}
+    with pytest.raises(ValueError, match=r"replica 3 is not in \[0, 3\)"):
+        tf_config(hosts, 2222, 3)
 
 
 def test_cluster_file_shards_are_disjoint_and_cover_the_files():
