@@ -101,6 +101,8 @@ class ClusterTask(object):
         self.device = "/job:%s/task:%d" % (task_type, task_index)
         self.chief_device = self.replicas[0]
         self.server = None
+        # CPU devices of this task's server: > 1 when in-graph towers run on logical CPU devices.
+        self.cpu_devices = 1
         self._sync = None
         self._finished = None
         self._finish = None
@@ -162,8 +164,11 @@ class ClusterTask(object):
         return self.server
 
     def session_config(self):
-        """Device filters: this task and the variable hosts only."""
-        return tf.ConfigProto(allow_soft_placement=True, device_filters=self.variable_hosts + [self.device])
+        """Device filters: this task and the variable hosts only (and cpu_devices CPU devices)."""
+        config = tf.ConfigProto(allow_soft_placement=True, device_filters=self.variable_hosts + [self.device])
+        if self.cpu_devices > 1:
+            config.device_count["CPU"] = self.cpu_devices
+        return config
 
     def device_scope(self):
         """Context for building the graph: variables on the ps tasks (round robin) or the chief,

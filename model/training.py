@@ -421,6 +421,8 @@ def train(stage, settings, log=_print):
     if cluster is not None:
         from model import cluster as cluster_lib
         log("train.py: cluster task %s" % cluster.describe())
+        if any(d and d.startswith("/cpu:") for d in tower_devices(settings.num_towers)):
+            cluster.cpu_devices = settings.num_towers
         cluster.start_server()
         if cluster.is_ps:
             cluster_lib.run_ps(cluster, log)
