@@ -25,8 +25,10 @@ How (between-graph replication, the TF1 pattern, all of it in TensorFlow 2.21's 
   - sessions are plain `tf.Session(server.target)` with device filters (a task sees the variable
     hosts and itself only, so a dead worker never blocks another task's session): the chief
     initialises or restores, exactly as a single-process run, then runs the optimizer's chief init
-    and its queue runner; a worker waits (tf.train.SessionManager.wait_for_session) until the
-    variables are initialised and sets its local step from the global step. So a restarted worker
+    and its queue runner, and last sets a flag variable; a worker waits
+    (tf.train.SessionManager.wait_for_session) until the variables and that flag are initialised,
+    so it never computes a gradient on variables the chief is still restoring, and then sets its
+    local step from the global step. So a restarted worker
     rejoins the running job by starting again with the same TF_CONFIG: the others wait for its
     gradient meanwhile (the job is synchronous), and it picks up at the current global step.
 
@@ -45,7 +47,8 @@ Known limits: a worker whose process restarts begins its shard's data order agai
 before taking its token, that token is left in the queue; the restarted worker then runs one step
 ahead of the others, and an update may average two of its gradients (never a stale one). The chief
 restarting restores the latest checkpoint; the workers then must be restarted too (their sessions
-end with the chief's task when it hosts the variables).
+end with the chief's task when it hosts the variables). With ps tasks that outlive a chief restart,
+the ready flag stays set, so workers may resume before the new chief has restored.
 """
 import collections
 import contextlib
@@ -195,19 +198,26 @@ class ClusterTask(object):
         self._finished = tf.get_variable("cluster_finished_workers", [], tf.int32,
                                          initializer=tf.zeros_initializer(), trainable=False)
         self._finish = tf.assign_add(self._finished, 1)
+        # Initialised by the chief alone, last of all (outside tf.global_variables, so neither its
+        # initializer nor its Saver touch it): a worker starts only once the chief has restored the
+        # checkpoint, loaded the frozen networks and set up the synchronisation.
+        self._chief_ready = tf.get_variable("cluster_chief_ready", [], tf.int32, initializer=tf.ones_initializer(),
+                                            trainable=False, collections=[])
         if self.is_chief:
             self._chief_runner = self._sync.get_chief_queue_runner()
             self._init_tokens = self._sync.get_init_tokens_op(num_tokens=0)
         else:
-            self._ready = tf.report_uninitialized_variables(tf.global_variables())
+            self._ready = tf.report_uninitialized_variables(tf.global_variables() + [self._chief_ready])
 
     def chief_start(self, session):
-        """After the chief initialised or restored the variables: sync state at the current global
-        step, the queue runner that applies the aggregated gradients."""
+        """After the chief initialised or restored the variables and the stage loaded its frozen
+        networks: sync state at the current global step, the queue runner that applies the
+        aggregated gradients, then the flag the workers wait for."""
         session.run(self._sync.chief_init_op)
         session.run(self._init_tokens)
         self._coordinator = tf.train.Coordinator()
         self._threads = self._chief_runner.create_threads(session, coord=self._coordinator, daemon=True, start=True)
+        session.run(self._chief_ready.initializer)
 
     def chief_finish(self, session, log):
         """Waits (at most WAIT_FOR_WORKERS_SECS) for the workers to report their last step, then
