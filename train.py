@@ -28,7 +28,7 @@ import tensorflow.compat.v1 as tf
 from absl import app
 
 from model import coarse, flag_ranges, training
-from model.cluster import ClusterConfigError, ClusterTask
+from model.cluster import ClusterConfigError, ClusterTask, ClusterTimeout
 from model.data import DataError, data_error
 from model.face import FaceModel
 from model.vgg_face import load_vgg_face_mat
@@ -141,6 +141,8 @@ def main(argv):
             raise
         hint = "" if message.startswith("none of") else " (--skip_bad_records skips such files and records)"
         sys.exit("train.py: bad training data: %s%s" % (message, hint))
+    except ClusterTimeout as error:
+        sys.exit("train.py: %s" % error)
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
         if cluster is None:
             raise

@@ -11,7 +11,8 @@ the chief. Every chief and worker task is a replica: it reads its own shard of t
 builds the same graph and computes gradients on its own batch; each step's update is the mean of
 all R replicas' gradients, applied once. Only the chief restores and writes checkpoints, writes
 summaries, the stage config and the export; a ps task only serves its variables (it runs until the
-launcher ends it). --batch_size is per replica: a step trains R x batch_size images.
+launcher ends it). --batch_size is per replica: a step trains R x batch_size images. The chief's log
+line and summaries show the chief's own replica's losses (each worker logs its own).
 
 How (between-graph replication, the TF1 pattern, all of it in TensorFlow 2.21's tf.compat.v1):
   - each task starts a gRPC `tf.distribute.Server` for its TF_CONFIG entry;
@@ -68,6 +69,10 @@ WAIT_FOR_WORKERS_SECS = 120
 
 class ClusterConfigError(ValueError):
     """TF_CONFIG is malformed or names a task the cluster lacks."""
+
+
+class ClusterTimeout(RuntimeError):
+    """A worker waited WAIT_FOR_CHIEF_SECS for the chief in vain."""
 
 
 class ClusterTask(object):
@@ -241,8 +246,12 @@ class ClusterTask(object):
                                           ready_for_local_init_op=self._sync.ready_for_local_init_op,
                                           local_init_op=self._sync.local_step_init_op,
                                           recovery_wait_secs=1)
-        return manager.wait_for_session(self.server.target, config=self.session_config(),
-                                        max_wait_secs=WAIT_FOR_CHIEF_SECS)
+        session = manager.wait_for_session(self.server.target, config=self.session_config(),
+                                           max_wait_secs=WAIT_FOR_CHIEF_SECS)
+        if session is None:
+            raise ClusterTimeout("worker %s waited %d s for the chief %s to start training (is it running, "
+                                 "or has it already finished?)" % (self.device, WAIT_FOR_CHIEF_SECS, self.chief_device))
+        return session
 
     def worker_finish(self, session):
         """Reports this worker's end to the chief (nothing when the chief has already gone)."""

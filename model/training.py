@@ -16,6 +16,9 @@ owns everything else:
   - an error naming the step and the loss when a loss is not finite (earlier checkpoints intact);
   - at the end (or when started again at the final step) the network's weights alone in
     checkpoint_dir/network/, with the stage config (stage.json): what test.py loads and a release ships.
+  - scale (build_step): settings.num_towers in-graph towers, the batch split into equal slices,
+    gradients averaged on the host; settings.cluster (model/cluster.py) one task of a synchronous
+    data-parallel cluster, where only the chief runs the checkpoint, summary and export parts.
 
 The stage config (`Stage.config()`: stage, backbone, face model file and SHA-256, coefficient and UV
 sizes, ...) is written to checkpoint_dir when training starts and checked on every resume, so a run
@@ -339,7 +342,7 @@ def build_step(stage, settings, start_step, devices=None):
     run builds it). With several, the batch from `stage.inputs` is split into equal slices,
     `stage.tower` is built on each slice on its device with the variables shared (reuse), each
     tower's gradients are computed on its device, averaged on the host, clipped element-wise and
-    applied once; the logged losses are the towers' means. With losses that are means over
+    applied once; the logged losses are the towers' means, the image summary the first tower's. With losses that are means over
     samples (GroupNorm normalises each sample alone, so no statistic crosses the slices), N towers
     compute the one-tower update up to float summation order.
 

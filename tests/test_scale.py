@@ -242,7 +242,10 @@ def test_cluster_chief_and_worker_train_in_step_and_a_killed_worker_rejoins(two_
                 process.wait()
     assert training.latest_step(str(checkpoints))[1] == 4
     chief_log, first, again = read("chief.log"), read("worker.log"), read("worker_again.log")
-    assert "replica 0 of 2" in chief_log and "step 4/4 |" in chief_log
+    assert "replica 0 of 2" in chief_log
+    assert all("\nstep %d/4 |" % step in chief_log for step in (1, 2, 3, 4))
+    # Synchronous: one update per step from both replicas, so both see global step 1 after their
+    # first step (asynchronous replicas would each add one: one of them would see 2).
     assert "worker /job:worker/task:0 step 1/4 |" in first
     joined = int(again.split("joined at global step ")[1].split()[0])
     assert joined >= 2 and "worker /job:worker/task:0 step 4/4 |" in again
