@@ -98,7 +98,7 @@ def main():
               % (b, args.steps, os.cpu_count()), flush=True)
         measure("one process, 1 tower", b)
         measure("one process, 2 towers (2 logical CPU devices)", b, extra=["--num_gpus=2"])
-        chief, worker = _free_ports(2)
+        chief, = _free_ports(1)
         measure("cluster: chief only (1 replica)", b, cluster={"chief": ["127.0.0.1:%d" % chief]})
         chief, worker = _free_ports(2)
         measure("cluster: chief + 1 worker (2 replicas)", 2 * b,

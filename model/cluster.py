@@ -51,8 +51,6 @@ restarting restores the latest checkpoint; the workers then must be restarted to
 end with the chief's task when it hosts the variables). With ps tasks that outlive a chief restart,
 the ready flag stays set, so workers may resume before the new chief has restored.
 """
-import collections
-import contextlib
 import json
 import os
 import time
