@@ -123,3 +123,25 @@ def test_max_pixels_below_one_is_refused_as_a_flag(tmp_path):
     assert done.returncode != 0
     assert "FATAL Flags parsing error: flag --max_pixels=0: 0 is not a positive integer" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_two_shards_hold_exactly_the_records_of_the_single_run_and_a_rerun_skips(run):
+    root, result = run
+    out = str(root / "sharded")
+    shards = [make_tfrecords.make_tfrecords(str(root / "in"), out, workers=1, records_per_shard=2,
+                                            progress=False, num_shards=2, shard_index=i) for i in range(2)]
+    records = lambda paths: [r for p in paths for r in tf.compat.v1.io.tf_record_iterator(p)]  # noqa: E731
+    assert records(shards[0]["shards"] + shards[1]["shards"]) == records(result["shards"])
+    assert shards[0]["skipped"] + shards[1]["skipped"] == result["skipped"]
+    again = make_tfrecords.make_tfrecords(str(root / "in"), out, records_per_shard=2, progress=False,
+                                          num_shards=2, shard_index=1)
+    assert again["already_complete"] and again["shards"] == shards[1]["shards"]
+    assert again["written"] == shards[1]["written"] and again["skipped"] == shards[1]["skipped"]
+    # A photo added to the folder changes the split: the old shards are not taken for it.
+    Image.fromarray(skimage.data.astronaut()).save(root / "in" / "zz_new.png")
+    try:
+        with pytest.raises(FileExistsError, match="file_list_sha256"):
+            make_tfrecords.make_tfrecords(str(root / "in"), out, records_per_shard=2, progress=False,
+                                          num_shards=2, shard_index=1)
+    finally:
+        os.remove(root / "in" / "zz_new.png")
