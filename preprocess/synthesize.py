@@ -264,6 +264,15 @@ def _make_record(seed_and_index):
     return encode_sample(sample, "synthetic/%d/%d" % (seed, index), _worker["image_format"])
 
 
+def _face_model_sha256(face_model_path):
+    """The SHA-256 of the face model file (None when it is missing: the workers then say so), so
+    that a shard rendered with another model at the same path is not taken as complete."""
+    from model.face import file_format
+    from model.face.model import DEFAULT_PATH
+    path = DEFAULT_PATH if face_model_path is None else face_model_path
+    return file_format.file_sha256(path) if os.path.isfile(path) else None
+
+
 def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="synthetic",
                face_model_path=None, map_size=detail.DEFAULT_MAP_SIZE, image_format="png",
                overwrite=False, progress=True, num_shards=1, shard_index=0):
@@ -280,7 +289,8 @@ def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="
     if num < 1:
         raise ValueError("--num must be >= 1, got %d" % num)
     settings = dict(num=num, seed=seed, records_per_shard=records_per_shard, prefix=prefix,
-                    face_model=face_model_path, map_size=map_size, image_format=image_format)
+                    face_model=face_model_path, face_model_sha256=_face_model_sha256(face_model_path),
+                    map_size=map_size, image_format=image_format)
     shard = sharding.Shard(out_dir, prefix, num_shards, shard_index, settings, overwrite)
     if shard.complete is not None:
         print("synthesize: %s is complete (%d record(s)): skipped" % (shard.manifest_path,

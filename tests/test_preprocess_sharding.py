@@ -116,3 +116,12 @@ def test_a_shard_index_past_the_last_shard_is_a_flag_error(tmp_path, name, flags
         "FATAL Flags parsing error: flags num_shards=2, shard_index=2: --shard_index must be less "
         "than --num_shards (shards are numbered from 0)")
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_shard_of_another_face_model_file_at_the_same_path_is_refused(tmp_path, monkeypatch):
+    from model.face import file_format
+    out = str(tmp_path)
+    synthesize.synthesize(NUM, out, num_shards=2, shard_index=0, **SETTINGS)
+    monkeypatch.setattr(file_format, "file_sha256", lambda path: "0" * 64)
+    with pytest.raises(FileExistsError, match="face_model_sha256"):
+        synthesize.synthesize(NUM, out, num_shards=2, shard_index=0, **SETTINGS)
