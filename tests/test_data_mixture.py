@@ -114,7 +114,8 @@ def test_train_names_the_folder_without_tfrecords_and_refuses_a_bad_ratio(tmp_pa
     result = run_train("--data_dir=%s,%s" % (folders[0], empty), "--checkpoint_dir=%s" % (tmp_path / "c"))
     assert result.returncode != 0
     assert "train.py: --data_dir=%s holds no *.tfrecord files" % empty in result.stderr
-    result = run_train("--data_dir=%s,%s" % folders, "--data_ratio=1", "--checkpoint_dir=%s" % (tmp_path / "c"))
+    result = run_train("--data_dir=%s,%s" % folders, "--data_ratio=1",
+                       "--checkpoint_dir=%s" % (tmp_path / "c"))
     assert result.returncode != 0
     assert ("FATAL Flags parsing error: flags data_dir=%s,%s, data_ratio=1: --data_ratio=1 has 1 value(s) "
             "for 2 --data_dir folder(s)" % folders) in result.stderr
