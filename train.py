@@ -20,7 +20,6 @@ import sys
 
 import tensorflow.compat.v1 as tf
 from absl import app
-from absl import flags as absl_flags
 
 from model import coarse, data, flag_ranges, training
 from model.data import DataError, data_error
@@ -45,7 +44,7 @@ def _check_data_ratio(values):
     try:
         data.parse_ratio(values["data_ratio"], len(data.split_folders(values["data_dir"])))
     except ValueError as error:
-        raise absl_flags.ValidationError(str(error)) from None
+        raise flags.ValidationError(str(error)) from None
     return True
 
 
