@@ -27,7 +27,7 @@ import sys
 import tensorflow.compat.v1 as tf
 from absl import app
 
-from model import coarse, flag_ranges, training
+from model import coarse, data, flag_ranges, training
 from model.cluster import ClusterConfigError, ClusterTask, ClusterTimeout
 from model.data import DataError, data_error
 from model.face import FaceModel
@@ -38,7 +38,23 @@ flags = tf.app.flags
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("stage", "coarse", ["coarse", "fine"], "Which stage to train.")
-flags.DEFINE_string("data_dir", "data/synthetic", "Folder of training tfrecords (*%s)." % schema.SHARD_SUFFIX)
+flags.DEFINE_string("data_dir", "data/synthetic", "Folder of training tfrecords (*%s); several, "
+                    "comma-separated, are mixed (e.g. photos from make_tfrecords.py and synthetic "
+                    "faces)." % schema.SHARD_SUFFIX)
+flags.DEFINE_string("data_ratio", "", "Sampling weights of the --data_dir folders, comma-separated "
+                    "(e.g. 2,1); empty: in proportion to their record counts (each record as likely "
+                    "as any other, as if the folders were one).")
+
+
+@flags.multi_flags_validator(["data_dir", "data_ratio"])
+def _check_data_ratio(values):
+    try:
+        data.parse_ratio(values["data_ratio"], len(data.split_folders(values["data_dir"])))
+    except ValueError as error:
+        raise flags.ValidationError(str(error)) from None
+    return True
+
+
 flags.DEFINE_string("checkpoint_dir", "results/coarse", "Checkpoints and TensorBoard summaries.")
 flags.DEFINE_string("face_model_path", "", "Face model npz; empty = resources/face_model.npz.")
 flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder of the coarse network.")
@@ -88,7 +104,11 @@ flags.DEFINE_bool("skip_bad_records", False,
 
 
 def _data_pattern():
-    return os.path.join(FLAGS.data_dir, "*" + schema.SHARD_SUFFIX)
+    """The glob of --data_dir's tfrecords, or a model.data.Mixture of several folders."""
+    folders = data.split_folders(FLAGS.data_dir)
+    if len(folders) == 1 and not FLAGS.data_ratio:
+        return os.path.join(folders[0], "*" + schema.SHARD_SUFFIX)
+    return data.Mixture(folders, data.parse_ratio(FLAGS.data_ratio, len(folders)))
 
 
 def coarse_stage(shard=None):
@@ -123,9 +143,11 @@ def main(argv):
     if FLAGS.stage == "fine":
         sys.exit("train.py: --stage=fine is not implemented yet (the fine stage is a later issue); "
                  "only --stage=coarse trains")
-    if not (cluster is not None and cluster.is_ps) and not tf.io.gfile.glob(_data_pattern()):
-        sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
-                 "or preprocess/make_tfrecords.py)" % (FLAGS.data_dir, schema.SHARD_SUFFIX))
+    for folder in ([] if cluster is not None and cluster.is_ps
+                   else data.split_folders(FLAGS.data_dir) or [FLAGS.data_dir]):
+        if not tf.io.gfile.glob(os.path.join(folder, "*" + schema.SHARD_SUFFIX)):
+            sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
+                     "or preprocess/make_tfrecords.py)" % (folder, schema.SHARD_SUFFIX))
     if FLAGS.vgg_face_path and not os.path.isfile(FLAGS.vgg_face_path):
         sys.exit("train.py: --vgg_face_path=%s does not exist" % FLAGS.vgg_face_path)
     shard = cluster.data_shard if cluster is not None and not cluster.is_ps else None

@@ -257,7 +257,7 @@ class CoarseStage(training.Stage):
 
     Args:
       face_model: model.face.FaceModel.
-      data_pattern: glob of the training tfrecords.
+      data_pattern: glob of the training tfrecords, or a model.data.Mixture of several folders.
       batch_size: images per step.
       weights: LossWeights.
       backbone: one of BACKBONES.
