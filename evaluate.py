@@ -324,7 +324,7 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
     if not files:
         raise InputError("--tfrecords %s holds no *%s files" % (folder, schema.SHARD_SUFFIX))
     face_model = reconstructor.face_model
-    is_fine = reconstructor.stage == inference.FINE_STAGE
+    is_fine = getattr(reconstructor, "stage", inference.COARSE_STAGE) == inference.FINE_STAGE
     face_mask = region_mask(face_model, FACE_REGIONS)
     detail_mask = region_mask(face_model, DETAIL_REGIONS)
     mean_shape = face_model.mean_shape.astype(np.float64)

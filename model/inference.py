@@ -34,6 +34,7 @@ from preprocess.photo import crop_photo_file
 # case-insensitively. A file named on its own is read whatever its extension.
 PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COARSE_STAGE, FINE_STAGE = "coarse", "fine"
 STAGES = ("auto", COARSE_STAGE, FINE_STAGE)
 RELEASED = {COARSE_STAGE: os.path.join("results", "release", "coarse"),
@@ -73,12 +74,12 @@ def reconstructor_from_flags(flag_values):
                               flag_values.fit_steps, flag_values.stage)
 
 
-def resolve_stage(checkpoint=None, stage="auto", root="."):
+def resolve_stage(checkpoint=None, stage="auto", root=REPOSITORY):
     """(checkpoint, stage) that a reconstruction uses.
 
     Args:
-      checkpoint: a checkpoint folder or prefix, or None: the released one (RELEASED, under `root`)
-        of `stage`; for "auto" the fine one when it exists, else the coarse one.
+      checkpoint: a checkpoint folder or prefix, or None: the released one (RELEASED, under `root`,
+        the repository) of `stage`; for "auto" the fine one when it exists, else the coarse one.
       stage: "auto" (the checkpoint's stage config decides), "coarse" (a coarse or a fine export:
         a fine export holds the coarse network too), or "fine".
     Raises:
@@ -246,7 +247,8 @@ class CoarseReconstructor(object):
             network = self.session.run(self.network_coeffs, feed)
             fitted = self.fitter.fit(self.session, crop_uint8[None], np.asarray(landmarks)[None],
                                      np.asarray(segmentation)[None], network, self.fit_steps)
-            values = self.session.run(fetches, dict(feed, **{self.coeffs: fitted}))
+            feed[self.coeffs] = fitted
+            values = self.session.run(fetches, feed)
             values["network_coeffs"] = network
         return {key: value[0] for key, value in values.items()}
 

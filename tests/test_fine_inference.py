@@ -84,6 +84,20 @@ def test_zero_displacement_puts_the_fine_mesh_on_the_coarse_surface(zero_reconst
     assert cKDTree(on_surface).query(vertices)[0].max() < 1e-3
 
 
+def test_the_fine_network_sees_the_fitted_coarse_result(tiny_nonzero_fine_export, face_model):
+    sample = synthesize.SampleRenderer(face_model).sample(np.random.default_rng(2))
+    fitted = inference.load_reconstructor(tiny_nonzero_fine_export, fit_steps=3)
+    result = fitted(sample["image"], sample["landmarks"], sample["segmentation"], pictures=True)
+    assert np.abs(result["coeffs"] - result["network_coeffs"]).max() > 1e-4     # fitting moved it
+    np.testing.assert_allclose(result["detailed_vertices"][:face_model.num_vertices], result["vertices"])
+    points, _ = metrics.dense_surface(fitted.layout, result["vertices"], face_model.triangles,
+                                      result["displacement"], "normal")
+    np.testing.assert_allclose(result["dense_vertices"], points, atol=1e-3)
+    assert result["fine_shading"].shape == (300, 300, 3)
+    with pytest.raises(ValueError, match="needs the crop's landmarks"):
+        fitted(sample["image"])
+
+
 def test_numpy_dense_surface_is_the_one_the_fine_model_builds(nonzero_reconstructor, face_model, crop):
     result = nonzero_reconstructor(crop)
     assert np.abs(result["displacement"]).max() > 0.05                       # a real displacement
