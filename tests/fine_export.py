@@ -40,7 +40,7 @@ def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displac
             rng = np.random.default_rng(seed)
             session.run(kernel.assign(rng.normal(0.0, output_std, kernel.shape.as_list()).astype(np.float32)))
         tf.train.Saver(list(net.variables()) + fine_net.variables(), save_relative_paths=True).save(
-            session, os.path.join(folder, "model.ckpt"), global_step=0)
+            session, os.path.join(folder, "model.ckpt"), global_step=0, write_meta_graph=False)
     config = coarse.stage_config(face_model, backbone)
     config.update(stage="fine", uv_size=uv_size, max_channels=max_channels, max_displacement=max_displacement,
                   displacement_direction=displacement_direction,
