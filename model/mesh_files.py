@@ -20,6 +20,13 @@ import numpy as np
 PNG_LEVELS = 65535
 
 
+def _lines(line_format, rows):
+    """One `line_format` line per row of a 2-D array (one % over the whole array: about twice as
+    fast as a line at a time, which matters for a dense mesh of 10^5 triangles)."""
+    rows = np.asarray(rows)
+    return (line_format * len(rows)) % tuple(rows.ravel().tolist())
+
+
 def write_coarse_obj(obj, vertices, colours, uv, triangles):
     """OBJ with vertex colours (`v x y z r g b`, colours in [0, 1]) and UVs sharing the vertex index.
 
@@ -29,12 +36,10 @@ def write_coarse_obj(obj, vertices, colours, uv, triangles):
     """
     colours = np.clip(colours, 0.0, 1.0)
     obj.write("# coarse 3D face reconstruction, millimetres, x right, y up, z towards the viewer\n")
-    for (x, y, z), (r, g, b) in zip(vertices, colours):
-        obj.write("v %.4f %.4f %.4f %.4f %.4f %.4f\n" % (x, y, z, r, g, b))
-    for u, v in uv:
-        obj.write("vt %.6f %.6f\n" % (u, v))
-    for a, b, c in np.asarray(triangles) + 1:
-        obj.write("f %d/%d %d/%d %d/%d\n" % (a, a, b, b, c, c))
+    obj.write(_lines("v %.4f %.4f %.4f %.4f %.4f %.4f\n",
+                     np.concatenate([np.asarray(vertices, np.float64), np.asarray(colours, np.float64)], axis=1)))
+    obj.write(_lines("vt %.6f %.6f\n", np.asarray(uv, np.float64)))
+    obj.write(_lines("f %d/%d %d/%d %d/%d\n", np.repeat(np.asarray(triangles, np.int64) + 1, 2, axis=1)))
 
 
 def compact_mesh(vertices, triangles, *attributes):
@@ -64,12 +69,11 @@ def write_textured_obj(obj, vertices, normals, uv, triangles, mtl_name, material
     """
     obj.write("# %s, millimetres, x right, y up, z towards the viewer\n" % comment)
     obj.write("mtllib %s\n" % mtl_name)
-    obj.writelines("v %.4f %.4f %.4f\n" % tuple(p) for p in np.asarray(vertices))
-    obj.writelines("vt %.6f %.6f\n" % tuple(t) for t in np.asarray(uv))
-    obj.writelines("vn %.5f %.5f %.5f\n" % tuple(n) for n in np.asarray(normals))
+    obj.write(_lines("v %.4f %.4f %.4f\n", np.asarray(vertices, np.float64)))
+    obj.write(_lines("vt %.6f %.6f\n", np.asarray(uv, np.float64)))
+    obj.write(_lines("vn %.5f %.5f %.5f\n", np.asarray(normals, np.float64)))
     obj.write("usemtl %s\n" % material)
-    for a, b, c in np.asarray(triangles) + 1:
-        obj.write("f %d/%d/%d %d/%d/%d %d/%d/%d\n" % (a, a, a, b, b, b, c, c, c))
+    obj.write(_lines("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.repeat(np.asarray(triangles, np.int64) + 1, 3, axis=1)))
 
 
 def write_mtl(mtl, texture_name, material="face"):
