@@ -151,9 +151,10 @@ def read_displacement(png_path, sidecar_path):
 
 
 def png_bytes(image_uint8):
-    """PNG bytes of an [H, W, 3] (or [H, W]) uint8 image."""
+    """PNG bytes of an [H, W, 3] (or [H, W]) uint8 image (zlib level 1: a few times faster to write
+    than the default level 6, files about a fifth larger)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image_uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.asarray(image_uint8)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
