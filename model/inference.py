@@ -39,7 +39,7 @@ COARSE_STAGE, FINE_STAGE = "coarse", "fine"
 STAGES = ("auto", COARSE_STAGE, FINE_STAGE)
 RELEASED = {COARSE_STAGE: os.path.join("results", "release", "coarse"),
             FINE_STAGE: os.path.join("results", "release", "fine")}
-# The fine stage's config entries a fine export must carry (shared STAGE_API).
+# The fine stage config entries a fine export must carry (what train.py --stage=fine exports).
 FINE_CONFIG_KEYS = ("backbone", "uv_size", "max_channels", "max_displacement", "displacement_direction")
 # The detail picture (`_detail.png`): a grey material lit by one directional light from the upper
 # left front (camera frame: x right, y up, z towards the viewer), raking enough to show folds.
