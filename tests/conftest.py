@@ -1,15 +1,14 @@
-"""Test configuration: the repository root is importable and TensorFlow logs stay quiet."""
+"""Test configuration: the repository root is importable and TensorFlow logs stay quiet; tiny fine
+exports (tests/fine_export.py) for the fine stage's inference tests."""
 import os
 import sys
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-
-
-import pytest  # noqa: E402
-
 
 @pytest.fixture(scope="session")
 def tiny_fine_export(tmp_path_factory):
