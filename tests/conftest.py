@@ -10,6 +10,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+
 @pytest.fixture(scope="session")
 def tiny_fine_export(tmp_path_factory):
     """A fine export (tests/fine_export.py) of an untrained coarse network and a 32 x 32, 8-channel
