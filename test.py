@@ -70,9 +70,14 @@ from preprocess.photo import SkippedPhoto
 flags = tf.app.flags
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input", "", "A photo, or a folder of photos.")
-flags.DEFINE_string("output_dir", "results/test", "Where the results are written.")
-inference.define_flags(flags)
+
+
+def define_flags():
+    """test.py's flags. Defined when run as a program, not on import, so that tests can import this
+    module beside train.py (both have a --stage flag, with other choices)."""
+    flags.DEFINE_string("input", "", "A photo, or a folder of photos.")
+    flags.DEFINE_string("output_dir", "results/test", "Where the results are written.")
+    inference.define_flags(flags)
 
 
 def output_names(photos):
@@ -217,6 +222,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     tf.disable_eager_execution()
     # absl's app.run, not tf.app.run, which shows a bad flag value as a traceback instead of one line.
     app.run(main)
