@@ -43,7 +43,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from model.face.framing import crop_matrix_from_landmarks
-from preprocess import backgrounds, detail, images, parallel, schema
+from preprocess import appearance, backgrounds, detail, images, parallel, schema
 
 FLAGS = flags.FLAGS
 
@@ -154,38 +154,105 @@ class SampleRenderer:
     then takes tens of milliseconds.
     """
 
-    def __init__(self, face_model, size=schema.CROP_SIZE, map_size=detail.DEFAULT_MAP_SIZE):
+    def __init__(self, face_model, size=schema.CROP_SIZE, map_size=detail.DEFAULT_MAP_SIZE,
+                 options=None):
         import tensorflow.compat.v1 as tf
 
         from model.face import forward
         from model.face.uv_layout import UVLayout
+        from renderer import shading
 
         self.face_model = face_model
         self.size = size
         self.map_size = map_size
+        self.options = (appearance.AppearanceOptions() if options is None else options).validate()
         self.layout = UVLayout(face_model, map_size)
         uv = np.asarray(face_model.uv, dtype=np.float64)
+        self._uv = uv
         self._landmark_uv = uv[np.asarray(face_model.landmarks68)]
-        one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[vertex_labels(face_model)][None]
+        labels_per_vertex = vertex_labels(face_model)
+        self._skin_vertices = np.flatnonzero(labels_per_vertex == schema.SKIN)
+        one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[labels_per_vertex][None]
+        ids = self.layout.triangle_id.ravel()[self.layout.dense_texels]
+        self._dense_corners = np.asarray(face_model.triangles)[ids]
+        self._dense_weights = self.layout.barycentrics.reshape(-1, 3)[self.layout.dense_texels]
+        self._eyes = appearance.EyeTexels(face_model) if "eyes" in face_model.regions else None
+        self._head = appearance.HeadTemplate(face_model)
+        num_all = face_model.num_vertices + self.layout.num_dense_vertices
         self.graph = tf.Graph()
         with self.graph.as_default():
             labels = tf.concat([one_hot, self.layout.dense_from_vertices(one_hot)], axis=1)
             self._coefficients = tf.placeholder(tf.float32, [1, face_model.coeff_size])
             self._displacement = tf.placeholder(tf.float32, [1, map_size, map_size])
             self._background = tf.placeholder(tf.float32, [1, size, size, 3])
-            face = forward.render_face(face_model, self._coefficients, size,
-                                       displacement_map=self._displacement, layout=self.layout,
-                                       attributes=labels, background=self._background,
-                                       cull_backfaces=True)
+            # Albedo perturbations (appearance.py): albedo * scale + offset per mesh vertex (coarse,
+            # then dense); 1 and 0 change nothing, bit for bit.
+            self._albedo_scale = tf.placeholder(tf.float32, [1, num_all, 3])
+            self._albedo_offset = tf.placeholder(tf.float32, [1, num_all, 3])
+            self._head_vertices = tf.placeholder(tf.float32, [1, self._head.num_vertices, 3])
+            self._head_albedo = tf.placeholder(tf.float32, [1, self._head.num_vertices, 3])
+            mesh = forward.face_mesh(face_model, self._coefficients, displacement_map=self._displacement,
+                                     layout=self.layout)
+            albedo = mesh["albedo"] * self._albedo_scale + self._albedo_offset
+            self._skin_colour = tf.reduce_mean(tf.gather(albedo[0], self._skin_vertices), axis=0)
+
+            def render(vertices, triangles, albedo, normals, labels):
+                return forward.render_mesh(face_model.camera, vertices, triangles, mesh["pose"], size,
+                                           albedo=albedo, light=mesh["light"], attributes=labels,
+                                           background=self._background, cull_backfaces=True,
+                                           normals=normals)
+
+            face = render(mesh["vertices"], mesh["triangles"], albedo, mesh["normals"], labels)
             # Framing needs only the landmarks: a run that fetches them does not rasterize.
-            self._landmarks = face["landmarks"][0]
-            self._sample = dict(
-                image=face["render"][0], points=face["points_px"][0, :face_model.num_vertices],
-                labels=tf.where(face["mask"][0, :, :, 0] > 0,
-                                tf.argmax(face["attributes"][0], axis=-1, output_type=tf.int32),
-                                tf.zeros([size, size], tf.int32)))
+            self._landmarks = face_model.landmarks(face["points_px"])[0]
+            self._sample = self._outputs(tf, face, face_model.num_vertices, size)
+            # The same face with the head (skull cap, neck) as extra geometry, labelled OTHER.
+            head_triangles = self._head.triangles() + num_all
+            head_labels = np.zeros((1, self._head.num_vertices, schema.NUM_SEGMENTATION_LABELS), np.float32)
+            head_labels[..., schema.OTHER] = 1.0
+            head_normals = shading.vertex_normals(self._head_vertices, self._head.triangles())
+            with_head = render(tf.concat([mesh["vertices"], self._head_vertices], axis=1),
+                               np.concatenate([mesh["triangles"], head_triangles]).astype(np.int32),
+                               tf.concat([albedo, self._head_albedo], axis=1),
+                               tf.concat([mesh["normals"], head_normals], axis=1),
+                               tf.concat([labels, head_labels], axis=1))
+            self._sample_with_head = self._outputs(tf, with_head, face_model.num_vertices, size)
             config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
             self.session = tf.Session(graph=self.graph, config=config)
+
+    @staticmethod
+    def _outputs(tf, rendered, num_vertices, size):
+        return dict(image=rendered["render"][0], points=rendered["points_px"][0, :num_vertices],
+                    labels=tf.where(rendered["mask"][0, :, :, 0] > 0,
+                                    tf.argmax(rendered["attributes"][0], axis=-1, output_type=tf.int32),
+                                    tf.zeros([size, size], tf.int32)))
+
+    def _dense(self, per_vertex):
+        """numpy layout.dense_from_vertices: [N, C] -> [M, C]."""
+        return (per_vertex[self._dense_corners] * self._dense_weights[..., None]).sum(axis=1)
+
+    def _albedo_perturbation(self, rng):
+        """(scale, offset) [V, 3] float32 of the appearance options' skin and eye changes: the
+        albedo of mesh vertex k becomes albedo_k * scale_k + offset_k (coarse vertices, then the
+        dense ones, which sample the UV maps at their own texel)."""
+        n = self.face_model.num_vertices
+        options = self.options
+        base, offset = np.ones((n, 3)), np.zeros((n, 3))
+        map_of_coarse = np.ones((n, 3))
+        map_of_dense = np.ones((self.layout.num_dense_vertices, 3))
+        if rng.uniform() < options.skin_probability:
+            points = detail.uv_to_map_pixels(self._landmark_uv, self.map_size)
+            scale_map, tone = appearance.skin_maps(rng, points, self.map_size)
+            base = base * tone
+            map_of_dense = scale_map.reshape(-1, 3)[self.layout.dense_texels]
+            for channel in range(3):
+                map_of_coarse[:, channel] = detail.sample_map(scale_map[..., channel], self._uv)
+        if options.eyes and self._eyes is not None:
+            base[self._eyes.all] = 0.0
+            offset[self._eyes.all] = self._eyes.colours(rng)
+        scale = np.concatenate([base * map_of_coarse, self._dense(base) * map_of_dense])
+        offset = np.concatenate([offset, self._dense(offset)])
+        return scale.astype(np.float32), offset.astype(np.float32)
 
     def sample(self, rng, displacement=None):
         """One random sample.
@@ -199,6 +266,8 @@ class SampleRenderer:
           dict: image uint8 [S, S, 3], landmarks float32 [68, 2], segmentation uint8 [S, S],
           coefficients float32 [C] (framing pose), displacement float32 [M, M] (mm, the map as
           rendered), points_px float32 [N, 3] (crop-space u, v, depth of the coarse vertices).
+          With the appearance options (preprocess/appearance.py) the image also shows what they
+          add; the ground truth is the face mesh's either way.
         """
         coefficients = random_coefficients(rng, self.face_model)
         generated = detail.displacement_map(rng, self._landmark_uv, self.map_size)
@@ -207,22 +276,53 @@ class SampleRenderer:
         displacement = (np.asarray(displacement, np.float32) * self.layout.taper).astype(np.float32)
         background = backgrounds.random_background(rng, self.size)
         noise = rng.normal(0.0, NOISE_STD, (self.size, self.size, 3))
+        # What the appearance options add is drawn after all of the above, so that with
+        # AppearanceOptions.plain() a sample is what it was before the options existed.
+        options = self.options
+        slices = self.face_model.coefficient_slices()
+        if options.max_yaw != MAX_ANGLES_DEG[1]:
+            coefficients[slices["pose"].start + 1] *= options.max_yaw / MAX_ANGLES_DEG[1]
+        if options.light == "directional":
+            coefficients[slices["light"]] = appearance.directional_light(rng, renderer_ambient()).ravel()
+        scale, offset = self._albedo_perturbation(rng)
+        feed = {self._coefficients: coefficients[None], self._displacement: displacement[None],
+                self._albedo_scale: scale[None], self._albedo_offset: offset[None]}
 
-        landmarks = self.session.run(self._landmarks, {
-            self._coefficients: coefficients[None], self._displacement: displacement[None]})
+        landmarks, skin_colour = self.session.run([self._landmarks, self._skin_colour], feed)
         a, b = framing(landmarks.astype(np.float64), self.size)
-        pose_slice = self.face_model.coefficient_slices()["pose"]
-        coefficients[pose_slice] = framed_pose(coefficients[pose_slice], a, b, self.size)
+        coefficients[slices["pose"]] = framed_pose(coefficients[slices["pose"]], a, b, self.size)
+        feed[self._coefficients] = coefficients[None]
+        feed[self._background] = background[None] / 255.0
 
-        result = self.session.run(self._sample, {
-            self._coefficients: coefficients[None], self._displacement: displacement[None],
-            self._background: background[None] / 255.0})
-        image = np.clip(result["image"] * 255.0 + noise, 0, 255).round().astype(np.uint8)
+        if rng.uniform() < options.head_probability:
+            head_vertices, _, kind = self._head.mesh(rng)
+            feed[self._head_vertices] = head_vertices[None]
+            feed[self._head_albedo] = self._head.albedo(rng, kind, skin_colour)[None]
+            result = self.session.run(self._sample_with_head, feed)
+        else:
+            result = self.session.run(self._sample, feed)
         points = result["points"]
-        return dict(image=image, landmarks=points[self.face_model.landmarks68, :2].astype(np.float32),
-                    segmentation=result["labels"].astype(np.uint8),
+        landmarks = points[self.face_model.landmarks68, :2]
+        labels = result["labels"].astype(np.uint8)
+        image = result["image"] * 255.0 + noise
+        if rng.uniform() < options.glasses_probability:
+            image = self._occlude(image, labels, *appearance.glasses(rng, landmarks, self.size))
+        if rng.uniform() < options.hand_probability:
+            hand_colour = 255.0 * skin_colour * np.exp(0.1 * rng.standard_normal(3))
+            image = self._occlude(image, labels, *appearance.hand(rng, landmarks, self.size, hand_colour))
+        if rng.uniform() < options.shadow_probability:
+            image = appearance.cast_shadow(rng, image, self.size)
+        image = appearance.degrade(rng, image, options)
+        return dict(image=image, landmarks=landmarks.astype(np.float32), segmentation=labels,
                     coefficients=coefficients.astype(np.float32), displacement=displacement,
                     points_px=points.astype(np.float32))
+
+    @staticmethod
+    def _occlude(image, labels, coverage, colour):
+        """An occluder over the image (blended by its coverage); labels OTHER where it covers
+        over half a pixel (labels are changed in place)."""
+        labels[coverage > 0.5] = schema.OTHER
+        return image * (1.0 - coverage[..., None]) + colour * coverage[..., None]
 
 
 def encode_sample(sample, source_filename, image_format="png"):
