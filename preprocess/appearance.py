@@ -14,8 +14,10 @@ Parts (each one an option, see AppearanceOptions):
     than the "soft" light of before; an optional cast-shadow-like soft darkening of one side;
   - skin albedo perturbations (multiplying the model's albedo; the albedo coefficients stay the
     PCA ground truth): tone shift, freckles, stubble-like darkening on the lower face;
-  - eyes: the eye openings' vertices get a sclera colour and an iris (random colour, gaze) with
-    a pupil, replacing the model's albedo there (their label stays "eyes");
+  - eyes (off by default, NOT WORKING yet): meant to give the eye openings' vertices a sclera
+    colour and an iris with a pupil; on the embedded face model the vertices it picks do not
+    change the visible pixels of the eye openings (the surface seen through the lids is not
+    where EyeTexels looks), so the images show the model's albedo there as before;
   - head: a hair-coloured skull cap (an ellipsoid behind and above the face) and a skin-coloured
     neck, extra geometry rendered with the face (same camera, light, z-buffer), labelled OTHER;
   - occluders drawn over the image: glasses (rims, bridge, arms; sometimes dark lenses) and a
@@ -43,7 +45,7 @@ class AppearanceOptions:
     light: str = "directional"       # "soft" (before) or "directional"
     shadow_probability: float = 0.3  # soft cast-shadow-like darkening of one side
     skin_probability: float = 0.8    # tone shift, and maybe freckles / stubble
-    eyes: bool = True                # iris, pupil and sclera in the eye openings
+    eyes: bool = False               # iris/sclera colours: NOT WORKING yet (see EyeTexels)
     head_probability: float = 0.9    # hair-coloured skull cap and neck
     glasses_probability: float = 0.15
     hand_probability: float = 0.1

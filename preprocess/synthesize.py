@@ -32,6 +32,7 @@ pixels and depth: what FaceModel.project returns for them at the gt pose).
 Deterministic: sample i draws from numpy's Generator seeded with (seed, i), so any --workers
 gives the same records in the same order.
 """
+import dataclasses
 import os
 import sys
 
@@ -63,6 +64,38 @@ def define_flags():
                          lower_bound=MIN_MAP_SIZE, upper_bound=MAX_MAP_SIZE)
     flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the images.")
     flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
+    define_appearance_flags()
+
+
+def define_appearance_flags():
+    """One flag per field of appearance.AppearanceOptions, defaulting to its default."""
+    defaults = appearance.AppearanceOptions()
+    flags.DEFINE_float("max_yaw", defaults.max_yaw, "Yaw uniform in +-this many degrees.",
+                       lower_bound=0.0, upper_bound=90.0)
+    flags.DEFINE_enum("light", defaults.light, list(appearance.LIGHTS),
+                      "soft: white SH light around the ambient (as before); directional: a coloured "
+                      "ambient plus one coloured distant light.")
+    flags.DEFINE_bool("eyes", defaults.eyes, "Iris, pupil and sclera colours in the eye openings (NOT WORKING yet: no visible change on the embedded face model).")
+    for name, what in (("shadow", "a cast-shadow-like soft darkening of one side"),
+                       ("skin", "skin tone shift, maybe freckles and stubble"),
+                       ("head", "a hair-coloured skull cap and a neck (labelled other)"),
+                       ("glasses", "glasses over the eyes (labelled other)"),
+                       ("hand", "a hand-like occluder on the lower face (labelled other)"),
+                       ("blur", "Gaussian blur"), ("noise", "extra sensor noise"),
+                       ("jpeg", "JPEG re-encoding of the image"), ("colour_cast", "a colour cast")):
+        flags.DEFINE_float(name + "_probability", getattr(defaults, name + "_probability"),
+                           "Probability of %s per sample." % what, lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_bool("plain", False, "All appearance options off: the samples of before them "
+                      "(overrides the other appearance flags).")
+
+
+def appearance_options_from_flags():
+    """appearance.AppearanceOptions of the parsed appearance flags."""
+    if FLAGS.plain:
+        return appearance.AppearanceOptions.plain()
+    return appearance.AppearanceOptions(**{
+        field.name: getattr(FLAGS, field.name)
+        for field in dataclasses.fields(appearance.AppearanceOptions)}).validate()
 
 # Bounds of --map_size: below, the detail features are smaller than a texel; above, a record holds
 # over 16 MB of map alone.
@@ -338,13 +371,14 @@ def encode_sample(sample, source_filename, image_format="png"):
 _worker = {}
 
 
-def _init_worker(face_model_path, map_size, image_format):
+def _init_worker(face_model_path, map_size, image_format, options=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A failing initializer would only break the pool ("terminated abruptly"); keep the error
     # and raise it with the first task instead, so the run ends with its message.
     try:
         from model.face import FaceModel
-        _worker["renderer"] = SampleRenderer(FaceModel(face_model_path), map_size=map_size)
+        _worker["renderer"] = SampleRenderer(FaceModel(face_model_path), map_size=map_size,
+                                            options=options)
         _worker["error"] = None
     except Exception as error:  # noqa: BLE001 -- re-raised by _make_record
         _worker["error"] = error
@@ -361,16 +395,18 @@ def _make_record(seed_and_index):
 
 def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="synthetic",
                face_model_path=None, map_size=detail.DEFAULT_MAP_SIZE, image_format="png",
-               overwrite=False, progress=True):
+               overwrite=False, progress=True, options=None):
     """Writes `num` synthetic samples as tfrecord shards and `<out_dir>/<prefix>-summary.txt` (what
-    was written and with which settings); returns the shard paths."""
+    was written and with which settings); returns the shard paths. `options`: an
+    appearance.AppearanceOptions (None: its defaults)."""
     from model import output_files
     from preprocess import tfrecord_writer
 
     if num < 1:
         raise ValueError("--num must be >= 1, got %d" % num)
+    options = (appearance.AppearanceOptions() if options is None else options).validate()
     tasks = [(seed, index) for index in range(num)]
-    init_args = (face_model_path, map_size, image_format)
+    init_args = (face_model_path, map_size, image_format, options)
     with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, overwrite) as writer:
         bar = tqdm(total=num, unit="face", disable=not progress, file=sys.stderr)
         records = parallel.ordered_map(_make_record, tasks, workers, initializer=_init_worker,
@@ -381,8 +417,9 @@ def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="
         bar.close()
     with output_files.replacing(os.path.join(out_dir, prefix + "-summary.txt"), "w") as f:
         f.write("written: %d record(s) in %d shard(s)\nseed: %d\nface model: %s\nmap size: %d\n"
-                "image format: %s\n" % (writer.num_records, len(writer.paths), seed,
-                                        face_model_path or "embedded default", map_size, image_format))
+                "image format: %s\nappearance: %s\n" % (
+                    writer.num_records, len(writer.paths), seed, face_model_path or "embedded default",
+                    map_size, image_format, options))
     return writer.paths
 
 
@@ -395,7 +432,8 @@ def main(argv):
         paths = synthesize(FLAGS.num, FLAGS.out, seed=FLAGS.seed, workers=FLAGS.workers,
                            records_per_shard=FLAGS.records_per_shard, prefix=FLAGS.prefix,
                            face_model_path=FLAGS.face_model, map_size=FLAGS.map_size,
-                           image_format=FLAGS.image_format, overwrite=FLAGS.overwrite)
+                           image_format=FLAGS.image_format, overwrite=FLAGS.overwrite,
+                           options=appearance_options_from_flags())
     except (ValueError, OSError) as error:
         print("synthesize: %s" % error, file=sys.stderr)
         return 2
