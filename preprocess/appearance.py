@@ -14,10 +14,9 @@ Parts (each one an option, see AppearanceOptions):
     than the "soft" light of before; an optional cast-shadow-like soft darkening of one side;
   - skin albedo perturbations (multiplying the model's albedo; the albedo coefficients stay the
     PCA ground truth): tone shift, freckles, stubble-like darkening on the lower face;
-  - eyes (off by default, NOT WORKING yet): meant to give the eye openings' vertices a sclera
-    colour and an iris with a pupil; on the embedded face model the vertices it picks do not
-    change the visible pixels of the eye openings (the surface seen through the lids is not
-    where EyeTexels looks), so the images show the model's albedo there as before;
+  - eyes: a small separate mesh, a disc per eye just behind the lids (it follows the eye
+    landmark vertices of the sample's mesh) with sclera, iris (random colour and gaze) and pupil,
+    labelled "eyes" as the eye opening was;
   - head: a hair-coloured skull cap (an ellipsoid behind and above the face) and a skin-coloured
     neck, extra geometry rendered with the face (same camera, light, z-buffer), labelled OTHER;
   - occluders drawn over the image: glasses (rims, bridge, arms; sometimes dark lenses) and a
@@ -45,7 +44,7 @@ class AppearanceOptions:
     light: str = "directional"       # "soft" (before) or "directional"
     shadow_probability: float = 0.3  # soft cast-shadow-like darkening of one side
     skin_probability: float = 0.8    # tone shift, and maybe freckles / stubble
-    eyes: bool = False               # iris/sclera colours: NOT WORKING yet (see EyeTexels)
+    eyes: bool = True                # eye discs with iris, pupil and sclera
     head_probability: float = 0.9    # hair-coloured skull cap and neck
     glasses_probability: float = 0.15
     hand_probability: float = 0.1
@@ -182,46 +181,61 @@ IRIS_COLOURS = np.array([[0.25, 0.14, 0.07], [0.38, 0.22, 0.1], [0.12, 0.07, 0.0
                          [0.3, 0.42, 0.55], [0.32, 0.4, 0.25], [0.45, 0.38, 0.22]])
 
 
-class EyeTexels:
-    """The eye openings' vertices of a face model (eye-region vertices inside the polygon of
-    each eye's six landmarks, seen from the front on the mean shape; the back of the eyeball
-    is culled when rendered)
-    and their frontal position relative to the eye's centre, in mm."""
+class EyeDiscs:
+    """A small separate mesh: one disc per eye (a shallow spherical cap facing the camera) just
+    behind the eyelids, carrying sclera, iris and pupil; the lids and the skin around hide all
+    but the eye opening. Positions are offsets (mm, model frame) from each eye's centre (the mean
+    of its six landmark vertices on the sample's own mesh, so the discs follow the face)."""
+    RINGS, SECTORS = 14, 36
 
     def __init__(self, face_model):
         vertices = np.asarray(face_model.mean_shape, dtype=np.float64)
-        eyes = np.asarray(face_model.regions["eyes"], dtype=bool)
         landmarks = vertices[np.asarray(face_model.landmarks68)]
-        self.indices, self.offsets, self.radius = [], [], []
+        self.eye_landmarks = [np.asarray(face_model.landmarks68)[part] for part in (lm.RIGHT_EYE, lm.LEFT_EYE)]
+        offsets, triangles, self.polar = [], [], []
         for part in (lm.RIGHT_EYE, lm.LEFT_EYE):
             outline = landmarks[part]
             centre = outline.mean(axis=0)
-            inside = eyes & _inside_polygon(vertices[:, :2], outline[:, :2])
-            index = np.flatnonzero(inside)
-            self.indices.append(index)
-            self.offsets.append(vertices[index, :2] - centre[:2])
-            self.radius.append(0.5 * np.linalg.norm(outline[3, :2] - outline[0, :2]))
-        self.all = np.concatenate(self.indices)
+            radius = 0.6 * np.linalg.norm(outline[3, :2] - outline[0, :2])
+            # behind the nearest lid point: the lids and corners stay in front of the disc
+            depth = outline[:, 2].min() - centre[2] - 2.5
+            rho = np.linspace(0.0, 1.0, self.RINGS + 1)[1:]
+            angle = np.linspace(0.0, 2 * np.pi, self.SECTORS, endpoint=False)
+            rr, aa = np.meshgrid(rho, angle, indexing="ij")
+            ring = np.stack([radius * rr * np.cos(aa), radius * rr * np.sin(aa),
+                             depth - 0.35 * radius * rr ** 2], axis=-1).reshape(-1, 3)
+            start = sum(len(o) for o in offsets)
+            offsets.append(np.concatenate([[[0.0, 0.0, depth]], ring]))
+            self.polar.append(np.concatenate([[[0.0, 0.0]], np.stack([rr.ravel(), aa.ravel()], -1)]))
+            index = np.arange(self.RINGS * self.SECTORS).reshape(self.RINGS, self.SECTORS) + 1 + start
+            nxt = np.roll(index, -1, axis=1)
+            fan = np.stack([np.full(self.SECTORS, start), index[0], nxt[0]], -1)
+            a, b, c, d = index[:-1], index[1:], nxt[1:], nxt[:-1]
+            # counter-clockwise seen from +z (the front)
+            triangles += [fan, np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)]
+            self.radius = radius
+        self.offsets = np.concatenate(offsets)
+        self.triangles = np.concatenate(triangles).astype(np.int32)
+        self.counts = [len(o) for o in offsets]
 
-    def colours(self, rng):
-        """float [K, 3] albedo of the vertices self.all: sclera, iris (one colour for both
-        eyes, the same gaze), pupil."""
+    @property
+    def num_vertices(self):
+        return len(self.offsets)
+
+    def albedo(self, rng):
+        """float [K, 3]: sclera, iris (one colour for both eyes, one gaze) and pupil."""
         iris = IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))] * np.exp(0.1 * rng.standard_normal(3))
-        sclera = np.array([0.78, 0.74, 0.7]) * rng.uniform(0.85, 1.05)
-        gaze = rng.normal(0.0, 0.12, 2)
-        iris_size = rng.uniform(0.42, 0.52)
+        sclera = np.array([0.8, 0.76, 0.72]) * rng.uniform(0.8, 1.0)
+        gaze = rng.normal(0.0, 0.06, 2) * [1.0, 0.5]
+        iris_radius = rng.uniform(0.36, 0.42)      # of the disc radius (the iris is ~12 mm wide)
         parts = []
-        for offsets, radius in zip(self.offsets, self.radius):
-            d = np.linalg.norm(offsets / radius - gaze, axis=1) / iris_size
-            colour = np.where((d < 1.0)[:, None], iris * (0.75 + 0.5 * d)[:, None], sclera)
-            colour = np.where((d < 0.4)[:, None], 0.03, colour)
+        for polar in self.polar:
+            xy = polar[:, :1] * np.stack([np.cos(polar[:, 1]), np.sin(polar[:, 1])], -1)
+            d = np.linalg.norm(xy - gaze, axis=1) / iris_radius
+            colour = np.where((d < 1.0)[:, None], iris * (0.7 + 0.6 * d)[:, None], sclera)
+            colour = np.where((d < 0.38)[:, None], 0.02, colour)
             parts.append(colour)
         return np.concatenate(parts)
-
-
-def _inside_polygon(points, polygon):
-    from matplotlib.path import Path
-    return Path(polygon).contains_points(points)
 
 
 # ----------------------------------------------------------------------------------------- head

@@ -41,8 +41,8 @@ def contact_sheet(samples, columns, tile, landmarks=False, segmentation=False):
 def main(argv):
     del argv
     from model.face import FaceModel
-    from preprocess import synthesize
-    options = synthesize.AppearanceOptions.plain() if FLAGS.plain else synthesize.AppearanceOptions()
+    from preprocess import appearance, synthesize
+    options = appearance.AppearanceOptions.plain() if FLAGS.plain else appearance.AppearanceOptions()
     renderer = synthesize.SampleRenderer(FaceModel(), map_size=FLAGS.map_size, options=options)
     renderer.sample(synthesize.sample_rng(FLAGS.seed + 1, 0))  # warm up
     start = time.time()

@@ -209,12 +209,14 @@ class SampleRenderer:
         ids = self.layout.triangle_id.ravel()[self.layout.dense_texels]
         self._dense_corners = np.asarray(face_model.triangles)[ids]
         self._dense_weights = self.layout.barycentrics.reshape(-1, 3)[self.layout.dense_texels]
-        self._eyes = appearance.EyeTexels(face_model) if "eyes" in face_model.regions else None
+        self._eyes = appearance.EyeDiscs(face_model)
         self._head = appearance.HeadTemplate(face_model)
         num_all = face_model.num_vertices + self.layout.num_dense_vertices
+        self._tf, self._forward, self._shading = tf, forward, shading
+        self._fetches = {}
         self.graph = tf.Graph()
         with self.graph.as_default():
-            labels = tf.concat([one_hot, self.layout.dense_from_vertices(one_hot)], axis=1)
+            self._labels = tf.concat([one_hot, self.layout.dense_from_vertices(one_hot)], axis=1)
             self._coefficients = tf.placeholder(tf.float32, [1, face_model.coeff_size])
             self._displacement = tf.placeholder(tf.float32, [1, map_size, map_size])
             self._background = tf.placeholder(tf.float32, [1, size, size, 3])
@@ -224,34 +226,57 @@ class SampleRenderer:
             self._albedo_offset = tf.placeholder(tf.float32, [1, num_all, 3])
             self._head_vertices = tf.placeholder(tf.float32, [1, self._head.num_vertices, 3])
             self._head_albedo = tf.placeholder(tf.float32, [1, self._head.num_vertices, 3])
-            mesh = forward.face_mesh(face_model, self._coefficients, displacement_map=self._displacement,
-                                     layout=self.layout)
-            albedo = mesh["albedo"] * self._albedo_scale + self._albedo_offset
-            self._skin_colour = tf.reduce_mean(tf.gather(albedo[0], self._skin_vertices), axis=0)
-
-            def render(vertices, triangles, albedo, normals, labels):
-                return forward.render_mesh(face_model.camera, vertices, triangles, mesh["pose"], size,
-                                           albedo=albedo, light=mesh["light"], attributes=labels,
-                                           background=self._background, cull_backfaces=True,
-                                           normals=normals)
-
-            face = render(mesh["vertices"], mesh["triangles"], albedo, mesh["normals"], labels)
+            self._eye_albedo = tf.placeholder(tf.float32, [1, self._eyes.num_vertices, 3])
+            self._mesh = forward.face_mesh(face_model, self._coefficients,
+                                           displacement_map=self._displacement, layout=self.layout)
+            self._albedo = self._mesh["albedo"] * self._albedo_scale + self._albedo_offset
+            self._skin_colour = tf.reduce_mean(tf.gather(self._albedo[0], self._skin_vertices), axis=0)
             # Framing needs only the landmarks: a run that fetches them does not rasterize.
-            self._landmarks = face_model.landmarks(face["points_px"])[0]
-            self._sample = self._outputs(tf, face, face_model.num_vertices, size)
-            # The same face with the head (skull cap, neck) as extra geometry, labelled OTHER.
-            head_triangles = self._head.triangles() + num_all
-            head_labels = np.zeros((1, self._head.num_vertices, schema.NUM_SEGMENTATION_LABELS), np.float32)
-            head_labels[..., schema.OTHER] = 1.0
-            head_normals = shading.vertex_normals(self._head_vertices, self._head.triangles())
-            with_head = render(tf.concat([mesh["vertices"], self._head_vertices], axis=1),
-                               np.concatenate([mesh["triangles"], head_triangles]).astype(np.int32),
-                               tf.concat([albedo, self._head_albedo], axis=1),
-                               tf.concat([mesh["normals"], head_normals], axis=1),
-                               tf.concat([labels, head_labels], axis=1))
-            self._sample_with_head = self._outputs(tf, with_head, face_model.num_vertices, size)
+            points_px = face_model.camera.project(self._mesh["vertices"], self._mesh["pose"], size)
+            self._landmarks = face_model.landmarks(points_px)[0]
             config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
             self.session = tf.Session(graph=self.graph, config=config)
+
+    def _render_fetches(self, parts):
+        """The fetches of a render of the face mesh plus the extra geometry `parts` (a tuple of
+        "eyes", "head"), built on first use: image, points (coarse vertices), labels."""
+        if parts in self._fetches:
+            return self._fetches[parts]
+        tf, mesh = self._tf, self._mesh
+        with self.graph.as_default():
+            vertices, triangles, albedo = [mesh["vertices"]], [mesh["triangles"]], [self._albedo]
+            normals, labels = [mesh["normals"]], [self._labels]
+            count = self.face_model.num_vertices + self.layout.num_dense_vertices
+
+            def add(part_vertices, part_triangles, part_albedo, label):
+                nonlocal count
+                vertices.append(part_vertices)
+                triangles.append(part_triangles + count)
+                albedo.append(part_albedo)
+                normals.append(self._shading.vertex_normals(part_vertices, part_triangles))
+                one_hot = np.zeros((1, part_albedo.shape[1], schema.NUM_SEGMENTATION_LABELS), np.float32)
+                one_hot[..., label] = 1.0
+                labels.append(tf.constant(one_hot))
+                count += int(part_albedo.shape[1])
+
+            if "eyes" in parts:
+                centres, start = [], 0
+                for ids, n in zip(self._eyes.eye_landmarks, self._eyes.counts):
+                    centre = tf.reduce_mean(tf.gather(mesh["vertices"], ids, axis=1), axis=1, keepdims=True)
+                    centres.append(tf.tile(centre, [1, n, 1]))
+                eye_vertices = tf.concat(centres, axis=1) + self._eyes.offsets.astype(np.float32)[None]
+                add(eye_vertices, self._eyes.triangles, self._eye_albedo, schema.EYES)
+            if "head" in parts:
+                add(self._head_vertices, self._head.triangles(), self._head_albedo, schema.OTHER)
+            rendered = self._forward.render_mesh(
+                self.face_model.camera, tf.concat(vertices, axis=1) if len(vertices) > 1 else vertices[0],
+                np.concatenate(triangles).astype(np.int32), mesh["pose"], self.size,
+                albedo=tf.concat(albedo, axis=1) if len(albedo) > 1 else albedo[0], light=mesh["light"],
+                attributes=tf.concat(labels, axis=1) if len(labels) > 1 else labels[0],
+                background=self._background, cull_backfaces=True,
+                normals=tf.concat(normals, axis=1) if len(normals) > 1 else normals[0])
+            self._fetches[parts] = self._outputs(tf, rendered, self.face_model.num_vertices, self.size)
+        return self._fetches[parts]
 
     @staticmethod
     def _outputs(tf, rendered, num_vertices, size):
@@ -265,7 +290,7 @@ class SampleRenderer:
         return (per_vertex[self._dense_corners] * self._dense_weights[..., None]).sum(axis=1)
 
     def _albedo_perturbation(self, rng):
-        """(scale, offset) [V, 3] float32 of the appearance options' skin and eye changes: the
+        """(scale, offset) [V, 3] float32 of the appearance options' skin changes: the
         albedo of mesh vertex k becomes albedo_k * scale_k + offset_k (coarse vertices, then the
         dense ones, which sample the UV maps at their own texel)."""
         n = self.face_model.num_vertices
@@ -280,9 +305,6 @@ class SampleRenderer:
             map_of_dense = scale_map.reshape(-1, 3)[self.layout.dense_texels]
             for channel in range(3):
                 map_of_coarse[:, channel] = detail.sample_map(scale_map[..., channel], self._uv)
-        if options.eyes and self._eyes is not None:
-            base[self._eyes.all] = 0.0
-            offset[self._eyes.all] = self._eyes.colours(rng)
         scale = np.concatenate([base * map_of_coarse, self._dense(base) * map_of_dense])
         offset = np.concatenate([offset, self._dense(offset)])
         return scale.astype(np.float32), offset.astype(np.float32)
@@ -327,13 +349,16 @@ class SampleRenderer:
         feed[self._coefficients] = coefficients[None]
         feed[self._background] = background[None] / 255.0
 
+        parts = ()
+        if options.eyes:
+            parts += ("eyes",)
+            feed[self._eye_albedo] = self._eyes.albedo(rng)[None]
         if rng.uniform() < options.head_probability:
+            parts += ("head",)
             head_vertices, _, kind = self._head.mesh(rng)
             feed[self._head_vertices] = head_vertices[None]
             feed[self._head_albedo] = self._head.albedo(rng, kind, skin_colour)[None]
-            result = self.session.run(self._sample_with_head, feed)
-        else:
-            result = self.session.run(self._sample, feed)
+        result = self.session.run(self._render_fetches(parts), feed)
         points = result["points"]
         landmarks = points[self.face_model.landmarks68, :2]
         labels = result["labels"].astype(np.uint8)

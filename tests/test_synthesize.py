@@ -303,3 +303,18 @@ def test_appearance_options_refuse_impossible_values():
         appearance.AppearanceOptions(jpeg_probability=1.5).validate()
     with pytest.raises(ValueError, match="--light"):
         appearance.AppearanceOptions(light="neon").validate()
+
+
+def test_eye_discs_show_an_iris_in_the_eye_openings_labelled_eyes(renderer):
+    without = _with(renderer, eyes=False, head_probability=0.0, **CLEAN)
+    with_eyes = _with(renderer, eyes=True, head_probability=0.0, **CLEAN)
+    for index in range(2):
+        a, b = without.sample(synthesize.sample_rng(12, index)), with_eyes.sample(synthesize.sample_rng(12, index))
+        # the discs sit behind the lids: the labels change on few pixels, and to "eyes" only
+        changed = a["segmentation"] != b["segmentation"]
+        assert changed.sum() < 0.01 * (a["segmentation"] != schema.BACKGROUND).sum()
+        assert (b["segmentation"][changed] == schema.EYES).all()
+        eyes = b["segmentation"] == schema.EYES
+        differs = np.abs(a["image"].astype(int) - b["image"].astype(int)).max(axis=-1) > 10
+        assert differs[eyes].mean() > 0.5 and not differs[~eyes].any()
+        np.testing.assert_array_equal(a["points_px"], b["points_px"])
