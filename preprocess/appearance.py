@@ -262,7 +262,7 @@ class HeadTemplate:
     forehead's top to the ears; the neck a vertical elliptic cylinder under the jaw. Triangles
     face outwards, counter-clockwise seen from outside (the face model's convention).
     """
-    CAP_ROWS, CAP_COLS, NECK_ROWS = 24, 48, 6
+    CAP_ROWS, CAP_COLS, NECK_ROWS = 24, 48, 8
 
     def __init__(self, face_model):
         vertices = np.asarray(face_model.mean_shape, dtype=np.float64)
@@ -294,7 +294,9 @@ class HeadTemplate:
         cap_v, cap_t = _grid_mesh(cap, self.CAP_ROWS, self.CAP_COLS)
         neck_r = self.half_width * rng.uniform(0.45, 0.55)
         neck_c = np.array([0.0, 0.0, centre[2] + 0.25 * rz])
-        heights = np.linspace(centre[1] - 0.2 * ry, self.chin_y - 2.5 * brow_to_chin, self.NECK_ROWS)
+        heights = np.concatenate([[centre[1] - 0.2 * ry],
+                                  self.chin_y + brow_to_chin * np.array([0.1, -0.1, -0.25, -0.4, -0.6, -1.0]),
+                                  [self.chin_y - 2.5 * brow_to_chin]])
         h, a = np.meshgrid(heights, around, indexing="ij")
         neck = np.stack([neck_c[0] + neck_r * np.sin(a), h, neck_c[2] + 0.9 * neck_r * np.cos(a)], -1)
         neck_v, neck_t = _grid_mesh(neck, self.NECK_ROWS, self.CAP_COLS)
@@ -317,7 +319,9 @@ class HeadTemplate:
         hair = HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))] * np.exp(0.1 * rng.standard_normal(3))
         streaks = np.exp(0.25 * rng.standard_normal(self.CAP_COLS))
         cap = hair[None, :] * np.tile(streaks, self.CAP_ROWS)[:, None]
-        neck = np.broadcast_to(np.asarray(skin_colour) * 0.75, ((kind == 1).sum(), 3))
+        # darker just under the jaw (its shadow), lighter lower down
+        under_jaw = np.repeat([0.45, 0.45, 0.5, 0.62, 0.72, 0.78, 0.8, 0.8], self.CAP_COLS)[:, None]
+        neck = np.asarray(skin_colour)[None, :] * under_jaw
         return np.concatenate([cap, neck])
 
 

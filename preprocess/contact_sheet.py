@@ -1,6 +1,6 @@
 """A contact sheet of synthetic samples (PNG), to look at what the training data looks like.
 
-    python preprocess/contact_sheet.py --out docs/synthetic_samples.png --num 16 --seed 0
+    python preprocess/contact_sheet.py --out docs/synthetic_samples.png --num 16 --seed 0 --tile 128
 
 Each tile is one sample of preprocess/synthesize.py at the default appearance options (or
 --plain: the options all off, the data as it was before them), with its landmarks drawn as dots
@@ -49,6 +49,9 @@ def main(argv):
     samples = [renderer.sample(synthesize.sample_rng(FLAGS.seed, i)) for i in range(FLAGS.num)]
     print("%.3f s per face" % ((time.time() - start) / FLAGS.num))
     sheet = contact_sheet(samples, FLAGS.columns, FLAGS.tile, FLAGS.landmarks, FLAGS.segmentation)
+    if FLAGS.colours:
+        palette = sheet.quantize(FLAGS.colours, method=Image.Quantize.MEDIANCUT)
+        sheet = sheet.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
     sheet.save(FLAGS.out, optimize=True)
     print("wrote %s (%d bytes)" % (FLAGS.out, os.path.getsize(FLAGS.out)))
 
@@ -60,6 +63,8 @@ if __name__ == "__main__":
     flags.DEFINE_integer("columns", 4, "Tiles per row.", lower_bound=1)
     flags.DEFINE_integer("tile", 150, "Tile side in pixels.", lower_bound=16)
     flags.DEFINE_integer("map_size", 256, "Displacement map size.", lower_bound=16)
+    flags.DEFINE_integer("colours", 256, "Palette size of the PNG (0: full RGB).", lower_bound=0,
+                         upper_bound=256)
     flags.DEFINE_bool("plain", False, "All appearance options off (the data as before them).")
     flags.DEFINE_bool("landmarks", False, "Draw the landmarks.")
     flags.DEFINE_bool("segmentation", False, "Blend the segmentation labels in.")
