@@ -206,9 +206,6 @@ class SampleRenderer:
         labels_per_vertex = vertex_labels(face_model)
         self._skin_vertices = np.flatnonzero(labels_per_vertex == schema.SKIN)
         one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[labels_per_vertex][None]
-        ids = self.layout.triangle_id.ravel()[self.layout.dense_texels]
-        self._dense_corners = np.asarray(face_model.triangles)[ids]
-        self._dense_weights = self.layout.barycentrics.reshape(-1, 3)[self.layout.dense_texels]
         self._eyes = appearance.EyeDiscs(face_model)
         self._head = appearance.HeadTemplate(face_model)
         num_all = face_model.num_vertices + self.layout.num_dense_vertices
@@ -285,29 +282,21 @@ class SampleRenderer:
                                     tf.argmax(rendered["attributes"][0], axis=-1, output_type=tf.int32),
                                     tf.zeros([size, size], tf.int32)))
 
-    def _dense(self, per_vertex):
-        """numpy layout.dense_from_vertices: [N, C] -> [M, C]."""
-        return (per_vertex[self._dense_corners] * self._dense_weights[..., None]).sum(axis=1)
-
     def _albedo_perturbation(self, rng):
-        """(scale, offset) [V, 3] float32 of the appearance options' skin changes: the
-        albedo of mesh vertex k becomes albedo_k * scale_k + offset_k (coarse vertices, then the
-        dense ones, which sample the UV maps at their own texel)."""
-        n = self.face_model.num_vertices
-        options = self.options
-        base, offset = np.ones((n, 3)), np.zeros((n, 3))
-        map_of_coarse = np.ones((n, 3))
-        map_of_dense = np.ones((self.layout.num_dense_vertices, 3))
-        if rng.uniform() < options.skin_probability:
+        """(scale, offset) [V, 3] float32 of the appearance options' skin changes: the albedo of
+        mesh vertex k becomes albedo_k * scale_k + offset_k (coarse vertices, then the dense ones,
+        which sample the UV maps at their own texel). The offset is zero: kept for colours that
+        replace the albedo."""
+        n, m = self.face_model.num_vertices, self.layout.num_dense_vertices
+        scale = np.ones((n + m, 3), np.float32)
+        if rng.uniform() < self.options.skin_probability:
             points = detail.uv_to_map_pixels(self._landmark_uv, self.map_size)
             scale_map, tone = appearance.skin_maps(rng, points, self.map_size)
-            base = base * tone
-            map_of_dense = scale_map.reshape(-1, 3)[self.layout.dense_texels]
             for channel in range(3):
-                map_of_coarse[:, channel] = detail.sample_map(scale_map[..., channel], self._uv)
-        scale = np.concatenate([base * map_of_coarse, self._dense(base) * map_of_dense])
-        offset = np.concatenate([offset, self._dense(offset)])
-        return scale.astype(np.float32), offset.astype(np.float32)
+                scale[:n, channel] = detail.sample_map(scale_map[..., channel], self._uv)
+            scale[n:] = scale_map.reshape(-1, 3)[self.layout.dense_texels]
+            scale *= tone.astype(np.float32)
+        return scale, np.zeros((n + m, 3), np.float32)
 
     def sample(self, rng, displacement=None):
         """One random sample.
