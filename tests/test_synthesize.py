@@ -318,3 +318,14 @@ def test_eye_discs_show_an_iris_in_the_eye_openings_labelled_eyes(renderer):
         differs = np.abs(a["image"].astype(int) - b["image"].astype(int)).max(axis=-1) > 10
         assert differs[eyes].mean() > 0.5 and not differs[~eyes].any()
         np.testing.assert_array_equal(a["points_px"], b["points_px"])
+
+
+def test_appearance_flags_reach_the_samples_and_the_summary(tmp_path):
+    result = run_synthesize("--out=%s" % tmp_path, "--max_yaw=5", "--light=soft", "--hand_probability=1",
+                            "--map_size=32")
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "synthetic-summary.txt").read_text()
+    assert "max_yaw=5.0" in summary and "light='soft'" in summary and "hand_probability=1.0" in summary
+    plain = run_synthesize("--out=%s" % (tmp_path / "plain"), "--plain", "--map_size=32")
+    assert plain.returncode == 0, plain.stderr
+    assert "AppearanceOptions(max_yaw=60.0, light='soft'" in (tmp_path / "plain" / "synthetic-summary.txt").read_text()
