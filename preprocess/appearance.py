@@ -5,8 +5,9 @@ detail map, background, sensor noise), then, from the same generator, what these
 so `AppearanceOptions.plain()` (everything off) gives exactly the samples of before. Nothing here
 changes the ground truth: gt/coefficients, gt/displacement and gt/points_px describe the rendered
 face mesh whatever the options, and every pixel that is not that face mesh (hair, neck, glasses,
-hands) is labelled OTHER (7) in the segmentation, which the photometric and landmark-free losses
-ignore (model/coarse.py FACE_REGION_LABELS; the fine stage's skin mask).
+hands) is labelled OTHER (7) in the segmentation (the eye discs: EYES), which the photometric
+loss leaves out (model/coarse.py FACE_REGION_LABELS), as does the fine stage's skin mask; the
+landmarks stay the face mesh's projected landmark vertices, occluded or not.
 
 Parts (each one an option, see AppearanceOptions):
   - light "directional": an ambient term plus one distant coloured light (its SH projection:
@@ -32,7 +33,6 @@ from scipy import ndimage
 from skimage import draw
 
 from model.face import landmarks68 as lm
-from preprocess import schema
 
 LIGHTS = ("soft", "directional")
 
@@ -191,7 +191,8 @@ class EyeDiscs:
     def __init__(self, face_model):
         vertices = np.asarray(face_model.mean_shape, dtype=np.float64)
         landmarks = vertices[np.asarray(face_model.landmarks68)]
-        self.eye_landmarks = [np.asarray(face_model.landmarks68)[part] for part in (lm.RIGHT_EYE, lm.LEFT_EYE)]
+        self.eye_landmarks = [np.asarray(face_model.landmarks68)[part]
+                              for part in (lm.RIGHT_EYE, lm.LEFT_EYE)]
         offsets, triangles, self.polar = [], [], []
         for part in (lm.RIGHT_EYE, lm.LEFT_EYE):
             outline = landmarks[part]
@@ -335,7 +336,8 @@ def _soft_mask(size, paint, supersample=3):
 
 
 def glasses(rng, landmarks, size):
-    """(coverage [S, S], colour [S, S, 3] 0-255) of a pair of glasses over the eyes."""
+    """(coverage [S, S], colour [S, S, 3] 0-255) of a pair of glasses over the eyes, level
+    with the image rows (not rolled with the head)."""
     right, left = landmarks[lm.RIGHT_EYE].mean(axis=0), landmarks[lm.LEFT_EYE].mean(axis=0)
     axis = left - right
     width = np.linalg.norm(axis)
@@ -343,7 +345,6 @@ def glasses(rng, landmarks, size):
     rim = max(rng.uniform(0.02, 0.06) * width, 1.0)
     dark_lens = rng.uniform() < 0.2
     frame_colour = np.array(HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))] * 255.0 * rng.uniform(0.5, 1.5))
-    angle = np.degrees(np.arctan2(axis[1], axis[0]))
 
     def lens_box(centre, s):
         return [(centre[0] - half_w) * s, (centre[1] - half_h) * s, (centre[0] + half_w) * s,
@@ -364,7 +365,6 @@ def glasses(rng, landmarks, size):
         for centre in (right, left):
             canvas.rounded_rectangle(lens_box(centre, s), radius=0.6 * half_h * s, fill=255)
 
-    del angle  # glasses drawn level with the image rows, offset to each eye
     rims = _soft_mask(size, paint_rims)
     colour = np.broadcast_to(frame_colour, (size, size, 3)).astype(np.float64)
     if dark_lens:
@@ -421,7 +421,8 @@ def degrade(rng, image, options):
         image = ndimage.gaussian_filter(image, (rng.uniform(0.4, 1.6),) * 2 + (0,))
     if rng.uniform() < options.noise_probability:
         sigma = rng.uniform(1.0, 7.0)
-        image = image + rng.normal(0.0, sigma, image.shape) + rng.normal(0.0, 0.5 * sigma, image.shape[:2])[..., None]
+        grey = rng.normal(0.0, 0.5 * sigma, image.shape[:2])[..., None]
+        image = image + rng.normal(0.0, sigma, image.shape) + grey
     image = np.clip(image, 0, 255).round().astype(np.uint8)
     if rng.uniform() < options.jpeg_probability:
         buffer = io.BytesIO()
@@ -431,5 +432,3 @@ def degrade(rng, image, options):
             image = np.asarray(decoded.convert("RGB")).copy()
     return image
 
-
-OTHER = schema.OTHER

@@ -6,7 +6,9 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
   1. random coefficients: identity, expression and albedo ~ N(0, 1) (the bases are in standard
      deviations; expression scaled by EXPRESSION_STD), pitch +-20, yaw +-60, roll +-15 degrees,
      spherical-harmonics light: white of random brightness and direction around the renderer's
-     ambient, tinted slightly per channel (LIGHT_STD, LIGHT_TINT_STD);
+     ambient, tinted slightly per channel (LIGHT_STD, LIGHT_TINT_STD); the appearance options
+     (preprocess/appearance.py, flags below) then rescale the yaw to +-max_yaw and may replace
+     the light by a coloured directional one;
   2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
      times the UV layout's taper (model/face/uv_layout.py), displacing the layout's dense grid
      mesh (a vertex per map texel inside the detail mask) along the coarse surface normal;
@@ -19,9 +21,13 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      back faces culled, Lambertian SH shading; the dense mesh inside the detail mask, the coarse
      mesh outside it) over a random background (preprocess/backgrounds.py), plus a little sensor
      noise;
+  4b. appearance options: skin albedo scale, eye discs, skull cap and neck (in the same render),
+     glasses and hand occluders, cast-shadow darkening, colour cast, blur, noise, JPEG
+     (AppearanceOptions.plain(), --plain: none of it, the samples of before, byte for byte);
   5. segmentation: the face model's vertex regions rendered as one-hot attributes (nearest label
      per pixel): skin 1, nose 2, eyes 3, brows 4, lips 5; vertices in no region (neck, ears,
-     scalp) are 7 "other"; 6 (mouth interior) where the face model has that region.
+     scalp) are 7 "other"; 6 (mouth interior) where the face model has that region; the skull
+     cap, neck, glasses and hands 7, the eye discs 3.
 Landmarks are the projected landmark vertices (fixed vertices: at large yaw the jaw points stay
 on the far side of the face instead of sliding to the silhouette as annotators' points do).
 
@@ -75,7 +81,7 @@ def define_appearance_flags():
     flags.DEFINE_enum("light", defaults.light, list(appearance.LIGHTS),
                       "soft: white SH light around the ambient (as before); directional: a coloured "
                       "ambient plus one coloured distant light.")
-    flags.DEFINE_bool("eyes", defaults.eyes, "Iris, pupil and sclera colours in the eye openings (NOT WORKING yet: no visible change on the embedded face model).")
+    flags.DEFINE_bool("eyes", defaults.eyes, "Eye discs with iris, pupil and sclera behind the lids.")
     for name, what in (("shadow", "a cast-shadow-like soft darkening of one side"),
                        ("skin", "skin tone shift, maybe freckles and stubble"),
                        ("head", "a hair-coloured skull cap and a neck (labelled other)"),
@@ -175,7 +181,7 @@ def framed_pose(pose, a, b, size=schema.CROP_SIZE):
 
 class SampleRenderer:
     """The TF graph and session that turn sampled coefficients into a training sample, through
-    the face's one forward path (model.face.forward.render_face).
+    the face's one forward path (model.face.forward: face_mesh, then render_mesh).
 
     The face is drawn as the coarse mesh outside the detail mask and, inside it, as the dense
     grid mesh of the UV layout (model/face/uv_layout.py: a vertex per map texel) displaced by
@@ -183,8 +189,14 @@ class SampleRenderer:
     it (UVLayout.detail_normals), so detail down to a texel (under a millimetre at map size 256)
     reaches the pixels.
 
+    The appearance options (preprocess/appearance.py) add a skin scale of the albedo, and extra
+    geometry drawn in the same render (eye discs, a skull cap and neck; after the face's vertices,
+    so the coarse vertices and the landmark ids keep their places), then occluders and
+    degradation on the image.
+
     One per process: building the graph and loading the face model take seconds, a sample
-    then takes tens of milliseconds.
+    then takes tens of milliseconds (a render graph per combination of extra geometry, built on
+    its first use).
     """
 
     def __init__(self, face_model, size=schema.CROP_SIZE, map_size=detail.DEFAULT_MAP_SIZE,
@@ -217,16 +229,15 @@ class SampleRenderer:
             self._coefficients = tf.placeholder(tf.float32, [1, face_model.coeff_size])
             self._displacement = tf.placeholder(tf.float32, [1, map_size, map_size])
             self._background = tf.placeholder(tf.float32, [1, size, size, 3])
-            # Albedo perturbations (appearance.py): albedo * scale + offset per mesh vertex (coarse,
-            # then dense); 1 and 0 change nothing, bit for bit.
+            # Skin perturbations (appearance.py): albedo * scale per mesh vertex (coarse, then
+            # dense); a scale of 1 changes nothing, bit for bit.
             self._albedo_scale = tf.placeholder(tf.float32, [1, num_all, 3])
-            self._albedo_offset = tf.placeholder(tf.float32, [1, num_all, 3])
             self._head_vertices = tf.placeholder(tf.float32, [1, self._head.num_vertices, 3])
             self._head_albedo = tf.placeholder(tf.float32, [1, self._head.num_vertices, 3])
             self._eye_albedo = tf.placeholder(tf.float32, [1, self._eyes.num_vertices, 3])
             self._mesh = forward.face_mesh(face_model, self._coefficients,
                                            displacement_map=self._displacement, layout=self.layout)
-            self._albedo = self._mesh["albedo"] * self._albedo_scale + self._albedo_offset
+            self._albedo = self._mesh["albedo"] * self._albedo_scale
             self._skin_colour = tf.reduce_mean(tf.gather(self._albedo[0], self._skin_vertices), axis=0)
             # Framing needs only the landmarks: a run that fetches them does not rasterize.
             points_px = face_model.camera.project(self._mesh["vertices"], self._mesh["pose"], size)
@@ -282,11 +293,10 @@ class SampleRenderer:
                                     tf.argmax(rendered["attributes"][0], axis=-1, output_type=tf.int32),
                                     tf.zeros([size, size], tf.int32)))
 
-    def _albedo_perturbation(self, rng):
-        """(scale, offset) [V, 3] float32 of the appearance options' skin changes: the albedo of
-        mesh vertex k becomes albedo_k * scale_k + offset_k (coarse vertices, then the dense ones,
-        which sample the UV maps at their own texel). The offset is zero: kept for colours that
-        replace the albedo."""
+    def _albedo_scale_of(self, rng):
+        """float32 [V, 3], the appearance options' skin changes: the albedo of mesh vertex k
+        becomes albedo_k * scale_k (coarse vertices, then the dense ones, which sample the UV
+        maps at their own texel)."""
         n, m = self.face_model.num_vertices, self.layout.num_dense_vertices
         scale = np.ones((n + m, 3), np.float32)
         if rng.uniform() < self.options.skin_probability:
@@ -296,7 +306,7 @@ class SampleRenderer:
                 scale[:n, channel] = detail.sample_map(scale_map[..., channel], self._uv)
             scale[n:] = scale_map.reshape(-1, 3)[self.layout.dense_texels]
             scale *= tone.astype(np.float32)
-        return scale, np.zeros((n + m, 3), np.float32)
+        return scale
 
     def sample(self, rng, displacement=None):
         """One random sample.
@@ -328,9 +338,8 @@ class SampleRenderer:
             coefficients[slices["pose"].start + 1] *= options.max_yaw / MAX_ANGLES_DEG[1]
         if options.light == "directional":
             coefficients[slices["light"]] = appearance.directional_light(rng, renderer_ambient()).ravel()
-        scale, offset = self._albedo_perturbation(rng)
         feed = {self._coefficients: coefficients[None], self._displacement: displacement[None],
-                self._albedo_scale: scale[None], self._albedo_offset: offset[None]}
+                self._albedo_scale: self._albedo_scale_of(rng)[None]}
 
         landmarks, skin_colour = self.session.run([self._landmarks, self._skin_colour], feed)
         a, b = framing(landmarks.astype(np.float64), self.size)

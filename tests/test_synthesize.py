@@ -1,4 +1,6 @@
 """preprocess/synthesize.py: synthetic faces whose ground truth agrees with their image data."""
+import copy
+import dataclasses
 import os
 import subprocess
 import sys
@@ -37,15 +39,9 @@ def plain_renderer(face_model):
 
 def _with(renderer, **changes):
     """A renderer sharing `renderer`'s graph and session with other appearance options."""
-    import copy
     other = copy.copy(renderer)
-    other.options = dataclasses_replace(renderer.options, **changes).validate()
+    other.options = dataclasses.replace(renderer.options, **changes).validate()
     return other
-
-
-def dataclasses_replace(options, **changes):
-    import dataclasses
-    return dataclasses.replace(options, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +238,7 @@ def test_degradation_off_is_the_rounded_image_bit_for_bit():
     off = appearance.AppearanceOptions.plain()
     np.testing.assert_array_equal(appearance.degrade(np.random.default_rng(1), image, off),
                                   np.clip(image, 0, 255).round().astype(np.uint8))
-    on = dataclasses_replace(off, jpeg_probability=1.0)
+    on = dataclasses.replace(off, jpeg_probability=1.0)
     assert not np.array_equal(appearance.degrade(np.random.default_rng(1), image, on),
                               np.clip(image, 0, 255).round().astype(np.uint8))
 
