@@ -13,6 +13,12 @@ that step are untouched. At the end (or when started again at --step) the networ
 and the stage config are written to --checkpoint_dir/network/: that is what test.py loads (it
 reads the backbone and the face model from the stage config) and what a release ships.
 
+Scale: --num_gpus=N builds N in-graph towers (each a slice of the batch, gradients averaged on the
+host; logical CPU devices where the machine lacks the GPUs). With TF_CONFIG set, the process is one
+task of a synchronous data-parallel cluster on TensorFlow's distributed runtime (model/cluster.py):
+each replica reads its own shard of the tfrecord files, --batch_size is per replica, and only the
+chief writes checkpoints, summaries and the export.
+
 The fine stage (--stage=fine) belongs to a later issue and is refused.
 """
 import os
@@ -21,7 +27,8 @@ import sys
 import tensorflow.compat.v1 as tf
 from absl import app
 
-from model import coarse, flag_ranges, training
+from model import coarse, data, flag_ranges, training
+from model.cluster import ClusterConfigError, ClusterTask, ClusterTimeout
 from model.data import DataError, data_error
 from model.face import FaceModel
 from model.vgg_face import load_vgg_face_mat
@@ -31,7 +38,23 @@ flags = tf.app.flags
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("stage", "coarse", ["coarse", "fine"], "Which stage to train.")
-flags.DEFINE_string("data_dir", "data/synthetic", "Folder of training tfrecords (*%s)." % schema.SHARD_SUFFIX)
+flags.DEFINE_string("data_dir", "data/synthetic", "Folder of training tfrecords (*%s); several, "
+                    "comma-separated, are mixed (e.g. photos from make_tfrecords.py and synthetic "
+                    "faces)." % schema.SHARD_SUFFIX)
+flags.DEFINE_string("data_ratio", "", "Sampling weights of the --data_dir folders, comma-separated "
+                    "(e.g. 2,1); empty: in proportion to their record counts (each record as likely "
+                    "as any other, as if the folders were one).")
+
+
+@flags.multi_flags_validator(["data_dir", "data_ratio"])
+def _check_data_ratio(values):
+    try:
+        data.parse_ratio(values["data_ratio"], len(data.split_folders(values["data_dir"])))
+    except ValueError as error:
+        raise flags.ValidationError(str(error)) from None
+    return True
+
+
 flags.DEFINE_string("checkpoint_dir", "results/coarse", "Checkpoints and TensorBoard summaries.")
 flags.DEFINE_string("face_model_path", "", "Face model npz; empty = resources/face_model.npz.")
 flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES), "Encoder of the coarse network.")
@@ -67,6 +90,13 @@ for _weight in ("photo_weight", "landmark_weight", "perceptual_weight", "id_weig
     flag_ranges.require(_weight, at_least=0)
 flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).",
                      lower_bound=0, upper_bound=2 ** 31 - 1)
+flags.DEFINE_integer("num_gpus", 1,
+                     "In-graph towers: the batch split into this many equal slices, one per GPU "
+                     "(/gpu:i), or per logical CPU device on a machine without that many GPUs; "
+                     "gradients averaged on the host. --batch_size must divide by it.", lower_bound=1)
+flags.register_multi_flags_validator(
+    ["batch_size", "num_gpus"], lambda v: v["batch_size"] % v["num_gpus"] == 0,
+    message="--batch_size must divide by --num_gpus (each tower gets an equal slice of the batch)")
 flags.DEFINE_bool("skip_bad_records", False,
                   "Skip tfrecord files and records that can't be read (each named on stderr, counted "
                   "in the log line and the summaries skipped/files, skipped/records) instead of "
@@ -74,40 +104,55 @@ flags.DEFINE_bool("skip_bad_records", False,
 
 
 def _data_pattern():
-    return os.path.join(FLAGS.data_dir, "*" + schema.SHARD_SUFFIX)
+    """The glob of --data_dir's tfrecords, or a model.data.Mixture of several folders."""
+    folders = data.split_folders(FLAGS.data_dir)
+    if len(folders) == 1 and not FLAGS.data_ratio:
+        return os.path.join(folders[0], "*" + schema.SHARD_SUFFIX)
+    return data.Mixture(folders, data.parse_ratio(FLAGS.data_ratio, len(folders)))
 
 
-def coarse_stage():
-    """The coarse stage the flags describe."""
+def coarse_stage(shard=None):
+    """The coarse stage the flags describe (shard: this cluster replica's files, or None)."""
     weights = coarse.LossWeights(FLAGS.photo_weight, FLAGS.landmark_weight, FLAGS.perceptual_weight,
                                  FLAGS.id_weight, FLAGS.exp_weight, FLAGS.tex_weight)
     vgg_weights = load_vgg_face_mat(FLAGS.vgg_face_path) if FLAGS.vgg_face_path else None
     return coarse.CoarseStage(FaceModel(FLAGS.face_model_path or None), _data_pattern(), FLAGS.batch_size,
-                              weights, FLAGS.backbone, vgg_weights, FLAGS.seed, FLAGS.skip_bad_records)
+                              weights, FLAGS.backbone, vgg_weights, FLAGS.seed, FLAGS.skip_bad_records,
+                              shard=shard)
 
 
-def loop_settings():
+def loop_settings(cluster=None):
     return training.LoopSettings(
         checkpoint_dir=FLAGS.checkpoint_dir, step=FLAGS.step, save_step=FLAGS.save_step,
         log_step=FLAGS.log_step, image_summary_step=FLAGS.image_summary_step,
         learning_rate=FLAGS.learning_rate, lr_decay_step=FLAGS.lr_decay_step,
         lr_decay_rate=FLAGS.lr_decay_rate, min_learning_rate=FLAGS.min_learning_rate,
-        gradient_clip=FLAGS.gradient_clip, seed=FLAGS.seed)
+        gradient_clip=FLAGS.gradient_clip, seed=FLAGS.seed, num_towers=FLAGS.num_gpus, cluster=cluster)
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit("train.py: unexpected arguments %s (flags are --name=value)" % " ".join(argv[1:]))
+    if FLAGS.num_gpus > 1 and len(tf.config.list_physical_devices("GPU")) < FLAGS.num_gpus:
+        # Before anything touches the devices: the towers run on logical CPU devices.
+        training.configure_virtual_cpus(FLAGS.num_gpus)
+    try:
+        cluster = ClusterTask.from_environment()
+    except ClusterConfigError as error:
+        sys.exit("train.py: %s" % error)
     if FLAGS.stage == "fine":
         sys.exit("train.py: --stage=fine is not implemented yet (the fine stage is a later issue); "
                  "only --stage=coarse trains")
-    if not tf.io.gfile.glob(_data_pattern()):
-        sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
-                 "or preprocess/make_tfrecords.py)" % (FLAGS.data_dir, schema.SHARD_SUFFIX))
+    for folder in ([] if cluster is not None and cluster.is_ps
+                   else data.split_folders(FLAGS.data_dir) or [FLAGS.data_dir]):
+        if not tf.io.gfile.glob(os.path.join(folder, "*" + schema.SHARD_SUFFIX)):
+            sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
+                     "or preprocess/make_tfrecords.py)" % (folder, schema.SHARD_SUFFIX))
     if FLAGS.vgg_face_path and not os.path.isfile(FLAGS.vgg_face_path):
         sys.exit("train.py: --vgg_face_path=%s does not exist" % FLAGS.vgg_face_path)
+    shard = cluster.data_shard if cluster is not None and not cluster.is_ps else None
     try:
-        training.train(coarse_stage(), loop_settings())
+        training.train(coarse_stage(shard), loop_settings(cluster))
     except (training.TrainingDiverged, training.StageConfigMismatch) as error:
         sys.exit("train.py: %s" % error)
     except DataError as error:
@@ -118,6 +163,13 @@ def main(argv):
             raise
         hint = "" if message.startswith("none of") else " (--skip_bad_records skips such files and records)"
         sys.exit("train.py: bad training data: %s%s" % (message, hint))
+    except ClusterTimeout as error:
+        sys.exit("train.py: %s" % error)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if cluster is None:
+            raise
+        sys.exit("train.py: cluster task %s lost a task it needs (%s: %s); start it again with the same "
+                 "TF_CONFIG to rejoin" % (cluster.device, type(error).__name__, error.message.splitlines()[0]))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ pixels and depth: what FaceModel.project returns for them at the gt pose).
 
 Deterministic: sample i draws from numpy's Generator seeded with (seed, i), so any --workers
 gives the same records in the same order.
+
+A job array splits a run with --num_shards N --shard_index i: shard i writes samples
+i*num//N .. (i+1)*num//N - 1 with their seeds unchanged, and a shard already complete is skipped
+(preprocess/sharding.py).
 """
 import dataclasses
 import os
@@ -50,7 +54,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from model.face.framing import crop_matrix_from_landmarks
-from preprocess import appearance, backgrounds, detail, images, parallel, schema
+from preprocess import appearance, backgrounds, detail, images, parallel, schema, sharding
 
 FLAGS = flags.FLAGS
 
@@ -70,6 +74,7 @@ def define_flags():
                          lower_bound=MIN_MAP_SIZE, upper_bound=MAX_MAP_SIZE)
     flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the images.")
     flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
+    sharding.define_flags(flags)
     define_appearance_flags()
 
 
@@ -416,22 +421,49 @@ def _make_record(seed_and_index):
     return encode_sample(sample, "synthetic/%d/%d" % (seed, index), _worker["image_format"])
 
 
+def _face_model_sha256(face_model_path):
+    """The SHA-256 of the face model file (None when it is missing: the workers then say so), so
+    that a shard rendered with another model at the same path is not taken as complete."""
+    from model.face import file_format
+    from model.face.model import DEFAULT_PATH
+    path = DEFAULT_PATH if face_model_path is None else face_model_path
+    return file_format.file_sha256(path) if os.path.isfile(path) else None
+
+
 def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="synthetic",
                face_model_path=None, map_size=detail.DEFAULT_MAP_SIZE, image_format="png",
-               overwrite=False, progress=True, options=None):
+               overwrite=False, progress=True, num_shards=1, shard_index=0, options=None):
     """Writes `num` synthetic samples as tfrecord shards and `<out_dir>/<prefix>-summary.txt` (what
-    was written and with which settings); returns the shard paths. `options`: an
-    appearance.AppearanceOptions (None: its defaults)."""
+    was written and with which settings); returns the shard paths.
+
+    num_shards, shard_index: write only samples shard_range(num, ...) of the run, under the file
+    prefix sharding.file_prefix(prefix, ...); a shard already complete with these settings is
+    skipped (its paths are returned), a half-written one is redone (preprocess/sharding.py).
+    options: an appearance.AppearanceOptions (None: its defaults); part of the shard's settings.
+    """
     from model import output_files
     from preprocess import tfrecord_writer
 
     if num < 1:
         raise ValueError("--num must be >= 1, got %d" % num)
     options = (appearance.AppearanceOptions() if options is None else options).validate()
-    tasks = [(seed, index) for index in range(num)]
+    settings = dict(num=num, seed=seed, records_per_shard=records_per_shard, prefix=prefix,
+                    face_model=face_model_path, face_model_sha256=_face_model_sha256(face_model_path),
+                    map_size=map_size, image_format=image_format,
+                    appearance=dataclasses.asdict(options))
+    shard = sharding.Shard(out_dir, prefix, num_shards, shard_index, settings, overwrite)
+    if shard.complete is not None:
+        print("synthesize: %s is complete (%d record(s)): skipped" % (shard.manifest_path,
+                                                                       shard.complete["records"]),
+              file=sys.stderr)
+        return shard.paths
+    indices = sharding.shard_range(num, num_shards, shard_index)
+    tasks = [(seed, index) for index in indices]
     init_args = (face_model_path, map_size, image_format, options)
-    with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, overwrite) as writer:
-        bar = tqdm(total=num, unit="face", disable=not progress, file=sys.stderr)
+    prefix = shard.prefix
+    with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, shard.redo) as writer:
+        shard.begin()
+        bar = tqdm(total=len(tasks), unit="face", disable=not progress, file=sys.stderr)
         records = parallel.ordered_map(_make_record, tasks, workers, initializer=_init_worker,
                                        initargs=init_args, chunksize=4)
         for record in records:
@@ -443,6 +475,10 @@ def synthesize(num, out_dir, seed=0, workers=1, records_per_shard=1000, prefix="
                 "image format: %s\nappearance: %s\n" % (
                     writer.num_records, len(writer.paths), seed, face_model_path or "embedded default",
                     map_size, image_format, options))
+        if num_shards > 1:
+            f.write("shard: %d of %d (samples %d to %d)\n" % (shard_index, num_shards, indices.start,
+                                                               indices.stop - 1))
+    shard.finish(writer.paths, writer.counts)
     return writer.paths
 
 
@@ -456,11 +492,13 @@ def main(argv):
                            records_per_shard=FLAGS.records_per_shard, prefix=FLAGS.prefix,
                            face_model_path=FLAGS.face_model, map_size=FLAGS.map_size,
                            image_format=FLAGS.image_format, overwrite=FLAGS.overwrite,
+                           num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index,
                            options=appearance_options_from_flags())
     except (ValueError, OSError) as error:
         print("synthesize: %s" % error, file=sys.stderr)
         return 2
-    print("written: %d record(s) in %d shard(s) under %s" % (FLAGS.num, len(paths), FLAGS.out))
+    num = len(sharding.shard_range(FLAGS.num, FLAGS.num_shards, FLAGS.shard_index))
+    print("written: %d record(s) in %d shard(s) under %s" % (num, len(paths), FLAGS.out))
     return 0
 
 
