@@ -19,7 +19,12 @@ Inputs (any of them, together or alone):
                    skin, eyes, brows, nose, lips), landmark NME in the crop, each for the
                    reconstruction and for the mean face (zero coefficients); the normal-angle error
                    of the coarse surface against the ground-truth detailed surface (the shape with
-                   its displacement map applied) over skin, brows, nose and lips.
+                   its displacement map applied) over skin, brows, nose and lips. With a fine
+                   checkpoint also (`score_fine_sample`): on the fine network's UV grid (a point
+                   per detail-mask texel the camera sees), the normal-angle error of the coarse
+                   and of the fine surface against the ground-truth detailed surface, and the RMS
+                   error of the predicted displacement map against the ground-truth map beside
+                   the ground truth's own RMS (the error of predicting zero).
   --scans DIR      NoW-style: per stem a photo <stem>.<ext>, a scan mesh <stem>.obj or <stem>.ply
                    (millimetres, cropped to the face) and its 7 landmarks <stem>_lmk7.txt (7 lines
                    `x y z`, mm) or <stem>.pp (MeshLab picked points, as NoW ships them), in the order
@@ -51,6 +56,7 @@ from tqdm import tqdm
 from model import inference, metrics, output_files
 from model.data import make_dataset
 from model.face import forward, landmarks68
+from model.face.uv_layout import texel_centres
 from model.face.framing import CROP_SIZE
 from preprocess import detail, schema
 from preprocess.photo import SkippedPhoto
@@ -222,6 +228,13 @@ def ground_truth_graph(face_model, batch):
     return dict(shape=shape, normals=face_model.normals(shape), mean_face_landmarks=mean_face["landmarks"][0])
 
 
+def nanmean(rows, key):
+    """Mean of rows' `key` over the finite values (None when there are none)."""
+    values = np.array([row[key] for row in rows], np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else None
+
+
 def score_synthetic_sample(face_model, predicted, gt_shape, gt_detailed, predicted_landmarks,
                            gt_landmarks, face_mask, detail_mask):
     """Numbers of one reconstruction against its ground truth; see evaluate_synthetic."""
@@ -235,7 +248,65 @@ def score_synthetic_sample(face_model, predicted, gt_shape, gt_detailed, predict
                                                                                face_mask).mean()),
                 landmark_nme=float(metrics.landmark_nme(predicted_landmarks, gt_landmarks)),
                 normal_error_deg=normal_mean, normal_error_deg_median=normal_median,
-                per_vertex=all_errors)
+                per_vertex=all_errors, rotation=rotation)
+
+
+def resample_map(displacement, size):
+    """A UV map [S', S'] (mm) at the map size S of the fine network. Both sizes share the face
+    model's UV chart and a texel's centre is ((c + 0.5) / S, 1 - (r + 0.5) / S) at any size, so:
+    the same map when S' = S; the mean of each k x k block when S' = k S (the block's centre is the
+    coarser texel's: what a grid of that spacing can carry, without aliasing the finer detail);
+    otherwise bilinear samples at the S x S texel centres (preprocess.detail.sample_map)."""
+    displacement = np.asarray(displacement, np.float64)
+    source = displacement.shape[0]
+    if source == size:
+        return displacement
+    if source % size == 0:
+        k = source // size
+        return displacement.reshape(size, k, size, k).mean(axis=(1, 3))
+    return detail.sample_map(displacement, texel_centres(size).reshape(-1, 2)).reshape(size, size)
+
+
+def score_fine_sample(reconstructor, result, predicted_coarse, gt_shape, gt_displacement, rotation):
+    """The fine stage's numbers of one synthetic reconstruction.
+
+    Both surfaces are compared on the fine network's UV grid (metrics.dense_surface: the layout's
+    dense vertices, one per detail-mask texel): the prediction's from its fitted coarse mesh
+    (zero displacement: the coarse surface; its predicted map: the fine one), the ground truth's
+    from its shape and map, resampled to the network's map size when the record's differs
+    (`resample_map`). The prediction's normals are turned by `rotation`, the rigid alignment of
+    the coarse normal error (predicted vertices onto the ground-truth detailed ones over the detail
+    regions), so both errors share one frame. Scored texels: the detail mask's texels that the
+    unwrapping saw (visibility 1), for the normals and for the maps alike.
+
+    Returns:
+      dict: coarse_grid_normal_error_deg, fine_normal_error_deg (means over the scored texels),
+      displacement_error_mm (RMS of predicted - ground-truth map), displacement_gt_rms_mm (RMS of
+      the ground-truth map: the error of predicting zero), scored_texels.
+    """
+    layout, triangles = reconstructor.layout, reconstructor.face_model.triangles
+    size = layout.size
+    gt_map = resample_map(gt_displacement, size)
+    predicted_map = np.asarray(result["displacement"], np.float64).reshape(size, size)
+    seen = np.asarray(result["visibility"]).reshape(size, size) > 0.5
+    texels = layout.mask & seen
+    scored = seen.reshape(-1)[layout.dense_texels]
+    _, gt_normals = metrics.dense_surface(layout, gt_shape, triangles, gt_map, "normal")
+    _, coarse_normals = metrics.dense_surface(layout, predicted_coarse, triangles)
+    _, fine_normals = metrics.dense_surface(layout, predicted_coarse, triangles, predicted_map,
+                                            reconstructor.config["displacement_direction"])
+
+    def error(normals):
+        if not scored.any():
+            return float("nan")
+        return float(metrics.normal_angles(normals[scored] @ rotation.T, gt_normals[scored]).mean())
+    empty = not texels.any()
+    return dict(coarse_grid_normal_error_deg=error(coarse_normals), fine_normal_error_deg=error(fine_normals),
+                displacement_error_mm=float("nan") if empty else metrics.displacement_rms_error(
+                    predicted_map, gt_map, texels),
+                displacement_gt_rms_mm=float("nan") if empty else metrics.displacement_rms_error(
+                    np.zeros_like(gt_map), gt_map, texels),
+                scored_texels=int(texels.sum()))
 
 
 def count_records(files):
@@ -253,6 +324,7 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
     if not files:
         raise InputError("--tfrecords %s holds no *%s files" % (folder, schema.SHARD_SUFFIX))
     face_model = reconstructor.face_model
+    is_fine = getattr(reconstructor, "stage", inference.COARSE_STAGE) == inference.FINE_STAGE
     face_mask = region_mask(face_model, FACE_REGIONS)
     detail_mask = region_mask(face_model, DETAIL_REGIONS)
     mean_shape = face_model.mean_shape.astype(np.float64)
@@ -292,7 +364,11 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
                                                 face_mask, detail_mask)
                 if not prefix:
                     error_sum += scores["per_vertex"]
-                row.update({prefix + key: value for key, value in scores.items() if key != "per_vertex"})
+                row.update({prefix + key: value for key, value in scores.items()
+                            if key not in ("per_vertex", "rotation")})
+                if not prefix and is_fine:
+                    row.update(score_fine_sample(reconstructor, result, np.asarray(vertices, np.float64), gt_shape,
+                                                 values[schema.GT_DISPLACEMENT][i], scores["rotation"]))
             rows.append(row)
             bar.update(1)
     bar.close()
@@ -308,9 +384,17 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
         "face_region_vertex_error_mm": {"reconstruction": mean("face_region_vertex_error_mm"),
                                         "mean_face": mean("mean_face_face_region_vertex_error_mm")},
         "landmark_nme": {"reconstruction": mean("landmark_nme"), "mean_face": mean("mean_face_landmark_nme")},
-        # The fine stage does not exist yet: no "fine" normal error, no displacement error.
+        # Coarse checkpoint: the coarse surface's error at the face model's vertices only.
         "normal_error_deg": {"coarse": mean("normal_error_deg")},
     }
+    if is_fine:
+        # On the fine network's UV grid, visible detail-mask texels (score_fine_sample); "coarse"
+        # above stays the vertex-level figure a coarse checkpoint reports.
+        section["normal_error_deg"].update(coarse_detail_grid=nanmean(rows, "coarse_grid_normal_error_deg"),
+                                           fine=nanmean(rows, "fine_normal_error_deg"))
+        section["displacement_error_mm"] = {"fine": nanmean(rows, "displacement_error_mm"),
+                                            "zero_prediction": nanmean(rows, "displacement_gt_rms_mm")}
+        section["uv_size"] = reconstructor.layout.size
     return section, rows, error_sum / max(len(rows), 1)
 
 
@@ -492,6 +576,15 @@ def print_table(results, scans_skipped):
                            ("landmark_nme", "landmark NME (crop)")):
             print("  %-40s %10.4f %11.4f" % (label, synthetic[key]["reconstruction"], synthetic[key]["mean_face"]))
         print("  %-40s %10.4f" % ("normal error, coarse (deg)", synthetic["normal_error_deg"]["coarse"]))
+        if "fine" in synthetic["normal_error_deg"]:
+            def number(value):
+                return "%10.4f" % value if value is not None else "%10s" % "n/a"
+            print("  on the %d x %d detail grid, visible texels:" % (synthetic["uv_size"], synthetic["uv_size"]))
+            print("  %-40s %s" % ("normal error, coarse (deg)", number(synthetic["normal_error_deg"]["coarse_detail_grid"])))
+            print("  %-40s %s" % ("normal error, fine (deg)", number(synthetic["normal_error_deg"]["fine"])))
+            print("  %-40s %s" % ("displacement RMS error, fine (mm)", number(synthetic["displacement_error_mm"]["fine"])))
+            print("  %-40s %s" % ("displacement RMS, ground truth (mm)",
+                                  number(synthetic["displacement_error_mm"]["zero_prediction"])))
     scans = results.get("scans")
     if scans is not None:
         print("scans: %d scored, %d skipped" % (scans["count"], len(scans_skipped)))

@@ -9,7 +9,9 @@
 # The fine stage starts from the coarse stage's export, $COARSE_CHECKPOINT_DIR/network (set
 # FINE_COARSE_CHECKPOINT=results/release/coarse to build on the released coarse network instead).
 # Without tfrecords in DATA_DIR it first writes NUM_SYNTHETIC synthetic faces there with
-# preprocess/synthesize.py (for real photos, run preprocess/make_tfrecords.py into DATA_DIR instead).
+# preprocess/synthesize.py. Real photos: run preprocess/make_tfrecords.py into a folder and name it
+# in PHOTO_DIR; its records are then mixed with DATA_DIR's (DATA_RATIO: photos' weight last), in
+# both stages.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
@@ -19,6 +21,8 @@ STAGES="${STAGES:-coarse fine}"
 DATA_DIR=data/synthetic
 NUM_SYNTHETIC=2000
 SYNTHETIC_SEED=1
+PHOTO_DIR=                # make_tfrecords.py output to mix in (empty = synthetic faces only)
+DATA_RATIO=               # sampling weights DATA_DIR,PHOTO_DIR, e.g. 1,2 (empty = by record counts)
 # coarse stage
 COARSE_CHECKPOINT_DIR=results/coarse
 BACKBONE=compact
@@ -53,11 +57,13 @@ fi
 for stage in $STAGES; do
   if [ "$stage" = coarse ]; then
     echo "run_train.sh: coarse stage -> $COARSE_CHECKPOINT_DIR"
-    "$PYTHON" train.py --stage=coarse --data_dir="$DATA_DIR" --checkpoint_dir="$COARSE_CHECKPOINT_DIR" \
+    "$PYTHON" train.py --stage=coarse --data_dir="$DATA_DIR${PHOTO_DIR:+,$PHOTO_DIR}" --data_ratio="$DATA_RATIO" \
+      --checkpoint_dir="$COARSE_CHECKPOINT_DIR" \
       --backbone="$BACKBONE" --vgg_face_path="$VGG_FACE_PATH" --step="$COARSE_STEP" "$@"
   else
     echo "run_train.sh: fine stage on $FINE_COARSE_CHECKPOINT -> $FINE_CHECKPOINT_DIR"
-    "$PYTHON" train.py --stage=fine --data_dir="$DATA_DIR" --checkpoint_dir="$FINE_CHECKPOINT_DIR" \
+    "$PYTHON" train.py --stage=fine --data_dir="$DATA_DIR${PHOTO_DIR:+,$PHOTO_DIR}" --data_ratio="$DATA_RATIO" \
+      --checkpoint_dir="$FINE_CHECKPOINT_DIR" \
       --coarse_checkpoint="$FINE_COARSE_CHECKPOINT" --uv_size="$UV_SIZE" --max_channels="$MAX_CHANNELS" \
       --max_displacement="$MAX_DISPLACEMENT" --displacement_direction="$DISPLACEMENT_DIRECTION" \
       --train_coarse="$TRAIN_COARSE" --batch_size="$FINE_BATCH_SIZE" --learning_rate="$FINE_LEARNING_RATE" \

@@ -15,6 +15,12 @@ that step are untouched. At the end (or when started again at --step) the networ
 and the stage config are written to --checkpoint_dir/network/: that is what test.py loads (it
 reads the backbone and the face model from the stage config) and what a release ships.
 
+Scale: --num_gpus=N builds N in-graph towers (each a slice of the batch, gradients averaged on the
+host; logical CPU devices where the machine lacks the GPUs). With TF_CONFIG set, the process is one
+task of a synchronous data-parallel cluster on TensorFlow's distributed runtime (model/cluster.py):
+each replica reads its own shard of the tfrecord files, --batch_size is per replica, and only the
+chief writes checkpoints, summaries and the export.
+
 The fine stage (model/fine.py) reads the same tfrecords. A fresh run restores the coarse network
 from --coarse_checkpoint (a coarse export: folder or prefix, with its stage.json; one trained with
 another face model is refused) and keeps it frozen, training the fine network alone, unless
@@ -31,7 +37,8 @@ import sys
 import tensorflow.compat.v1 as tf
 from absl import app
 
-from model import coarse, fine, flag_ranges, training
+from model import coarse, data, fine, flag_ranges, training
+from model.cluster import ClusterConfigError, ClusterTask, ClusterTimeout
 from model.data import DataError, data_error
 from model.face import FaceModel
 from model.vgg_face import load_vgg_face_mat
@@ -57,7 +64,23 @@ def _defaults_help(name, paper=None):
 
 
 flags.DEFINE_enum("stage", "coarse", ["coarse", "fine"], "Which stage to train.")
-flags.DEFINE_string("data_dir", "data/synthetic", "Folder of training tfrecords (*%s)." % schema.SHARD_SUFFIX)
+flags.DEFINE_string("data_dir", "data/synthetic", "Folder of training tfrecords (*%s); several, "
+                    "comma-separated, are mixed (e.g. photos from make_tfrecords.py and synthetic "
+                    "faces)." % schema.SHARD_SUFFIX)
+flags.DEFINE_string("data_ratio", "", "Sampling weights of the --data_dir folders, comma-separated "
+                    "(e.g. 2,1); empty: in proportion to their record counts (each record as likely "
+                    "as any other, as if the folders were one).")
+
+
+@flags.multi_flags_validator(["data_dir", "data_ratio"])
+def _check_data_ratio(values):
+    try:
+        data.parse_ratio(values["data_ratio"], len(data.split_folders(values["data_dir"])))
+    except ValueError as error:
+        raise flags.ValidationError(str(error)) from None
+    return True
+
+
 flags.DEFINE_string("checkpoint_dir", None, "Checkpoints and TensorBoard summaries" + _defaults_help("checkpoint_dir"))
 flags.DEFINE_string("face_model_path", "", "Face model npz; empty = resources/face_model.npz.")
 flags.DEFINE_enum("backbone", "compact", list(coarse.BACKBONES),
@@ -153,6 +176,13 @@ for _name, _help in _FINE_WEIGHT_HELP.items():
     flag_ranges.require(fine_weight_flag(_name), at_least=0)
 flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).",
                      lower_bound=0, upper_bound=2 ** 31 - 1)
+flags.DEFINE_integer("num_gpus", 1,
+                     "In-graph towers: the batch split into this many equal slices, one per GPU "
+                     "(/gpu:i), or per logical CPU device on a machine without that many GPUs; "
+                     "gradients averaged on the host. --batch_size must divide by it.", lower_bound=1)
+flags.register_multi_flags_validator(
+    ["batch_size", "num_gpus", "stage"], lambda v: stage_default("batch_size", v) % v["num_gpus"] == 0,
+    message="--batch_size must divide by --num_gpus (each tower gets an equal slice of the batch)")
 flags.DEFINE_bool("skip_bad_records", False,
                   "Skip tfrecord files and records that can't be read (each named on stderr, counted "
                   "in the log line and the summaries skipped/files, skipped/records) instead of "
@@ -160,14 +190,18 @@ flags.DEFINE_bool("skip_bad_records", False,
 
 
 def _data_pattern():
-    return os.path.join(FLAGS.data_dir, "*" + schema.SHARD_SUFFIX)
+    """The glob of --data_dir's tfrecords, or a model.data.Mixture of several folders."""
+    folders = data.split_folders(FLAGS.data_dir)
+    if len(folders) == 1 and not FLAGS.data_ratio:
+        return os.path.join(folders[0], "*" + schema.SHARD_SUFFIX)
+    return data.Mixture(folders, data.parse_ratio(FLAGS.data_ratio, len(folders)))
 
 
-def coarse_stage(face_model):
-    """The coarse stage the flags describe."""
+def coarse_stage(face_model, shard=None):
+    """The coarse stage the flags describe (shard: this cluster replica's files, or None)."""
     vgg_weights = load_vgg_face_mat(FLAGS.vgg_face_path) if FLAGS.vgg_face_path else None
     return coarse.CoarseStage(face_model, _data_pattern(), _value("batch_size"), coarse_weights(), FLAGS.backbone,
-                              vgg_weights, FLAGS.seed, FLAGS.skip_bad_records)
+                              vgg_weights, FLAGS.seed, FLAGS.skip_bad_records, shard=shard)
 
 
 def coarse_weights():
@@ -175,50 +209,58 @@ def coarse_weights():
                               FLAGS.id_weight, FLAGS.exp_weight, FLAGS.tex_weight)
 
 
-def fine_stage(face_model):
+def fine_stage(face_model, shard=None):
     """The fine stage the flags describe (raises as fine.FineStage for a bad --coarse_checkpoint)."""
     weights = fine.FineWeights(**{name: getattr(FLAGS, fine_weight_flag(name)) for name in fine.FineWeights._fields})
     return fine.FineStage(face_model, _data_pattern(), _value("batch_size"), weights, FLAGS.coarse_checkpoint,
                           FLAGS.uv_size, FLAGS.max_channels, FLAGS.max_displacement, FLAGS.displacement_direction,
                           FLAGS.train_coarse, coarse_weights(), seed=FLAGS.seed,
-                          skip_bad_records=FLAGS.skip_bad_records)
+                          skip_bad_records=FLAGS.skip_bad_records, shard=shard)
 
 
 def _value(name):
     return stage_default(name, FLAGS)
 
 
-def loop_settings():
+def loop_settings(cluster=None):
     return training.LoopSettings(
         checkpoint_dir=_value("checkpoint_dir"), step=_value("step"), save_step=FLAGS.save_step,
         log_step=FLAGS.log_step, image_summary_step=FLAGS.image_summary_step,
         learning_rate=_value("learning_rate"), lr_decay_step=_value("lr_decay_step"),
         lr_decay_rate=_value("lr_decay_rate"), min_learning_rate=FLAGS.min_learning_rate,
-        gradient_clip=FLAGS.gradient_clip, seed=FLAGS.seed)
+        gradient_clip=FLAGS.gradient_clip, seed=FLAGS.seed, num_towers=FLAGS.num_gpus, cluster=cluster)
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit("train.py: unexpected arguments %s (flags are --name=value)" % " ".join(argv[1:]))
-    if not tf.io.gfile.glob(_data_pattern()):
-        sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
-                 "or preprocess/make_tfrecords.py)" % (FLAGS.data_dir, schema.SHARD_SUFFIX))
+    if FLAGS.num_gpus > 1 and len(tf.config.list_physical_devices("GPU")) < FLAGS.num_gpus:
+        # Before anything touches the devices: the towers run on logical CPU devices.
+        training.configure_virtual_cpus(FLAGS.num_gpus)
+    try:
+        cluster = ClusterTask.from_environment()
+    except ClusterConfigError as error:
+        sys.exit("train.py: %s" % error)
+    for folder in ([] if cluster is not None and cluster.is_ps
+                   else data.split_folders(FLAGS.data_dir) or [FLAGS.data_dir]):
+        if not tf.io.gfile.glob(os.path.join(folder, "*" + schema.SHARD_SUFFIX)):
+            sys.exit("train.py: --data_dir=%s holds no *%s files (make some with preprocess/synthesize.py "
+                     "or preprocess/make_tfrecords.py)" % (folder, schema.SHARD_SUFFIX))
     if FLAGS.vgg_face_path and FLAGS.stage == "fine":
         sys.exit("train.py: --vgg_face_path is the coarse stage's (the fine stage has no perceptual loss)")
     if FLAGS.vgg_face_path and not os.path.isfile(FLAGS.vgg_face_path):
         sys.exit("train.py: --vgg_face_path=%s does not exist" % FLAGS.vgg_face_path)
+    shard = cluster.data_shard if cluster is not None and not cluster.is_ps else None
     try:
         face_model = FaceModel(FLAGS.face_model_path or None)
         if FLAGS.stage == "fine":
             try:
-                stage = fine_stage(face_model)
-            except FileNotFoundError as error:
-                sys.exit("train.py: --coarse_checkpoint: %s" % error)
-            except training.StageConfigMismatch as error:
+                stage = fine_stage(face_model, shard)
+            except (FileNotFoundError, training.StageConfigMismatch) as error:
                 sys.exit("train.py: --coarse_checkpoint: %s" % error)
         else:
-            stage = coarse_stage(face_model)
-        training.train(stage, loop_settings())
+            stage = coarse_stage(face_model, shard)
+        training.train(stage, loop_settings(cluster))
     except (training.TrainingDiverged, training.StageConfigMismatch) as error:
         sys.exit("train.py: %s" % error)
     except DataError as error:
@@ -229,6 +271,13 @@ def main(argv):
             raise
         hint = "" if message.startswith("none of") else " (--skip_bad_records skips such files and records)"
         sys.exit("train.py: bad training data: %s%s" % (message, hint))
+    except ClusterTimeout as error:
+        sys.exit("train.py: %s" % error)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if cluster is None:
+            raise
+        sys.exit("train.py: cluster task %s lost a task it needs (%s: %s); start it again with the same "
+                 "TF_CONFIG to rejoin" % (cluster.device, type(error).__name__, error.message.splitlines()[0]))
 
 
 if __name__ == "__main__":

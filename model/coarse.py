@@ -257,7 +257,7 @@ class CoarseStage(training.Stage):
 
     Args:
       face_model: model.face.FaceModel.
-      data_pattern: glob of the training tfrecords.
+      data_pattern: glob of the training tfrecords, or a model.data.Mixture of several folders.
       batch_size: images per step.
       weights: LossWeights.
       backbone: one of BACKBONES.
@@ -266,12 +266,14 @@ class CoarseStage(training.Stage):
       seed: data order of a run starting at step k is seeded with seed + k.
       skip_bad_records: skip unreadable tfrecord files and records (model.data.make_dataset),
         counted in the loop's log line and summaries, instead of stopping.
+      shard: (index, count): read only every count-th tfrecord file from the index-th
+        (model.data.make_dataset; one shard per replica of a cluster, model/cluster.py), or None.
     """
 
     name = "coarse"
 
     def __init__(self, face_model, data_pattern, batch_size, weights, backbone="compact", vgg_weights=None,
-                 seed=0, skip_bad_records=False):
+                 seed=0, skip_bad_records=False, shard=None):
         if backbone not in BACKBONES:
             raise ValueError("backbone must be one of %s, got %r" % (", ".join(BACKBONES), backbone))
         self.face_model = face_model
@@ -282,6 +284,8 @@ class CoarseStage(training.Stage):
         self.vgg_weights = vgg_weights
         self.seed = seed
         self.skip_bad_records = skip_bad_records
+        self.shard = shard
+        self._graph = None
         self._net = None
         self._perceptual_net = None
 
@@ -292,22 +296,31 @@ class CoarseStage(training.Stage):
         return CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone,
                          self.vgg_weights if self.backbone == "vgg_face" else None)
 
-    def build(self, start_step):
+    def inputs(self, start_step):
         skipped = SkippedCounter() if self.skip_bad_records else None
         dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step,
-                               skipped=skipped)
-        batch = tf.data.make_one_shot_iterator(dataset).get_next()
-        self._net = self._network()
-        self._perceptual_net = None
-        if self.vgg_weights is not None and self.weights.perceptual > 0:
-            self._perceptual_net = VggFace.from_weights(PERCEPTUAL_SCOPE, self.vgg_weights, trainable=False)
+                               skipped=skipped, shard=self.shard)
+        return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
+
+    def tower(self, batch):
+        # One network object per graph; every tower of that graph calls it (its variables are
+        # tf.get_variable under AUTO_REUSE, so the towers share them).
+        graph = tf.get_default_graph()
+        if self._graph is not graph:
+            self._graph = graph
+            self._net = self._network()
+            self._perceptual_net = None
+            if self.vgg_weights is not None and self.weights.perceptual > 0:
+                self._perceptual_net = VggFace.from_weights(PERCEPTUAL_SCOPE, self.vgg_weights, trainable=False)
         model = CoarseModel(self.face_model, self._net, perceptual_net=self._perceptual_net)
         outputs = model.forward(batch["image"])
-        return training.StageGraph(
-            losses=model.losses(batch, outputs, self.weights),
-            trainable=tf.trainable_variables(SCOPE + "/"),
-            frozen=tf.global_variables(PERCEPTUAL_SCOPE + "/"),
-            image_summary=_image_summary(batch, outputs), skipped=skipped)
+        return model.losses(batch, outputs, self.weights), _image_summary(batch, outputs)
+
+    def trainable_variables(self):
+        return tf.trainable_variables(SCOPE + "/")
+
+    def frozen_variables(self):
+        return tf.global_variables(PERCEPTUAL_SCOPE + "/")
 
     def initialize(self, session, resumed):
         lines = []

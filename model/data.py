@@ -28,7 +28,15 @@ Augmentation (augment=True), as in the paper, in this order:
     nearest, zero (background) where the scaled-down crop leaves the frame; landmarks scaled.
 Ground truth (gt/*) describes the un-augmented sample, so augmented datasets leave it out: read
 it with augment=False (evaluation).
+
+Several folders mixed (train.py --data_dir=a,b --data_ratio=2,1): make_dataset(Mixture([a, b],
+[2, 1]), ...) samples each record from folder a with probability 2/3 and from b with 1/3, each
+folder its own repeated, shuffled, augmented pipeline (Mixture: weights default to the folders'
+record counts). Photo records (make_tfrecords.py: no gt/*) and synthetic ones (with gt/*) mix in
+one batch: the training losses read only image, landmarks and segmentation, and an augmented
+dataset carries no gt/* anyway; with augment=False a mixture keeps only the keys all folders have.
 """
+import os
 import re
 import sys
 import threading
@@ -409,20 +417,36 @@ def _no_records_error(files, element_spec):
     return tf.data.Dataset.from_tensors(tf.constant(False)).map(fail).filter(lambda x: x).map(like_an_element)
 
 
+def shard_files(files, shard, file_pattern):
+    """files[index::count] of shard = (index, count). Raises DataError when that is empty (fewer
+    files than shards)."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError("shard index %d is not in [0, %d)" % (index, count))
+    mine = files[index::count]
+    if not mine:
+        raise DataError("shard %d of %d gets no file: only %d tfrecord file(s) match %r (file-level "
+                        "sharding needs at least one file per replica)" % (index, count, len(files), file_pattern))
+    return mine
+
+
 def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=True, seed=None,
-                 skipped=None):
+                 skipped=None, shard=None):
     """The training (or evaluation) input pipeline.
 
     Args:
-      file_pattern: glob of tfrecord files, or a list of them.
+      file_pattern: glob of tfrecord files, or a list of them; or a Mixture (several folders
+        sampled with weights: see Mixture).
       batch_size: records per batch. With repeat=True the last partial batch is dropped, so the
-        batch dimension is static.
+        batch dimension is static. None: unbatched samples (no prefetch).
       augment: apply the paper's augmentation (and leave out gt/*).
       shuffle: shuffle file order and records (buffer of SHUFFLE_BUFFER).
       repeat: cycle forever.
       seed: op-level seed for shuffling and augmentation (None = random).
       skipped: None: a bad file or record is an error (see the module docstring). A
         SkippedCounter: bad files and records are skipped, printed and counted in it.
+      shard: None, or (index, count): only the files index, index + count, index + 2 count, ...
+        of the sorted list are read (file-level sharding: each replica of a cluster its own).
     Returns:
       tf.data.Dataset of dicts: image f32 [B, 300, 300, 3] in [0, 1], landmarks f32 [B, 68, 2]
       crop pixels, segmentation i32 [B, 300, 300], source/filename string [B], crop/matrix
@@ -432,10 +456,14 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
       DataError (a ValueError): no file matches, or all are empty; with augment=False, no file
         holds a readable record.
     """
+    if isinstance(file_pattern, Mixture):
+        return _mixed_dataset(file_pattern, batch_size, augment, shuffle, repeat, seed, skipped, shard)
     patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
     files = sorted(set(f for p in patterns for f in tf.io.gfile.glob(p)))
     if not files:
         raise DataError("no tfrecord file matches %r" % (file_pattern,))
+    if shard is not None:
+        files = shard_files(files, shard, file_pattern)
     # Augmented samples carry no ground truth, so it is neither parsed nor required then.
     sizes = None if augment else _ground_truth_sizes(files, skipped is not None)
     file_sizes = [tf.io.gfile.stat(f).length for f in files]
@@ -460,5 +488,145 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
     if augment:
         dataset = dataset.map(lambda s: augment_sample(s, seed),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if batch_size is None:
+        return dataset
     dataset = dataset.batch(batch_size, drop_remainder=repeat)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def count_records(path):
+    """The number of records in the tfrecord file `path`, read from the record headers alone
+    (each record's length, then a seek past its data): fast on large files. A file that ends
+    inside a record counts its whole records only."""
+    count = 0
+    # Python's own file for local paths (a seek and read cost microseconds; through GFile, a
+    # hundred), GFile for the file systems only TensorFlow knows (gs://, ...).
+    local = "://" not in path
+    with (open(path, "rb") if local else tf.io.gfile.GFile(path, "rb")) as f:
+        size = os.fstat(f.fileno()).st_size if local else f.size()
+        offset = 0
+        while offset + 12 <= size:
+            f.seek(offset)
+            length = int.from_bytes(f.read(8), "little")
+            offset += _RECORD_FRAMING_BYTES + length
+            if offset > size:
+                break
+            count += 1
+    return count
+
+
+class Mixture:
+    """Training data from several folders, each sampled with its own weight, mixed record by
+    record (tf.data's sample_from_datasets): e.g. photos preprocessed by make_tfrecords.py and
+    synthetic faces from synthesize.py in one run. Pass it to make_dataset in place of a glob.
+
+    Each folder is its own make_dataset pipeline (its files, shuffle, repeat, augmentation, with
+    its own op seeds), so a small folder is repeated as often as its weight needs, whatever the
+    size of the others.
+
+    Args:
+      folders: folders of *.tfrecord files (schema: preprocess/schema.py).
+      weights: one sampling weight per folder (>= 0, not all 0; normalised), or None: each
+        folder in proportion to its record count, so every record is as likely as any other, as
+        if the folders were one (nothing is repeated more often than the rest unless asked
+        for). A folder of weight 0 is not read.
+    Attributes:
+      folders, patterns (a glob per folder), counts (records per folder: counted only when
+      weights is None, else None), weights (normalised, summing to 1).
+    Raises:
+      DataError naming the folder: a folder without *.tfrecord files; with weights=None, one
+        whose files hold no record. ValueError: weights of another length, negative, or all 0.
+    """
+
+    def __init__(self, folders, weights=None):
+        self.folders = list(folders)
+        if not self.folders:
+            raise ValueError("a Mixture needs at least one folder")
+        if weights is not None:
+            weights = [float(w) for w in weights]
+            if len(weights) != len(self.folders):
+                raise ValueError("%d weight(s) for %d folder(s) (%s)"
+                                 % (len(weights), len(self.folders), ", ".join(self.folders)))
+            if any(not np.isfinite(w) or w < 0 for w in weights) or not sum(weights) > 0:
+                raise ValueError("weights must be finite and >= 0, not all 0: got %s"
+                                 % ",".join("%g" % w for w in weights))
+        self.patterns = []
+        files = []
+        for folder in self.folders:
+            pattern = tf.io.gfile.join(folder, "*" + schema.SHARD_SUFFIX)
+            matched = tf.io.gfile.glob(pattern)
+            if not matched:
+                raise DataError("data folder %s holds no *%s files" % (folder, schema.SHARD_SUFFIX))
+            self.patterns.append(pattern)
+            files.append(sorted(matched))
+        self.counts = None
+        if weights is None:
+            self.counts = [sum(count_records(f) for f in folder_files) for folder_files in files]
+            for folder, count in zip(self.folders, self.counts):
+                if not count:
+                    raise DataError("data folder %s: its *%s files hold no record"
+                                    % (folder, schema.SHARD_SUFFIX))
+            weights = self.counts
+        total = float(sum(weights))
+        self.weights = [w / total for w in weights]
+
+    def __repr__(self):
+        return "Mixture(%s)" % ", ".join("%s: %.3g" % (f, w) for f, w in zip(self.folders, self.weights))
+
+
+def parse_ratio(text, num_folders):
+    """The weights of a --data_ratio flag ("2,1"), or None for ""; ValueError naming the flag."""
+    if not text.strip():
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError("--data_ratio=%s: expected comma-separated numbers, e.g. 2,1" % text) from None
+    if len(weights) != num_folders:
+        raise ValueError("--data_ratio=%s has %d value(s) for %d --data_dir folder(s)"
+                         % (text, len(weights), num_folders))
+    if any(not np.isfinite(w) or w < 0 for w in weights) or not sum(weights) > 0:
+        raise ValueError("--data_ratio=%s: weights must be >= 0 and not all 0" % text)
+    return weights
+
+
+def split_folders(text):
+    """The folders of a comma-separated --data_dir flag."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _common_structure(datasets):
+    """The datasets, each reduced to the keys (with the same shapes) that all of them have: a
+    folder of photos has no gt/*, so a mixture read with augment=False leaves gt/* out."""
+    specs = [dataset.element_spec for dataset in datasets]
+    keys = [key for key in specs[0]
+            if all(key in spec and spec[key].shape.as_list() == specs[0][key].shape.as_list()
+                   for spec in specs)]
+    return [dataset if set(spec) == set(keys) else dataset.map(lambda s: {k: s[k] for k in keys})
+            for dataset, spec in zip(datasets, specs)]
+
+
+def _mixed_dataset(mixture, batch_size, augment, shuffle, repeat, seed, skipped, shard=None):
+    """make_dataset of a Mixture: each folder's samples (repeated, shuffled unless shuffle=False),
+    drawn with the mixture's weights, then batched. With a shard, each folder is sharded alike (a
+    cluster replica reads its share of every folder)."""
+    if not repeat:
+        raise ValueError("a Mixture is sampled for training and needs repeat=True (read its folders "
+                         "one by one to go through each once)")
+    datasets, weights = [], []
+    for k, (pattern, weight) in enumerate(zip(mixture.patterns, mixture.weights)):
+        if weight > 0:
+            # Distinct op seeds per folder (augment_sample uses seed .. seed + 2), so that the
+            # folders are not shuffled and augmented with the same draws.
+            folder_seed = None if seed is None else seed + 10 * k
+            datasets.append(make_dataset(pattern, None, augment=augment, shuffle=shuffle, repeat=True,
+                                         seed=folder_seed, skipped=skipped, shard=shard))
+            weights.append(weight)
+    datasets = _common_structure(datasets)
+    if len(datasets) == 1:
+        mixed = datasets[0]
+    else:
+        mixed = tf.data.Dataset.sample_from_datasets(datasets, weights=weights, seed=seed)
+    if batch_size is None:
+        return mixed
+    return mixed.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -433,7 +433,7 @@ class FineStage(training.Stage):
         TRAINING_LOSS_WEIGHTS).
       render_size: side of the renders compared with the photo (DEFAULT_RENDER_SIZE).
       seed: data order of a run starting at step k is seeded with seed + k.
-      skip_bad_records: as CoarseStage.
+      skip_bad_records, shard: as CoarseStage.
     Raises:
       FileNotFoundError: no checkpoint or no stage config at coarse_checkpoint.
       training.StageConfigMismatch: coarse_checkpoint is not a coarse stage checkpoint, or was
@@ -446,7 +446,7 @@ class FineStage(training.Stage):
     def __init__(self, face_model, data_pattern, batch_size, weights, coarse_checkpoint=DEFAULT_COARSE_CHECKPOINT,
                  uv_size=DEFAULT_UV_SIZE, max_channels=DEFAULT_MAX_CHANNELS,
                  max_displacement=DEFAULT_MAX_DISPLACEMENT, displacement_direction="normal", train_coarse=False,
-                 coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False):
+                 coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False, shard=None):
         level_widths(uv_size, max_channels)
         if not max_displacement > 0:
             raise ValueError("max_displacement must be positive, got %r" % (max_displacement,))
@@ -481,6 +481,7 @@ class FineStage(training.Stage):
         self.render_size = render_size
         self.seed = seed
         self.skip_bad_records = skip_bad_records
+        self.shard = shard
         self.layout = UVLayout(face_model, uv_size)
         self._fine_model = FineModel(face_model, self.layout, self._fine_net(), displacement_direction)
         self._coarse_variables = None
@@ -502,7 +503,7 @@ class FineStage(training.Stage):
         """(batch, skipped): the augmented training batch (model/data.py) and its SkippedCounter."""
         skipped = SkippedCounter() if self.skip_bad_records else None
         dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step,
-                               skipped=skipped)
+                               skipped=skipped, shard=self.shard)
         return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
 
     def tower(self, batch):
@@ -541,12 +542,6 @@ class FineStage(training.Stage):
         if self.train_coarse:
             variables += [v for v in tf.trainable_variables() if v.name.startswith(coarse.SCOPE + "/")]
         return variables
-
-    def build(self, start_step):
-        batch, skipped = self.inputs(start_step)
-        stage_losses, image_summary = self.tower(batch)
-        return training.StageGraph(losses=stage_losses, trainable=self.trainable_variables(), frozen=[],
-                                    image_summary=image_summary, skipped=skipped)
 
     def initialize(self, session, resumed):
         """A fresh run restores the coarse network from coarse_checkpoint; a resumed one has it (and

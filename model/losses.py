@@ -29,23 +29,29 @@ def region_mask(segmentation, labels):
 
 
 def photometric_loss(images, renders, mask):
-    """Masked mean per-pixel colour distance.
+    """Masked mean per-pixel colour distance of each image, averaged over the batch.
 
-        L = sum_{b,p} M_{b,p} ||I_{b,p} - R_{b,p}||_2 / sum_{b,p} M_{b,p}
+        L = 1/B sum_b [ sum_p M_{b,p} ||I_{b,p} - R_{b,p}||_2 / max(sum_p M_{b,p}, 1) ]
 
     with M = rendered coverage x face region of the segmentation (so background, hair, eyes and the
     mouth interior, which the face model does not explain, never pull on it). The per-pixel norm is
     not squared, as in the paper: it is less dominated by outliers such as specular highlights.
+    Each image is normalised by its own mask, so every image counts the same and the loss of a
+    batch is the mean of its samples' losses: the mean over equal slices of a batch (in-graph
+    towers, model/training.py) is the whole batch's loss. (Before towers existed the normaliser was
+    the whole batch's mask, which weighted faces by their area; identical for one image.)
 
     Args:
       images: [B, H, W, 3] the photos.
       renders: [B, H, W, 3] the rendered faces.
       mask: [B, H, W, 1] M.
     Returns:
-      scalar float32, in colour units (0 when equal on the mask; 0 when the mask is empty).
+      scalar float32, in colour units (0 when equal on the mask; an image with an empty mask adds 0).
     """
     distance = tf.sqrt(tf.reduce_sum(tf.square(images - renders), axis=-1, keepdims=True) + _EPS)
-    return tf.reduce_sum(mask * distance) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    per_image = (tf.reduce_sum(mask * distance, axis=[1, 2, 3])
+                 / tf.maximum(tf.reduce_sum(mask, axis=[1, 2, 3]), 1.0))
+    return tf.reduce_mean(per_image)
 
 
 def landmark_weights():

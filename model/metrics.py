@@ -150,6 +150,64 @@ def normal_angle_error(vertices_a, vertices_b, triangles, mask=None):
     return float(angles.mean()), float(np.median(angles))
 
 
+def dense_surface(layout, vertices, triangles, displacement=None, direction="normal"):
+    """The dense UV-grid surface of a mesh and a displacement map, as the fine stage builds it
+    (model/fine.FineModel.decode, model/face/forward.face_mesh), in NumPy.
+
+    Each dense vertex (a detail-mask texel of `layout`) is the barycentric interpolation of the
+    mesh at its texel centre, moved by the map's value along the interpolated, renormalised vertex
+    normal ("normal") or along model z ("z"); its normal is the shading normal of
+    UVLayout.detail_normals: normalise(smooth + n(displaced) - n(undisplaced)), n the dense grid
+    mesh's area-weighted vertex normals.
+
+    Args:
+      layout: model.face.uv_layout.UVLayout (its size S).
+      vertices: [N, 3] mm; triangles: [T, 3], the face model's.
+      displacement: [S, S] or [S, S, 1] mm, or None (zero: the mesh's own surface, smooth normals).
+      direction: "normal" or "z".
+    Returns:
+      (points [M, 3], unit normals [M, 3]), float64.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64)
+    triangles = np.asarray(triangles)
+    ids = layout.triangle_id.ravel()[layout.dense_texels]
+    corners = triangles[ids]
+    weights = layout.barycentrics.reshape(-1, 3)[layout.dense_texels].astype(np.float64)
+
+    def interpolate(values):
+        return np.sum(values[corners] * weights[:, :, None], axis=1)
+    base = interpolate(vertices)
+    smooth = interpolate(vertex_normals(vertices, triangles))
+    smooth /= np.maximum(np.linalg.norm(smooth, axis=1, keepdims=True), 1e-12)
+    if displacement is None:
+        return base, smooth
+    offsets = np.asarray(displacement, dtype=np.float64).reshape(-1)[layout.dense_texels][:, None]
+    if direction == "normal":
+        dense = base + offsets * smooth
+    elif direction == "z":
+        dense = base + offsets * np.array([0.0, 0.0, 1.0])
+    else:
+        raise ValueError("direction must be normal or z, got %r" % (direction,))
+    normals = (smooth + vertex_normals(dense, layout.dense_triangles)
+               - vertex_normals(base, layout.dense_triangles))
+    return dense, normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def normal_angles(normals_a, normals_b):
+    """Angles in degrees [K] between unit normals [K, 3] (row by row)."""
+    cosine = np.clip(np.sum(np.asarray(normals_a) * np.asarray(normals_b), axis=1), -1.0, 1.0)
+    return np.degrees(np.arccos(cosine))
+
+
+def displacement_rms_error(predicted, target, mask=None):
+    """Root mean square difference in mm of two displacement maps [S, S] (mm) over mask [S, S]
+    (bool); with predicted = 0 it is the target's RMS (what predicting no detail scores)."""
+    difference = np.asarray(predicted, dtype=np.float64) - np.asarray(target, dtype=np.float64)
+    if mask is not None:
+        difference = difference[np.asarray(mask, dtype=bool)]
+    return float(np.sqrt(np.mean(difference ** 2)))
+
+
 def displacement_error(predicted, target, mask=None):
     """Mean absolute difference in mm of two displacement maps [S, S] (mm) over mask [S, S] (bool)."""
     difference = np.abs(np.asarray(predicted, dtype=np.float64) - np.asarray(target, dtype=np.float64))

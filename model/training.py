@@ -16,6 +16,9 @@ owns everything else:
   - an error naming the step and the loss when a loss is not finite (earlier checkpoints intact);
   - at the end (or when started again at the final step) the network's weights alone in
     checkpoint_dir/network/, with the stage config (stage.json): what test.py loads and a release ships.
+  - scale (build_step): settings.num_towers in-graph towers, the batch split into equal slices,
+    gradients averaged on the host; settings.cluster (model/cluster.py) one task of a synchronous
+    data-parallel cluster, where only the chief runs the checkpoint, summary and export parts.
 
 The stage config (`Stage.config()`: stage, backbone, face model file and SHA-256, coefficient and UV
 sizes, ...) is written to checkpoint_dir when training starts and checked on every resume, so a run
@@ -52,7 +55,10 @@ LoopSettings = collections.namedtuple("LoopSettings", [
     "learning_rate", "lr_decay_step", "lr_decay_rate", "min_learning_rate",
     "gradient_clip",       # each gradient element clipped to [-clip, clip]
     "seed",                # graph-level random seed
+    "num_towers",          # in-graph towers (train.py's --num_gpus); default 1
+    "cluster",             # a model.cluster.ClusterTask (several machines) or None; default None
 ])
+LoopSettings.__new__.__defaults__ = (1, None)
 LoopSettings.__doc__ = "What the loop is told (train.py's flags of the same names)."
 
 StageGraph = collections.namedtuple("StageGraph", ["losses", "trainable", "frozen", "image_summary", "skipped"])
@@ -76,7 +82,17 @@ class StageConfigMismatch(ValueError):
 
 
 class Stage(abc.ABC):
-    """What a training stage supplies to the loop."""
+    """What a training stage supplies to the loop.
+
+    The graph is built in three parts so that the loop can build the model once per tower
+    (in-graph data parallelism, `--num_gpus`):
+      - `inputs(start_step)`: the data, one whole batch;
+      - `tower(batch)`: model and losses on a batch or on one tower's slice of it, its variables
+        made with tf.get_variable, so that a call under
+        `tf.variable_scope(tf.get_variable_scope(), reuse=True)` shares the first call's;
+      - `trainable_variables()`: what the optimizer updates (called after `tower`).
+    `build` is their one-tower composition.
+    """
 
     name = None  # "coarse", "fine": the stage config's `stage`
 
@@ -85,9 +101,34 @@ class Stage(abc.ABC):
         """JSON-serialisable dict with at least the MATCHED_CONFIG_KEYS."""
 
     @abc.abstractmethod
+    def inputs(self, start_step):
+        """Builds the data pipeline in the default graph (data order may depend on start_step).
+        Returns (batch, skipped): batch a dict of tensors, each with the batch as its leading
+        (static) dimension; skipped a model.data.SkippedCounter or None."""
+
+    @abc.abstractmethod
+    def tower(self, batch):
+        """Builds model and losses on `batch` (a whole batch or one tower's slice).
+        Returns (losses, image_summary): losses an OrderedDict name -> scalar with "total", each a
+        mean over the batch's samples (so that the mean over equal slices is the whole batch's:
+        towers are then exact up to float summation order); image_summary a tf.summary.image
+        tensor or None."""
+
+    @abc.abstractmethod
+    def trainable_variables(self):
+        """The variables the optimizer updates (called after `tower`)."""
+
+    def frozen_variables(self):
+        """Variables that training checkpoints leave out (frozen networks that `initialize` reloads
+        from their own files on every start). Default: none."""
+        return []
+
     def build(self, start_step):
-        """Builds data, model and losses in the default graph (data order may depend on start_step).
-        Returns a StageGraph."""
+        """Builds data, model and losses in the default graph, one tower. Returns a StageGraph."""
+        batch, skipped = self.inputs(start_step)
+        losses, image_summary = self.tower(batch)
+        return StageGraph(losses=losses, trainable=self.trainable_variables(), frozen=self.frozen_variables(),
+                          image_summary=image_summary, skipped=skipped)
 
     @abc.abstractmethod
     def initialize(self, session, resumed):
@@ -220,24 +261,149 @@ def _check_or_write_config(stage, checkpoint_dir):
         write_stage_config(checkpoint_dir, stage.config())
 
 
-def _build(stage, settings, start_step):
-    graph = stage.build(start_step)
+# ---------------------------------------------------------------------------- towers
+
+# Op types that hold variables: a tower's variables stay on the host, shared by all towers.
+_VARIABLE_OPS = ("Variable", "VariableV2", "VarHandleOp", "AutoReloadVariable")
+
+
+def tower_devices(num_towers):
+    """The devices of `num_towers` towers: "/gpu:i" when the machine has that many GPUs, otherwise
+    the logical CPU devices "/cpu:i" (configure_virtual_cpus makes them)."""
+    if num_towers <= 1:
+        return [None]
+    if len(tf.config.list_physical_devices("GPU")) >= num_towers:
+        return ["/gpu:%d" % i for i in range(num_towers)]
+    return ["/cpu:%d" % i for i in range(num_towers)]
+
+
+def configure_virtual_cpus(count):
+    """Splits the host CPU into `count` logical devices (tf.config.set_logical_device_configuration),
+    the stand-in for GPUs on a machine without them. Must run before TensorFlow touches its
+    devices; when that has already happened (one process running several graphs, as pytest),
+    the session config of `session_config` makes the same devices for the loop's session.
+    Returns True when the logical configuration was set."""
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        return True
+    except RuntimeError:
+        return False
+
+
+def session_config(num_towers):
+    """The loop's session config: None for one tower (TensorFlow's default), otherwise soft placement
+    and at least num_towers CPU devices (where the towers are CPUs)."""
+    if num_towers <= 1:
+        return None
+    config = tf.ConfigProto(allow_soft_placement=True)
+    config.device_count["CPU"] = max(num_towers, len(tf.config.list_logical_devices("CPU")))
+    return config
+
+
+def split_batch(batch, count):
+    """A batch dict -> `count` dicts of equal slices along the leading dimension.
+    Raises ValueError when the (static) batch size is unknown or does not divide by count."""
+    slices = [dict() for _ in range(count)]
+    for key, value in batch.items():
+        size = value.shape[0] if value.shape.rank else None
+        if size is None or size % count:
+            raise ValueError("batch entry %r has leading dimension %s, which does not split into %d "
+                             "equal tower slices" % (key, size, count))
+        for index, part in enumerate(tf.split(value, count, axis=0)):
+            slices[index][key] = part
+    return slices
+
+
+def _tower_placement(device):
+    """Device function of one tower: its variables on the host (shared), everything else on `device`."""
+    def place(op):
+        return "/cpu:0" if op.type in _VARIABLE_OPS else device
+    return place
+
+
+def average_gradients(tower_pairs):
+    """[(gradient, variable)] per tower -> [(mean gradient, variable)] (variables in the first
+    tower's order; a variable without gradient is dropped)."""
+    averaged = []
+    for pairs in zip(*tower_pairs):
+        variable = pairs[0][1]
+        gradients = [g for g, _ in pairs if g is not None]
+        if not gradients:
+            continue
+        averaged.append((tf.add_n(gradients) / float(len(gradients)) if len(gradients) > 1 else gradients[0],
+                         variable))
+    return averaged
+
+
+def build_step(stage, settings, start_step, devices=None):
+    """Builds the stage and one training step in the default graph.
+
+    devices: one tower per entry (None: one tower, no placement: the graph as a single-device
+    run builds it). With several, the batch from `stage.inputs` is split into equal slices,
+    `stage.tower` is built on each slice on its device with the variables shared (reuse), each
+    tower's gradients are computed on its device, averaged on the host, clipped element-wise and
+    applied once; the logged losses are the towers' means, the image summary the first tower's. With losses that are means over
+    samples (GroupNorm normalises each sample alone, so no statistic crosses the slices), N towers
+    compute the one-tower update up to float summation order.
+
+    With settings.cluster, the variables live where the cluster puts them and the update is a
+    synchronous aggregation over the replicas (model.cluster).
+
+    Returns a dict of the tensors and ops the loop runs (also `gradients`: the clipped
+    (gradient, variable) pairs applied).
+    """
+    devices = devices or [None]
+    cluster = settings.cluster
+    batch, skipped = stage.inputs(start_step)
+    if len(devices) == 1:
+        losses, image_summary = stage.tower(batch)
+        tower_losses = [losses]
+    else:
+        tower_losses = []
+        for index, (device, part) in enumerate(zip(devices, split_batch(batch, len(devices)))):
+            with tf.device(_tower_placement(device)), tf.name_scope("tower_%d" % index), \
+                    tf.variable_scope(tf.get_variable_scope(), reuse=index > 0):
+                losses, tower_image_summary = stage.tower(part)
+            tower_losses.append(losses)
+            if index == 0:
+                image_summary = tower_image_summary
+        with tf.device("/cpu:0"):
+            losses = collections.OrderedDict(
+                (name, tf.add_n([t[name] for t in tower_losses]) / float(len(devices)))
+                for name in tower_losses[0])
+    trainable = stage.trainable_variables()
     global_step = tf.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(global_step, settings.learning_rate, settings.lr_decay_step,
                                            settings.lr_decay_rate, settings.min_learning_rate)
     optimizer = tf.train.AdamOptimizer(learning_rate)
-    gradients = clipped_gradients(optimizer, graph.losses["total"], graph.trainable, settings.gradient_clip)
+    if cluster is not None:
+        optimizer = cluster.synchronous_optimizer(optimizer)
+    if len(devices) == 1:
+        gradients = clipped_gradients(optimizer, losses["total"], trainable, settings.gradient_clip)
+    else:
+        per_tower = []
+        for index, (device, tower) in enumerate(zip(devices, tower_losses)):
+            with tf.device(device), tf.name_scope("tower_%d_gradients" % index):
+                per_tower.append(optimizer.compute_gradients(tower["total"], var_list=trainable,
+                                                             colocate_gradients_with_ops=True))
+        with tf.device("/cpu:0"):
+            gradients = [(tf.clip_by_value(g, -settings.gradient_clip, settings.gradient_clip), v)
+                         for g, v in average_gradients(per_tower)]
     train_op = optimizer.apply_gradients(gradients, global_step=global_step)
     # Read after the update: a plain fetch of global_step in the same run may see either value.
     with tf.control_dependencies([train_op]):
         step_after = tf.identity(global_step.read_value())
-    scalars = [tf.summary.scalar("loss/" + name, value) for name, value in graph.losses.items()]
+    scalars = [tf.summary.scalar("loss/" + name, value) for name, value in losses.items()]
     scalars.append(tf.summary.scalar("learning_rate", learning_rate))
-    frozen = {v.name for v in graph.frozen}
+    frozen = {v.name for v in stage.frozen_variables()}
     saved = [v for v in tf.global_variables() if v.name not in frozen]
-    return dict(losses=graph.losses, step_after=step_after, learning_rate=learning_rate,
-                scalar_summary=tf.summary.merge(scalars), image_summary=graph.image_summary,
-                skipped=graph.skipped,
+    return dict(losses=losses, step_after=step_after, learning_rate=learning_rate, gradients=gradients,
+                optimizer=optimizer, global_step=global_step,
+                images_per_tower=next(iter(batch.values())).shape[0] // len(devices),
+                scalar_summary=tf.summary.merge(scalars), image_summary=image_summary,
+                skipped=skipped,
                 saver=tf.train.Saver(saved, max_to_keep=KEPT_CHECKPOINTS, save_relative_paths=True))
 
 
@@ -248,9 +414,27 @@ def _print(line):
 def train(stage, settings, log=_print):
     """Trains `stage` until settings.step; returns the exported network checkpoint's path.
 
+    With settings.num_towers > 1, in-graph towers (build_step). With settings.cluster, one task of a
+    synchronous data-parallel cluster (model.cluster): the chief runs this loop (checkpoints,
+    summaries, export), a worker steps until the global step reaches settings.step and returns
+    None, a ps task serves its variables until the process is ended.
+
     Raises TrainingDiverged (a loss not finite), StageConfigMismatch (checkpoint_dir holds another
     stage configuration's checkpoints).
     """
+    cluster = settings.cluster
+    if cluster is not None:
+        from model import cluster as cluster_lib
+        log("train.py: cluster task %s" % cluster.describe())
+        if any(d and d.startswith("/cpu:") for d in tower_devices(settings.num_towers)):
+            cluster.cpu_devices = settings.num_towers
+        cluster.start_server()
+        if cluster.is_ps:
+            cluster_lib.run_ps(cluster, log)
+            return None
+        if not cluster.is_chief:
+            cluster_lib.run_worker(stage, settings, build_step, log)
+            return None
     checkpoint_dir = settings.checkpoint_dir
     network_dir = os.path.join(checkpoint_dir, NETWORK_DIR)
     tf.io.gfile.makedirs(checkpoint_dir)
@@ -264,9 +448,16 @@ def train(stage, settings, log=_print):
         return path
     with tf.Graph().as_default():
         tf.set_random_seed(settings.seed)
-        graph = _build(stage, settings, start_step)
+        devices = tower_devices(settings.num_towers)
+        if cluster is None:
+            graph = build_step(stage, settings, start_step, devices)
+            session = tf.Session(config=session_config(settings.num_towers))
+        else:
+            with cluster.device_scope():
+                graph = build_step(stage, settings, start_step, devices)
+                cluster.build_extras()
+            session = tf.Session(cluster.server.target, config=cluster.session_config())
         writer = tf.summary.FileWriter(checkpoint_dir)
-        session = tf.Session()
         session.run(tf.global_variables_initializer())
         if checkpoint:
             graph["saver"].restore(session, checkpoint)
@@ -275,6 +466,11 @@ def train(stage, settings, log=_print):
             log("train.py: starting from scratch (no checkpoint in %s)" % checkpoint_dir)
         for line in stage.initialize(session, resumed=checkpoint is not None):
             log("train.py: " + line)
+        if len(devices) > 1:
+            log("train.py: %d towers on %s, %d images each" % (len(devices), " ".join(devices),
+                                                               int(graph["images_per_tower"])))
+        if cluster is not None:
+            cluster.chief_start(session)
         session.graph.finalize()
         removed, deleted = checkpoint_files.tidy_for_resume(graph["saver"], checkpoint_dir, CHECKPOINT_NAME,
                                                             KEPT_CHECKPOINTS)
@@ -285,6 +481,8 @@ def train(stage, settings, log=_print):
                 % (len(deleted), KEPT_CHECKPOINTS, " ".join(os.path.basename(p) for p in deleted)))
         try:
             step = _run(session, graph, writer, settings, start_step, log)
+            if cluster is not None:
+                cluster.chief_finish(session, log)
         finally:
             writer.close()
             session.close()

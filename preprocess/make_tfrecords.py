@@ -11,9 +11,16 @@ counted; it never stops the others. Shards and the summary are written under
 temporary names and renamed when complete (model/output_files.py). The summary (written, skipped by reason) is printed and saved as
 `<out>/<prefix>-summary.txt`.
 
-Exit status: 0 when at least one record was written, 1 otherwise.
+A job array splits the work with --num_shards N --shard_index i: shard i processes its
+contiguous block of the sorted photo list (preprocess/sharding.py), under the file prefix
+`<prefix>-shardIIIII-of-NNNNN`; a shard already complete with the same settings is skipped, a
+half-written one redone.
+
+Exit status: 0 when at least one record was written (or the shard was already complete with
+records), 1 otherwise.
 """
 import collections
+import hashlib
 import os
 import sys
 
@@ -24,7 +31,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from model import output_files
-from preprocess import images, parallel, photo
+from preprocess import images, parallel, photo, sharding
 
 FLAGS = flags.FLAGS
 
@@ -42,6 +49,7 @@ def define_flags():
     flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
                          "Photos with more pixels are skipped (checked before decoding).", lower_bound=1)
     flags.DEFINE_bool("overwrite", False, "Replace shards with the same prefix already in --out.")
+    sharding.define_flags(flags)
 
 
 def list_photos(folder):
@@ -81,21 +89,43 @@ def process_photo(args):
 
 def make_tfrecords(image_dir, out_dir, detector="hog", workers=1, records_per_shard=1000,
                    prefix="photos", image_format="png", max_pixels=images.DEFAULT_MAX_PIXELS,
-                   overwrite=False, progress=True):
+                   overwrite=False, progress=True, num_shards=1, shard_index=0):
     """Preprocesses a folder of photos into tfrecord shards.
 
+    num_shards, shard_index: process only block shard_index of the sorted photo list
+    (sharding.shard_range), under the file prefix sharding.file_prefix(prefix, ...); a shard
+    already complete with these settings is skipped, a half-written one redone.
     Returns:
       dict(written=int, skipped=Counter reason -> count, notes=Counter, shards=[paths],
-      messages=[one line per skipped file], summary=str).
+      messages=[one line per skipped file], summary=str, already_complete=bool).
     """
     from preprocess import tfrecord_writer
 
-    paths = list_photos(image_dir)
+    all_paths = list_photos(image_dir)
+    # The photo list is part of the settings: shards of one run must split the same list.
+    listing = hashlib.sha256("\n".join(os.path.relpath(p, image_dir) for p in all_paths).encode(
+        "utf-8", "surrogateescape")).hexdigest()
+    settings = dict(images=os.path.abspath(image_dir), num_files=len(all_paths), file_list_sha256=listing,
+                    detector=detector, records_per_shard=records_per_shard, prefix=prefix,
+                    image_format=image_format, max_pixels=max_pixels)
+    shard = sharding.Shard(out_dir, prefix, num_shards, shard_index, settings, overwrite)
+    if shard.complete is not None:
+        done = shard.complete
+        print("make_tfrecords: %s is complete (%d record(s)): skipped" % (shard.manifest_path,
+                                                                           done["records"]),
+              file=sys.stderr)
+        return dict(written=done["records"], skipped=collections.Counter(done.get("skipped", {})),
+                    notes=collections.Counter(done.get("notes", {})), shards=shard.paths,
+                    messages=done.get("messages", []), summary=done.get("summary", ""),
+                    already_complete=True)
+    paths = [all_paths[i] for i in sharding.shard_range(len(all_paths), num_shards, shard_index)]
+    prefix = shard.prefix
     tasks = [(p, detector, max_pixels, image_format) for p in paths]
     skipped = collections.Counter()
     notes = collections.Counter()
     messages = []
-    with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, overwrite) as writer:
+    with tfrecord_writer.ShardedWriter(out_dir, prefix, records_per_shard, shard.redo) as writer:
+        shard.begin()
         bar = tqdm(total=len(tasks), unit="photo", disable=not progress, file=sys.stderr)
         for result in parallel.ordered_map(process_photo, tasks, workers):
             if result[0] == "ok":
@@ -111,11 +141,16 @@ def make_tfrecords(image_dir, out_dir, detector="hog", workers=1, records_per_sh
             bar.update(1)
         bar.close()
     summary = _summary(len(paths), writer.num_records, skipped, notes, writer.paths)
+    if num_shards > 1:
+        summary += "\nshard: %d of %d (%d of the %d files)" % (shard_index, num_shards, len(paths),
+                                                             len(all_paths))
     with output_files.replacing(os.path.join(out_dir, prefix + "-summary.txt"), "w") as f:
         f.write(summary + "\n")
         f.writelines(m + "\n" for m in messages)
+    shard.finish(writer.paths, writer.counts, dict(skipped=dict(skipped), notes=dict(notes),
+                                                   messages=messages, summary=summary))
     return dict(written=writer.num_records, skipped=skipped, notes=notes, shards=writer.paths,
-                messages=messages, summary=summary)
+                messages=messages, summary=summary, already_complete=False)
 
 
 def _summary(num_files, written, skipped, notes, shards):
@@ -136,7 +171,8 @@ def main(argv):
         result = make_tfrecords(FLAGS.images, FLAGS.out, detector=FLAGS.detector,
                                 workers=FLAGS.workers, records_per_shard=FLAGS.records_per_shard,
                                 prefix=FLAGS.prefix, image_format=FLAGS.image_format,
-                                max_pixels=FLAGS.max_pixels, overwrite=FLAGS.overwrite)
+                                max_pixels=FLAGS.max_pixels, overwrite=FLAGS.overwrite,
+                                num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index)
     except (ValueError, OSError) as error:
         print("make_tfrecords: %s" % error, file=sys.stderr)
         return 2

@@ -74,7 +74,7 @@ class ShardedWriter:
 
     Refuses to start when shards with this prefix already exist (a mix of two runs would be
     read as one data set) unless `overwrite`, which deletes them first.
-    Use as a context manager; `paths` lists the finished shards.
+    Use as a context manager; `paths` lists the finished shards, `counts` their record counts.
     Raises ValueError for a prefix that is not a plain file name (it would write outside
     out_dir), OSError naming out_dir when it can't be created or written.
     """
@@ -110,6 +110,7 @@ class ShardedWriter:
         self._count_in_shard = 0
         self.num_records = 0
         self.paths = []
+        self.counts = []
 
     def _shard_path(self):
         return os.path.join(self._out_dir, "%s-%05d%s" % (self._prefix, len(self.paths),
@@ -129,6 +130,7 @@ class ShardedWriter:
         self._writer.close()
         self._pending.commit()
         self.paths.append(self._pending.path)
+        self.counts.append(self._count_in_shard)
         self._writer = None
         self._count_in_shard = 0
 

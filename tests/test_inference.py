@@ -103,7 +103,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     result = run_test("--input=%s" % ASTRONAUT, "--output_dir=%s" % tmp_path,
                       "--checkpoint=%s" % (tmp_path / "nothing"))
     assert result.returncode != 0
-    assert "no coarse checkpoint at %s" % (tmp_path / "nothing") in result.stderr
+    assert "no checkpoint at %s" % (tmp_path / "nothing") in result.stderr
 
 
 def test_a_checkpoint_of_another_face_model_is_a_clear_error(fresh_checkpoint, tmp_path):

@@ -39,6 +39,24 @@ def test_photometric_loss_is_the_mean_colour_distance_on_the_mask():
     assert value == pytest.approx(0.5, rel=1e-4)
 
 
+def test_photometric_loss_of_a_batch_is_the_mean_of_its_images_losses():
+    # Masks of very different areas: each image counts the same (the mean over equal slices of a
+    # batch is then the batch's loss, which in-graph towers rely on).
+    rng = np.random.default_rng(1)
+    images = rng.random((3, 5, 5, 3)).astype(np.float32)
+    renders = rng.random((3, 5, 5, 3)).astype(np.float32)
+    mask = np.zeros((3, 5, 5, 1), np.float32)
+    mask[0] = 1.0
+    mask[1, 0, 0] = 1.0
+    mask[2, 1:3] = 0.5
+    singles = [evaluate(losses.photometric_loss, images[i:i + 1], renders[i:i + 1], mask[i:i + 1]) for i in range(3)]
+    expected = [np.sum(mask[i] * np.linalg.norm(images[i] - renders[i], axis=-1, keepdims=True)) / max(mask[i].sum(), 1.0)
+                for i in range(3)]
+    np.testing.assert_allclose(singles, expected, rtol=1e-4)
+    whole = evaluate(losses.photometric_loss, images, renders, mask)
+    assert whole == pytest.approx(np.mean(expected), rel=1e-4)
+
+
 def test_photometric_loss_ignores_differences_off_the_mask():
     rng = np.random.default_rng(0)
     images = rng.random((1, 6, 6, 3)).astype(np.float32)

@@ -123,3 +123,48 @@ def test_max_pixels_below_one_is_refused_as_a_flag(tmp_path):
     assert done.returncode != 0
     assert "FATAL Flags parsing error: flag --max_pixels=0: 0 is not a positive integer" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+
+@pytest.fixture(scope="module")
+def sharded(run):
+    """The run of `run` as shards 0 and 1 of 2 into one folder."""
+    root, _ = run
+    out = str(root / "sharded")
+    return out, [make_tfrecords.make_tfrecords(str(root / "in"), out, workers=1, records_per_shard=2,
+                                               progress=False, num_shards=2, shard_index=i)
+                 for i in range(2)]
+
+
+def test_two_shards_hold_exactly_the_records_of_the_single_run(run, sharded):
+    _, result = run
+    _, shards = sharded
+    records = lambda paths: [r for p in paths for r in tf.compat.v1.io.tf_record_iterator(p)]  # noqa: E731
+    assert records(shards[0]["shards"] + shards[1]["shards"]) == records(result["shards"])
+    assert shards[0]["skipped"] + shards[1]["skipped"] == result["skipped"]
+    assert [s["written"] for s in shards] == [3, 2]   # astronaut, deep16, gray | rgba, two_faces
+
+
+def test_a_complete_shard_is_skipped_with_its_summary(run, sharded):
+    root, _ = run
+    out, shards = sharded
+    before = [os.stat(p).st_mtime_ns for p in shards[1]["shards"]]
+    again = make_tfrecords.make_tfrecords(str(root / "in"), out, records_per_shard=2, progress=False,
+                                          num_shards=2, shard_index=1)
+    assert again["already_complete"] and again["shards"] == shards[1]["shards"]
+    assert [os.stat(p).st_mtime_ns for p in again["shards"]] == before
+    assert (again["written"], again["skipped"], again["summary"]) == (
+        shards[1]["written"], shards[1]["skipped"], shards[1]["summary"])
+
+
+def test_shards_of_another_photo_list_are_not_taken_as_complete(run, sharded):
+    root, _ = run
+    out, _ = sharded
+    # A photo added to the folder changes the split.
+    Image.fromarray(skimage.data.astronaut()).save(root / "in" / "zz_new.png")
+    try:
+        with pytest.raises(FileExistsError, match="file_list_sha256"):
+            make_tfrecords.make_tfrecords(str(root / "in"), out, records_per_shard=2, progress=False,
+                                          num_shards=2, shard_index=1)
+    finally:
+        os.remove(root / "in" / "zz_new.png")

@@ -1,4 +1,6 @@
 """preprocess/synthesize.py: synthetic faces whose ground truth agrees with their image data."""
+import copy
+import dataclasses
 import os
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import tensorflow.compat.v1 as tf
 from model import data
 from model.face import FaceModel
 from model.face.framing import crop_box_from_landmarks
-from preprocess import schema, synthesize
+from preprocess import appearance, schema, synthesize
 from tests import face_model_oracle as oracle
 
 
@@ -22,6 +24,24 @@ def face_model():
 @pytest.fixture(scope="module")
 def renderer(face_model):
     return synthesize.SampleRenderer(face_model, map_size=128)
+
+
+# The appearance options' image-only parts off (light, skin, eyes, head and yaw at their defaults).
+CLEAN = dict(shadow_probability=0.0, glasses_probability=0.0, hand_probability=0.0,
+             blur_probability=0.0, noise_probability=0.0, jpeg_probability=0.0,
+             colour_cast_probability=0.0)
+
+
+@pytest.fixture(scope="module")
+def plain_renderer(face_model):
+    return synthesize.SampleRenderer(face_model, map_size=128, options=appearance.AppearanceOptions.plain())
+
+
+def _with(renderer, **changes):
+    """A renderer sharing `renderer`'s graph and session with other appearance options."""
+    other = copy.copy(renderer)
+    other.options = dataclasses.replace(renderer.options, **changes).validate()
+    return other
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +73,15 @@ def test_ground_truth_map_is_zero_outside_the_detail_mask(samples, renderer):
         assert not sample["displacement"][~renderer.layout.mask].any()
 
 
-def test_a_deep_wrinkle_shows_in_the_image_inside_the_face(face_model, renderer):
+def test_a_deep_wrinkle_shows_in_the_image_inside_the_face(face_model, plain_renderer):
     """The map is rendered through the dense mesh: a 1.5 mm furrow across the forehead (about
     two texels wide at map size 128) changes the pixels over it, and nothing off the face."""
-    size = renderer.map_size
+    size = plain_renderer.map_size
     forehead_v = face_model.uv[face_model.landmarks68[[19, 24]], 1].mean() + 0.06
     rows = np.arange(size)[:, None] - (1.0 - forehead_v) * size
     furrow = np.broadcast_to(-1.5 * np.exp(-0.5 * (rows / 1.0) ** 2), (size, size))
-    plain = renderer.sample(synthesize.sample_rng(3, 0), displacement=np.zeros((size, size)))
-    wrinkled = renderer.sample(synthesize.sample_rng(3, 0), displacement=furrow)
+    plain = plain_renderer.sample(synthesize.sample_rng(3, 0), displacement=np.zeros((size, size)))
+    wrinkled = plain_renderer.sample(synthesize.sample_rng(3, 0), displacement=furrow)
     difference = np.abs(wrinkled["image"].astype(int) - plain["image"].astype(int)).max(axis=-1)
     face = plain["segmentation"] != schema.BACKGROUND
     assert difference[face].max() > 30
@@ -78,7 +98,18 @@ def test_landmarks_are_framed_by_the_crop_rule(samples):
 def test_poses_stay_in_the_sampled_range(face_model, samples):
     for sample in samples:
         pitch, yaw, roll = np.rad2deg(_pose(face_model, sample["coefficients"])[:3])
-        assert abs(pitch) <= 20 and abs(yaw) <= 60 and abs(roll) <= 15
+        assert abs(pitch) <= 20 and abs(yaw) <= 70 and abs(roll) <= 15
+
+
+def test_max_yaw_sets_the_yaw_range_and_keeps_the_rest(face_model, renderer):
+    yaws = {}
+    for max_yaw in (10.0, 70.0):
+        narrow = _with(renderer, max_yaw=max_yaw, **CLEAN)
+        yaws[max_yaw] = [np.rad2deg(_pose(face_model, narrow.sample(synthesize.sample_rng(4, i))["coefficients"])[1])
+                         for i in range(3)]
+    # The same unit draw scaled to the range: 7 x the yaw of the 10-degree range.
+    np.testing.assert_allclose(np.array(yaws[70.0]), 7.0 * np.array(yaws[10.0]), atol=1e-3)
+    assert max(abs(y) for y in yaws[10.0]) <= 10.0 and max(abs(y) for y in yaws[70.0]) > 10.0
 
 
 def test_nose_tip_is_labelled_nose(samples):
@@ -165,6 +196,8 @@ def run_synthesize(*flags):
     ("--map_size=100000", "flag --map_size=100000: 100000 is not"),
     ("--map_size=0", "flag --map_size=0: 0 is not"),
     ("--workers=0", "flag --workers=0: 0 is not a positive integer"),
+    ("--max_yaw=100", "flag --max_yaw=100: 100.0 is not"),
+    ("--hand_probability=2", "flag --hand_probability=2: 2.0 is not"),
 ])
 def test_an_impossible_flag_is_one_line_naming_it(tmp_path, flag, words):
     result = run_synthesize("--out=%s" % tmp_path, flag)
@@ -186,3 +219,109 @@ def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "synthesize: cannot create the output folder %s: File exists" % (tmp_path / "taken"))
+
+
+# ------------------------------------------------------------------------ appearance options
+
+def test_degradation_changes_the_image_only(renderer):
+    clean = _with(renderer, **CLEAN)
+    degraded = _with(renderer, **dict(CLEAN, blur_probability=1.0, noise_probability=1.0, jpeg_probability=1.0,
+                                      colour_cast_probability=1.0, shadow_probability=1.0))
+    a, b = clean.sample(synthesize.sample_rng(6, 0)), degraded.sample(synthesize.sample_rng(6, 0))
+    for key in ("landmarks", "segmentation", "coefficients", "displacement", "points_px"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert np.abs(a["image"].astype(int) - b["image"].astype(int)).mean() > 3
+
+
+def test_degradation_off_is_the_rounded_image_bit_for_bit():
+    image = np.random.default_rng(0).uniform(-20, 280, (20, 20, 3))
+    off = appearance.AppearanceOptions.plain()
+    np.testing.assert_array_equal(appearance.degrade(np.random.default_rng(1), image, off),
+                                  np.clip(image, 0, 255).round().astype(np.uint8))
+    on = dataclasses.replace(off, jpeg_probability=1.0)
+    assert not np.array_equal(appearance.degrade(np.random.default_rng(1), image, on),
+                              np.clip(image, 0, 255).round().astype(np.uint8))
+
+
+def test_plain_options_draw_the_old_light_and_yaw(face_model, plain_renderer):
+    """plain(): the coefficients are random_coefficients' own draw, framed (nothing redrawn)."""
+    sample = plain_renderer.sample(synthesize.sample_rng(2, 0))
+    drawn = synthesize.random_coefficients(synthesize.sample_rng(2, 0), face_model)
+    light = face_model.coefficient_slices()["light"]
+    np.testing.assert_allclose(sample["coefficients"][light], drawn[light], rtol=1e-6)
+    np.testing.assert_allclose(_pose(face_model, sample["coefficients"])[:3], drawn[face_model.coefficient_slices()["pose"]][:3],
+                               rtol=1e-6)
+
+
+def test_a_distant_light_projects_to_the_clamped_cosine():
+    """Order-2 SH of max(0, n.d): 1.0625 facing the light, 0.0625 facing away (Ramamoorthi and
+    Hanrahan), 0.25 + 0.3125 (3 cos^2 - 1)/2 across it, through the renderer's own basis."""
+    from renderer import shading
+    direction = np.array([0.6, 0.0, 0.8])
+    light = appearance.sh_of_direction(direction)
+    basis = lambda n: np.array(shading._BAND_SCALES) * np.array(  # noqa: E731
+        [1, n[1], n[2], n[0], n[0] * n[1], n[1] * n[2], 3 * n[2] ** 2 - 1, n[0] * n[2], n[0] ** 2 - n[1] ** 2])
+    assert light @ basis(direction) == pytest.approx(1.0625, abs=1e-6)
+    assert light @ basis(-direction) == pytest.approx(0.0625, abs=1e-6)
+    assert light @ basis(np.array([0.0, 1.0, 0.0])) == pytest.approx(0.25 - 0.3125 * 0.5, abs=1e-6)
+
+
+def test_directional_light_has_directional_energy(face_model, renderer, plain_renderer):
+    light = face_model.coefficient_slices()["light"]
+    for index in range(4):
+        rng = np.random.default_rng([9, index])
+        coefficients = appearance.directional_light(rng, synthesize.renderer_ambient())
+        assert appearance.directional_energy(coefficients) > 0.35
+    sample = _with(renderer, **CLEAN).sample(synthesize.sample_rng(9, 0))
+    assert appearance.directional_energy(sample["coefficients"][light]) > 0.35
+    # and the face is lit unevenly: a bright and a dark side of the face pixels
+    face = np.isin(sample["segmentation"], [schema.SKIN, schema.NOSE])
+    brightness = sample["image"][face].mean(axis=1)
+    assert np.percentile(brightness, 95) > 1.8 * np.percentile(brightness, 5)
+
+
+def test_occluders_and_head_are_labelled_other(renderer):
+    clean = _with(renderer, head_probability=0.0, **CLEAN)
+    occluded = _with(renderer, head_probability=1.0, **dict(CLEAN, glasses_probability=1.0, hand_probability=1.0))
+    for index in range(2):
+        a, b = clean.sample(synthesize.sample_rng(8, index)), occluded.sample(synthesize.sample_rng(8, index))
+        changed = a["segmentation"] != b["segmentation"]
+        assert changed.sum() > 1000
+        assert (b["segmentation"][changed] == schema.OTHER).all()
+        # pixels that look different are either labelled other or were background before
+        differs = np.abs(a["image"].astype(int) - b["image"].astype(int)).max(axis=-1) > 3
+        assert np.isin(b["segmentation"][differs], [schema.OTHER]).mean() > 0.97
+        np.testing.assert_array_equal(a["points_px"], b["points_px"])
+
+
+def test_appearance_options_refuse_impossible_values():
+    with pytest.raises(ValueError, match="--jpeg_probability"):
+        appearance.AppearanceOptions(jpeg_probability=1.5).validate()
+    with pytest.raises(ValueError, match="--light"):
+        appearance.AppearanceOptions(light="neon").validate()
+
+
+def test_eye_discs_show_an_iris_in_the_eye_openings_labelled_eyes(renderer):
+    without = _with(renderer, eyes=False, head_probability=0.0, **CLEAN)
+    with_eyes = _with(renderer, eyes=True, head_probability=0.0, **CLEAN)
+    for index in range(2):
+        a, b = without.sample(synthesize.sample_rng(12, index)), with_eyes.sample(synthesize.sample_rng(12, index))
+        # the discs sit behind the lids: the labels change on few pixels, and to "eyes" only
+        changed = a["segmentation"] != b["segmentation"]
+        assert changed.sum() < 0.01 * (a["segmentation"] != schema.BACKGROUND).sum()
+        assert (b["segmentation"][changed] == schema.EYES).all()
+        eyes = b["segmentation"] == schema.EYES
+        differs = np.abs(a["image"].astype(int) - b["image"].astype(int)).max(axis=-1) > 10
+        assert differs[eyes].mean() > 0.5 and not differs[~eyes].any()
+        np.testing.assert_array_equal(a["points_px"], b["points_px"])
+
+
+def test_appearance_flags_reach_the_samples_and_the_summary(tmp_path):
+    result = run_synthesize("--out=%s" % tmp_path, "--max_yaw=5", "--light=soft", "--hand_probability=1",
+                            "--map_size=32")
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "synthetic-summary.txt").read_text()
+    assert "max_yaw=5.0" in summary and "light='soft'" in summary and "hand_probability=1.0" in summary
+    plain = run_synthesize("--out=%s" % (tmp_path / "plain"), "--plain", "--map_size=32")
+    assert plain.returncode == 0, plain.stderr
+    assert "AppearanceOptions(max_yaw=60.0, light='soft'" in (tmp_path / "plain" / "synthetic-summary.txt").read_text()
