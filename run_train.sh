@@ -35,6 +35,8 @@ UV_SIZE=256               # 512 as the paper (4 x the work per step)
 MAX_CHANNELS=128          # 512 = the paper's U-Net widths (a 66 MB network at UV 256)
 MAX_DISPLACEMENT=1.0      # mm
 DISPLACEMENT_DIRECTION=normal   # or z, as the paper
+DISPLACEMENT_HIGHPASS=4   # texels: the map minus its Gaussian blur of this sigma (0 = the paper's free map)
+PHOTO_WEIGHTS="--fine_photo_weight=0 --photo_gain_weight=1"   # gain-normalised photometric term (the paper: 1 and 0)
 TRAIN_COARSE=false        # true: fine-tune the coarse network too
 FINE_BATCH_SIZE=4         # the paper: 48
 FINE_LEARNING_RATE=1e-4   # the paper: 1e-5, x 0.99 every 5,000 steps
@@ -66,6 +68,7 @@ for stage in $STAGES; do
       --checkpoint_dir="$FINE_CHECKPOINT_DIR" \
       --coarse_checkpoint="$FINE_COARSE_CHECKPOINT" --uv_size="$UV_SIZE" --max_channels="$MAX_CHANNELS" \
       --max_displacement="$MAX_DISPLACEMENT" --displacement_direction="$DISPLACEMENT_DIRECTION" \
+      --displacement_highpass="$DISPLACEMENT_HIGHPASS" $PHOTO_WEIGHTS \
       --train_coarse="$TRAIN_COARSE" --batch_size="$FINE_BATCH_SIZE" --learning_rate="$FINE_LEARNING_RATE" \
       --step="$FINE_STEP" "$@"
   fi

@@ -151,6 +151,15 @@ flags.DEFINE_enum("displacement_direction", "normal", list(fine.DISPLACEMENT_DIR
                   "Fine stage: displace along the coarse surface normal, or model-space z (the paper).")
 
 
+flags.DEFINE_float("displacement_highpass", fine.DEFAULT_DISPLACEMENT_HIGHPASS,
+                   "Fine stage: band-limit the displacement map: minus its Gaussian blur of this sigma, texels "
+                   "(0 = off, the paper's free map).")
+flag_ranges.require("displacement_highpass", at_least=0)
+flags.DEFINE_float("photo_gain_sigma", fine.DEFAULT_PHOTO_GAIN_SIGMA,
+                   "Fine stage: scale, render pixels, of the smooth gain of the --photo_gain_weight term.")
+flag_ranges.require("photo_gain_sigma", above=0)
+
+
 def fine_weight_flag(name):
     """The flag of FineWeights field `name`."""
     return "fine_photo_weight" if name == "photo" else name + "_weight"
@@ -166,12 +175,14 @@ _FINE_WEIGHT_HELP = collections.OrderedDict([
     ("smooth_normal", "dead-zone smoothness of the vertex and triangle normals"),
     ("smooth_uv", "first-difference smoothness of the UV map"),
     ("symmetry", "symmetry of the map on the invisible side (DECA's; not in the paper: 0 = off)"),
+    ("photo_gain", "photometric loss after a smooth gain matches the render to the photo "
+                   "(--photo_gain_sigma; not in the paper, where it is 0)"),
 ])
 for _name, _help in _FINE_WEIGHT_HELP.items():
     # <name>_weight as the coarse stage's flags; the photometric one is fine_photo_weight, since
     # --photo_weight is the coarse stage's.
-    flags.DEFINE_float(fine_weight_flag(_name), getattr(fine.PAPER_WEIGHTS, _name),
-                       "Fine stage: weight of the %s%s." % (_help, "" if _name == "symmetry" else
+    flags.DEFINE_float(fine_weight_flag(_name), getattr(fine.DEFAULT_WEIGHTS, _name),
+                       "Fine stage: weight of the %s%s." % (_help, "" if _name in ("symmetry", "photo_gain") else
                                                             " (the paper's: %g)" % getattr(fine.PAPER_WEIGHTS, _name)))
     flag_ranges.require(fine_weight_flag(_name), at_least=0)
 flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).",
@@ -215,7 +226,8 @@ def fine_stage(face_model, shard=None):
     return fine.FineStage(face_model, _data_pattern(), _value("batch_size"), weights, FLAGS.coarse_checkpoint,
                           FLAGS.uv_size, FLAGS.max_channels, FLAGS.max_displacement, FLAGS.displacement_direction,
                           FLAGS.train_coarse, coarse_weights(), seed=FLAGS.seed,
-                          skip_bad_records=FLAGS.skip_bad_records, shard=shard)
+                          skip_bad_records=FLAGS.skip_bad_records, shard=shard,
+                          displacement_highpass=FLAGS.displacement_highpass, photo_gain_sigma=FLAGS.photo_gain_sigma)
 
 
 def _value(name):

@@ -35,7 +35,8 @@ with tf.Graph().as_default(), tf.Session() as session:
     use_gt = len(sys.argv) > 4 and sys.argv[4] == "gt"
     co = cm.decode(batch["gt/coefficients"] if use_gt else coeffs, batch["image"])
     fm = fine.FineModel(face_model, layout, fine.FineNet(config["uv_size"], config["max_channels"],
-                                                         config["max_displacement"]), config["displacement_direction"])
+                                                         config["max_displacement"],
+                                                         config.get("displacement_highpass", 0.0)), config["displacement_direction"])
     fo = fm.forward(co, co["input"])
     tf.train.Saver().restore(session, tf.train.latest_checkpoint(export) if os.path.isdir(export) else export)
     preds, gts, vis, lights, gt_lights = [], [], [], [], []

@@ -107,11 +107,18 @@ class FineNet(object):
       uv_size: S, a power of two.
       max_channels: cap of every layer's width (PAPER_MAX_CHANNELS: the paper's widths).
       max_displacement: output bound, mm.
+      highpass_sigma: 0, or band-limit the map: m - gaussian_blur(m, highpass_sigma texels)
+        (model/losses.py) of the bounded output m, so the map has no content at scales above
+        ~highpass_sigma texels and cannot absorb the coarse face's smooth misfit (not in the
+        paper; bound then 2 max_displacement).
     """
 
-    def __init__(self, uv_size, max_channels=PAPER_MAX_CHANNELS, max_displacement=1.0):
+    def __init__(self, uv_size, max_channels=PAPER_MAX_CHANNELS, max_displacement=1.0, highpass_sigma=0.0):
         if not max_displacement > 0:
             raise ValueError("max_displacement must be positive, got %r" % (max_displacement,))
+        if not highpass_sigma >= 0:
+            raise ValueError("highpass_sigma must be >= 0, got %r" % (highpass_sigma,))
+        self.highpass_sigma = float(highpass_sigma)
         self.uv_size = uv_size
         self.widths = level_widths(uv_size, max_channels)
         self.max_displacement = float(max_displacement)
@@ -122,7 +129,8 @@ class FineNet(object):
         Args:
           inputs: [B, S, S, 4] float32.
         Returns:
-          [B, S, S, 1] float32 in (-max_displacement, max_displacement) mm, outward positive.
+          [B, S, S, 1] float32 in (-max_displacement, max_displacement) mm (2 x that with
+          highpass_sigma), outward positive.
         """
         if inputs.shape[1] != self.uv_size or inputs.shape[2] != self.uv_size:
             raise ValueError("fine network built for %d x %d maps, got input %s"
@@ -136,7 +144,10 @@ class FineNet(object):
             for level in range(len(self.widths) - 1, 0, -1):
                 x = tf.nn.relu(_deconv(x, self.widths[level - 1], 2, "deconv%d" % level)) + skips[level - 1]
             x = _deconv(x, 1, 1, "output", zero=True)
-        return self.max_displacement * tf.tanh(x)
+        bounded = self.max_displacement * tf.tanh(x)
+        if self.highpass_sigma > 0:
+            return losses.highpass(bounded, self.highpass_sigma)
+        return bounded
 
     @staticmethod
     def variables():
@@ -159,10 +170,17 @@ TRIANGLE_NORMAL_DEAD_ZONE = 1e-4
 
 FineWeights = collections.namedtuple("FineWeights", [
     "photo", "disp", "render_disp", "disp_eyebrow_nose", "disp_normal", "smooth", "smooth_normal",
-    "smooth_uv", "symmetry"])
+    "smooth_uv", "symmetry", "photo_gain"])
 FineWeights.__doc__ = "Weights of the fine losses (train.py's flags of the same names, the paper's defaults)."
+# photo_gain (losses.gain_normalised_photometric_loss) is not the paper's: 0 there.
 PAPER_WEIGHTS = FineWeights(photo=1.0, disp=1e-3, render_disp=2e-3, disp_eyebrow_nose=2e-3, disp_normal=1e-3,
-                            smooth=1.0, smooth_normal=1.0, smooth_uv=1e-2, symmetry=0.0)
+                            smooth=1.0, smooth_normal=1.0, smooth_uv=1e-2, symmetry=0.0, photo_gain=0.0)
+# train.py's defaults (not the paper's; README "Fine stage" has the measurements): the paper's
+# photometric term replaced by the gain-normalised one, which the coarse face's smooth misfit
+# (albedo, light, shape errors ~20 x the detail's effect on the render) cannot drive.
+DEFAULT_WEIGHTS = PAPER_WEIGHTS._replace(photo=0.0, photo_gain=1.0)
+# Scale (pixels of the render) of the smooth gain of the gain-normalised photometric term.
+DEFAULT_PHOTO_GAIN_SIGMA = 4.0
 
 
 def triangle_normals(vertices, triangles):
@@ -191,9 +209,13 @@ class FineModel(object):
       net: FineNet of that size (None for a model that only decodes given displacement maps).
       displacement_direction: "normal" (along the coarse surface's interpolated normal) or "z"
         (model-space z, the paper's choice).
+      photo_gain_sigma: scale (render pixels) of the gain-normalised photometric term (used when
+        its weight is > 0).
     """
 
-    def __init__(self, face_model, layout, net, displacement_direction="normal"):
+    def __init__(self, face_model, layout, net, displacement_direction="normal",
+                 photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA):
+        self.photo_gain_sigma = float(photo_gain_sigma)
         if displacement_direction not in DISPLACEMENT_DIRECTIONS:
             raise ValueError("displacement_direction must be one of %s, got %r"
                              % (", ".join(DISPLACEMENT_DIRECTIONS), displacement_direction))
@@ -338,6 +360,10 @@ class FineModel(object):
                  + weights.disp_normal * terms["disp_normal"] + weights.smooth * terms["smooth"]
                  + weights.smooth_normal * (terms["smooth_normal"] + terms["smooth_triangle_normal"])
                  + weights.smooth_uv * terms["smooth_uv"])
+        if weights.photo_gain > 0:
+            terms["photo_gain"] = losses.gain_normalised_photometric_loss(
+                images, fine_outputs["render"], fine_outputs["mask"], skin_mask, self.photo_gain_sigma)
+            total += weights.photo_gain * terms["photo_gain"]
         if weights.symmetry > 0:
             terms["symmetry"] = losses.symmetry_loss(displacement, fine_outputs["visibility"],
                                                      self.layout.mirror_texel, self.layout.mask)
@@ -383,6 +409,9 @@ def summary_panels(image, coarse_render, coarse_mask, fine_render, fine_mask, uv
 DEFAULT_MAX_CHANNELS = 128
 DEFAULT_UV_SIZE = 256
 DEFAULT_MAX_DISPLACEMENT = 1.0
+# FineNet's band-limit, texels (0 = off, the paper's free map): the map minus its sigma-4 blur,
+# so it cannot take the low-frequency shape of the coarse face's misfit (README "Fine stage").
+DEFAULT_DISPLACEMENT_HIGHPASS = 4.0
 DEFAULT_COARSE_CHECKPOINT = "results/release/coarse"
 # Side of the images the fine stage renders and compares: the 300 crop itself, as the paper. 224
 # (the coarse stage's render size, 0.56 x the pixels) was no faster: bench/bench_train_fine.py at
@@ -402,13 +431,15 @@ COARSE_LOSS_SCALE = 255.0
 
 
 def stage_config(face_model, backbone, uv_size, max_channels, max_displacement, displacement_direction,
-                 coarse_checkpoint, train_coarse, render_size=DEFAULT_RENDER_SIZE):
+                 coarse_checkpoint, train_coarse, render_size=DEFAULT_RENDER_SIZE,
+                 displacement_highpass=0.0):
     """The fine stage's config (model.training; the keys of notes/STAGE_API.md): what a fine
     export needs to be loaded alone (both networks' shapes and the face model) and matched."""
     config = dict(stage=FineStage.name, backbone=backbone, uv_size=int(uv_size), max_channels=int(max_channels),
                   max_displacement=float(max_displacement), displacement_direction=displacement_direction,
                   coarse_checkpoint=str(coarse_checkpoint), train_coarse=bool(train_coarse),
-                  crop_size=CROP_SIZE, encoder_size=ENCODER_SIZE, render_size=int(render_size))
+                  crop_size=CROP_SIZE, encoder_size=ENCODER_SIZE, render_size=int(render_size),
+                  displacement_highpass=float(displacement_highpass))
     config.update(training.face_model_config(face_model))
     return config
 
@@ -432,6 +463,8 @@ class FineStage(training.Stage):
       coarse_weights: model.coarse.LossWeights, used with train_coarse (None: the coarse stage's
         TRAINING_LOSS_WEIGHTS).
       render_size: side of the renders compared with the photo (DEFAULT_RENDER_SIZE).
+      displacement_highpass: FineNet's highpass_sigma (texels; 0 = the paper's free map).
+      photo_gain_sigma: FineModel's (render pixels).
       seed: data order of a run starting at step k is seeded with seed + k.
       skip_bad_records, shard: as CoarseStage.
     Raises:
@@ -446,7 +479,9 @@ class FineStage(training.Stage):
     def __init__(self, face_model, data_pattern, batch_size, weights, coarse_checkpoint=DEFAULT_COARSE_CHECKPOINT,
                  uv_size=DEFAULT_UV_SIZE, max_channels=DEFAULT_MAX_CHANNELS,
                  max_displacement=DEFAULT_MAX_DISPLACEMENT, displacement_direction="normal", train_coarse=False,
-                 coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False, shard=None):
+                 coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False, shard=None,
+                 displacement_highpass=DEFAULT_DISPLACEMENT_HIGHPASS, photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA):
+        self.displacement_highpass = float(displacement_highpass)
         level_widths(uv_size, max_channels)
         if not max_displacement > 0:
             raise ValueError("max_displacement must be positive, got %r" % (max_displacement,))
@@ -483,19 +518,20 @@ class FineStage(training.Stage):
         self.skip_bad_records = skip_bad_records
         self.shard = shard
         self.layout = UVLayout(face_model, uv_size)
-        self._fine_model = FineModel(face_model, self.layout, self._fine_net(), displacement_direction)
+        self._fine_model = FineModel(face_model, self.layout, self._fine_net(), displacement_direction,
+                                     photo_gain_sigma)
         self._coarse_variables = None
 
     def config(self):
         return stage_config(self.face_model, self.backbone, self.uv_size, self.max_channels, self.max_displacement,
                             self.displacement_direction, self.coarse_checkpoint, self.train_coarse,
-                            self.render_size)
+                            self.render_size, self.displacement_highpass)
 
     def _coarse_net(self):
         return coarse.CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone)
 
     def _fine_net(self):
-        return FineNet(self.uv_size, self.max_channels, self.max_displacement)
+        return FineNet(self.uv_size, self.max_channels, self.max_displacement, self.displacement_highpass)
 
     # -------------------------------------------------- the Stage interface (notes/STAGE_API.md)
 

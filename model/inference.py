@@ -296,7 +296,8 @@ class FineReconstructor(CoarseReconstructor):
     def _extend(self, coarse_outputs, checkpoint):
         config, face_model = self.config, self.face_model
         self.layout = UVLayout(face_model, int(config["uv_size"]))
-        self.net = fine.FineNet(int(config["uv_size"]), int(config["max_channels"]), self.max_displacement)
+        self.net = fine.FineNet(int(config["uv_size"]), int(config["max_channels"]), self.max_displacement,
+                                float(config.get("displacement_highpass", 0.0)))
         self.model = fine.FineModel(face_model, self.layout, self.net, config["displacement_direction"])
         self.detailed_triangles = self.model.triangles
         outputs = self.model.forward(coarse_outputs, self.crop)

@@ -309,3 +309,88 @@ def symmetry_loss(uv_map, visibility, mirror_texel, mask):
         mask = mask[tf.newaxis, :, :, tf.newaxis]
     weights = mask * (1.0 - visibility)
     return tf.reduce_sum(weights * tf.abs(uv_map - mirrored)) / tf.maximum(tf.reduce_sum(weights), _EPS)
+
+
+# ---------------------------------------------------------------------------- band-limiting
+# Not in the paper (see README "Fine stage"): the coarse render's misfit of a photo (shape, albedo
+# and light errors) is smooth and ~20 x larger than what the detail changes, so a free
+# displacement fitted by the paper's photometric loss spends its range on that misfit. These
+# helpers take the low frequencies out of the map and out of the comparison.
+
+
+def gaussian_kernel(sigma):
+    """The normalised 1-D Gaussian g_k = exp(-k^2 / (2 sigma^2)) / sum, k = -ceil(3 sigma)..ceil(3 sigma)."""
+    if not sigma > 0:
+        raise ValueError("the blur's sigma must be positive, got %r" % (sigma,))
+    radius = int(np.ceil(3.0 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / float(sigma)) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def gaussian_blur(images, sigma, mask=None):
+    """Normalised (masked) Gaussian blur of each channel, separable, zero outside the image.
+
+        blur(x) = (G * (M x)) / (G * M),   G the 2-D Gaussian of standard deviation sigma (pixels)
+
+    with M = 1 when mask is None, so a constant image stays that constant up to its borders
+    (there the kernel is renormalised over the pixels inside), and pixels outside the mask do
+    not leak in. Where G * M = 0 the result is 0.
+
+    Args:
+      images: [B, H, W, C] x.
+      sigma: standard deviation in pixels (> 0).
+      mask: None, or [B, H, W, 1] M >= 0.
+    Returns:
+      [B, H, W, C] float32, differentiable in x (and M).
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    taps = gaussian_kernel(sigma)
+    channels = int(images.shape[-1])
+
+    def blur(x, c):
+        rows = tf.constant(np.tile(taps[:, None, None, None], [1, 1, c, 1]))
+        cols = tf.constant(np.tile(taps[None, :, None, None], [1, 1, c, 1]))
+        x = tf.nn.depthwise_conv2d(x, rows, [1, 1, 1, 1], "SAME")
+        return tf.nn.depthwise_conv2d(x, cols, [1, 1, 1, 1], "SAME")
+    if mask is None:
+        mask = tf.ones_like(images[..., :1])
+    mask = tf.convert_to_tensor(mask, tf.float32)
+    weight = blur(mask, 1)
+    return blur(mask * images, channels) / tf.maximum(weight, _EPS) * tf.cast(weight > _EPS, tf.float32)
+
+
+def highpass(images, sigma, mask=None):
+    """x - gaussian_blur(x, sigma, mask): the detail of x above a scale of ~sigma pixels (0 for a
+    constant x, and for a linear ramp away from the borders)."""
+    return tf.convert_to_tensor(images, tf.float32) - gaussian_blur(images, sigma, mask)
+
+
+def gain_normalised_photometric_loss(images, renders, render_mask, skin_mask, sigma):
+    """Photometric L2,1 (0-255) after a smooth per-pixel, per-channel gain matches the render to the photo.
+
+        C = A R + (1 - A) I                       (the fine render composited over the photo)
+        g = blur_S(I) / blur_S(C)                 (gaussian_blur over the skin mask S, sigma px)
+        L = 1 / B sum_b [ sum_p S_{b,p} ||255 (I_{b,p} - g_{b,p} C_{b,p})||_2 / sum_p S_{b,p} ]
+
+    The gain absorbs what varies slowly in the ratio photo / render: the coarse stage's albedo and
+    light errors and the shading of its shape errors at scales above ~sigma, so only the local
+    pattern of the shading (what a displacement of a few texels changes) is compared. Invariant
+    to C -> k C for a constant k > 0 per channel (up to a 1e-3 guard added to both blurs of the
+    ratio), nearly so for a smooth k(p).
+    Not in the paper (README "Fine stage").
+
+    Args:
+      images, renders: [B, H, W, 3] in [0, 1]; render_mask: [B, H, W, 1] A; skin_mask: [B, H, W, 1] S.
+      sigma: scale of the gain, pixels.
+    Returns:
+      scalar float32, 0-255 colour units (0 where C is the photo times a smooth gain).
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    skin_mask = tf.convert_to_tensor(skin_mask, tf.float32)
+    composited = render_mask * renders + (1.0 - render_mask) * images
+    gain = (gaussian_blur(images, sigma, skin_mask) + 1e-3) / (gaussian_blur(composited, sigma, skin_mask) + 1e-3)
+    difference = 255.0 * (images - gain * composited)
+    distance = tf.sqrt(tf.reduce_sum(tf.square(difference), axis=-1, keepdims=True) + _EPS)
+    per_image = (tf.reduce_sum(skin_mask * distance, axis=[1, 2, 3])
+                 / tf.maximum(tf.reduce_sum(skin_mask, axis=[1, 2, 3]), 1.0))
+    return tf.reduce_mean(per_image)

@@ -181,3 +181,21 @@ def test_summary_panels_show_input_renders_uv_photo_and_displacement():
     assert panels[3, 19, 0] == 51                                                        # fine mask empty
     assert np.all(panels[:, 24:32] == 255)                                               # UV photo
     assert np.all(panels[:, 32:36] == 0) and np.all(panels[:, 36:40] == 255)             # -2 mm black, +2 mm white
+
+
+def test_band_limited_fine_net_cannot_output_a_constant_map_and_keeps_its_detail():
+    """highpass_sigma > 0: the map is the bounded output minus its blur, so a constant offset (the
+    lowest frequency) is removed and a texel-scale pattern passes."""
+    size = 16
+    with tf.Graph().as_default(), tf.Session() as session:
+        inputs = tf.placeholder(tf.float32, [1, size, size, fine.NUM_INPUT_CHANNELS])
+        free = fine.FineNet(size, max_channels=8, max_displacement=1.0)(inputs)
+        limited = fine.FineNet(size, max_channels=8, max_displacement=1.0, highpass_sigma=2.0)(inputs)
+        session.run(tf.global_variables_initializer())
+        with tf.variable_scope(fine.SCOPE, reuse=True):
+            session.run(tf.get_variable("output/bias").assign([0.5]))
+        feed = {inputs: np.zeros((1, size, size, fine.NUM_INPUT_CHANNELS), np.float32)}
+        np.testing.assert_allclose(session.run(free, feed), np.tanh(0.5), rtol=1e-5)
+        np.testing.assert_allclose(session.run(limited, feed), 0.0, atol=1e-5)
+    with pytest.raises(ValueError):
+        fine.FineNet(size, highpass_sigma=-1.0)

@@ -126,3 +126,60 @@ def test_symmetry_loss_is_zero_for_a_symmetric_map_and_hand_computed_otherwise()
     skewed = symmetric + (cols == 3).reshape(1, size, size, 1)
     # Hidden texels: columns 2, 3 (8 texels); column 3 differs from column 0 by 1.
     assert evaluate(loss, skewed, visibility) == pytest.approx(4.0 / 8.0)
+
+
+# ---- band-limiting (not in the paper): blur, high-pass, gain-normalised photometric loss
+
+
+def test_gaussian_kernel_is_normalised_and_symmetric():
+    taps = losses.gaussian_kernel(1.5)
+    assert len(taps) == 2 * 5 + 1 and taps.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(taps, taps[::-1])
+    with pytest.raises(ValueError):
+        losses.gaussian_kernel(0.0)
+
+
+def test_highpass_of_a_constant_is_zero_up_to_the_borders_and_keeps_a_fine_pattern():
+    constant = np.full((1, 16, 16, 2), 0.7)
+    np.testing.assert_allclose(evaluate(lambda x: losses.highpass(x, 2.0), constant), 0.0, atol=1e-6)
+    # A linear ramp is kept out away from the borders (the blur of a ramp is the ramp).
+    ramp = np.tile(np.arange(32.0)[None, :, None, None], [1, 1, 1, 1]).repeat(32, axis=1).reshape(1, 32, 32, 1)
+    inner = evaluate(lambda x: losses.highpass(x, 2.0), ramp)[0, 8:-8, 8:-8]
+    np.testing.assert_allclose(inner, 0.0, atol=1e-4)
+    # A one-texel checkerboard is almost entirely high frequency.
+    checker = (np.indices((16, 16)).sum(0) % 2).astype(float)[None, :, :, None] - 0.5
+    passed = evaluate(lambda x: losses.highpass(x, 2.0), checker)[0, 6:-6, 6:-6]
+    np.testing.assert_allclose(passed, checker[0, 6:-6, 6:-6], atol=1e-3)
+
+
+def test_masked_blur_does_not_leak_values_from_outside_the_mask():
+    images = np.zeros((1, 12, 12, 1))
+    images[:, :, 6:] = 100.0                      # outside the mask
+    mask = np.zeros((1, 12, 12, 1))
+    mask[:, :, :6] = 1.0
+    blurred = evaluate(lambda x, m: losses.gaussian_blur(x, 2.0, m), images, mask)
+    np.testing.assert_allclose(blurred[0, :, :6], 0.0, atol=1e-5)
+
+
+def _face_like(shape, seed):
+    rng = np.random.default_rng(seed)
+    smooth = np.linspace(0.3, 0.7, shape[2])[None, None, :, None] * np.ones(shape)
+    return np.clip(smooth + 0.05 * rng.standard_normal(shape), 0.0, 1.0)
+
+
+def test_gain_normalised_loss_is_zero_at_the_photo_and_invariant_to_a_gain():
+    images = _face_like((2, 24, 24, 3), 0)
+    cover = np.ones((2, 24, 24, 1))
+    skin = np.ones((2, 24, 24, 1))
+    loss = lambda i, r, a, s: losses.gain_normalised_photometric_loss(i, r, a, s, 3.0)
+    assert evaluate(loss, images, images, cover, skin) < 1e-2
+    # A constant per-channel gain (the coarse albedo or light's colour being off) costs nothing.
+    assert evaluate(loss, images, images * np.array([0.6, 0.8, 1.1]), cover, skin) < 0.3
+    # A smooth gain (a lighting gradient across the face) costs little next to the paper's loss,
+    smooth_gain = np.linspace(0.7, 1.2, 24)[None, :, None, None] * np.ones((2, 24, 24, 3))
+    gained = evaluate(loss, images, images * smooth_gain, cover, skin)
+    paper = evaluate(losses.fine_photometric_loss, images, images * smooth_gain, cover, skin)
+    assert gained < 0.1 * paper
+    # while fine detail the photo does not have (a pattern of the pixel scale) is penalised.
+    checker = (np.indices((24, 24)).sum(0) % 2)[None, :, :, None] * 0.1
+    assert evaluate(loss, images, np.clip(images + checker, 0, 1), cover, skin) > 5.0
