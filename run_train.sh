@@ -33,7 +33,7 @@ FINE_CHECKPOINT_DIR=results/fine
 FINE_COARSE_CHECKPOINT="${FINE_COARSE_CHECKPOINT:-$COARSE_CHECKPOINT_DIR/network}"
 UV_SIZE=256               # 512 as the paper (4 x the work per step)
 MAX_CHANNELS=128          # 512 = the paper's U-Net widths (a 66 MB network at UV 256)
-MAX_DISPLACEMENT=1.0      # mm
+MAX_DISPLACEMENT=0.25     # mm (the paper: 1; the synthetic detail is ~0.05 mm RMS)
 DISPLACEMENT_DIRECTION=normal   # or z, as the paper
 DISPLACEMENT_HIGHPASS=4   # texels: the map minus its Gaussian blur of this sigma (0 = the paper's free map)
 PHOTO_WEIGHTS="--fine_photo_weight=0 --photo_gain_weight=1"   # gain-normalised photometric term (the paper: 1 and 0)

@@ -408,7 +408,7 @@ def summary_panels(image, coarse_render, coarse_mask, fine_render, fine_mask, uv
 # 50 MB a released checkpoint may take; PAPER_MAX_CHANNELS gives the paper's widths (66 MB at 256).
 DEFAULT_MAX_CHANNELS = 128
 DEFAULT_UV_SIZE = 256
-DEFAULT_MAX_DISPLACEMENT = 1.0
+DEFAULT_MAX_DISPLACEMENT = 0.25
 # FineNet's band-limit, texels (0 = off, the paper's free map): the map minus its sigma-4 blur,
 # so it cannot take the low-frequency shape of the coarse face's misfit (README "Fine stage").
 DEFAULT_DISPLACEMENT_HIGHPASS = 4.0
