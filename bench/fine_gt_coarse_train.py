@@ -3,7 +3,11 @@ the coarse network's, on synthetic data (no augmentation), exported as FineStage
 bench/fine_detail_check.py (with `gt`) scores it: what the fine stage learns when the coarse face
 is right.
 
-    python bench/fine_gt_coarse_train.py 'DATA/*.tfrecord' OUT_DIR STEPS
+    python bench/fine_gt_coarse_train.py 'DATA/*.tfrecord' OUT_DIR STEPS [paper|default]
+
+The last argument picks the loss weights: fine.PAPER_WEIGHTS (the default of this script) or
+fine.DEFAULT_WEIGHTS (train.py's: the gain-normalised photometric term); the band limit and the
+bound are FineStage's defaults either way.
 """
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,7 +32,8 @@ class GtCoarseStage(fine.FineStage):
         terms = self._fine_model.losses(co["input"], losses.region_mask(seg, fine.PHOTO_REGION_LABELS), co, fo, self.weights)
         return terms, None
 
-stage = GtCoarseStage(FaceModel(), sys.argv[1], 4, fine.PAPER_WEIGHTS)
+weights = fine.DEFAULT_WEIGHTS if len(sys.argv) > 4 and sys.argv[4] == "default" else fine.PAPER_WEIGHTS
+stage = GtCoarseStage(FaceModel(), sys.argv[1], 4, weights)
 settings = training.LoopSettings(checkpoint_dir=sys.argv[2], step=int(sys.argv[3]), save_step=100, log_step=20,
                                  image_summary_step=10 ** 6, learning_rate=1e-4, lr_decay_step=1000, lr_decay_rate=0.9,
                                  min_learning_rate=1e-6, gradient_clip=1.0, seed=0)
