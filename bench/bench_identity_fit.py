@@ -82,7 +82,7 @@ def load_faces(eval_dir, num, seed):
 def network_coefficients(checkpoint, face_model, images):
     with tf.Graph().as_default():
         crops = tf.placeholder(tf.float32, [None, 300, 300, 3])
-        net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex)
+        net = coarse.network(face_model)
         coeffs = net(coarse.resize_for_encoder(crops))
         with tf.Session() as session:
             tf.train.Saver(net.variables()).restore(session, checkpoint)

@@ -97,7 +97,7 @@ def coarse_training_step(face_model, batch_size):
         image=tf.placeholder(tf.float32, [batch_size, size, size, 3], "image"),
         landmarks=tf.placeholder(tf.float32, [batch_size, 68, 2], "landmarks"),
         segmentation=tf.placeholder(tf.int32, [batch_size, size, size], "segmentation"))
-    net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex)
+    net = coarse.network(face_model)
     model = coarse.CoarseModel(face_model, net)
     with tf.name_scope("encoder"):
         coeffs = net(coarse.resize_for_encoder(placeholders["image"]))

@@ -18,24 +18,15 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from model.launch import free_local_ports  # noqa: E402  (no TensorFlow import)
 _RATE = re.compile(r"^step (\d+)/\d+ .*\| ([0-9.]+) steps/s", re.M)
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _steps_per_second(log):
@@ -98,9 +89,9 @@ def main():
               % (b, args.steps, os.cpu_count()), flush=True)
         measure("one process, 1 tower", b)
         measure("one process, 2 towers (2 logical CPU devices)", b, extra=["--num_gpus=2"])
-        chief, = _free_ports(1)
+        chief, = free_local_ports(1)
         measure("cluster: chief only (1 replica)", b, cluster={"chief": ["127.0.0.1:%d" % chief]})
-        chief, worker = _free_ports(2)
+        chief, worker = free_local_ports(2)
         measure("cluster: chief + 1 worker (2 replicas)", 2 * b,
                 cluster={"chief": ["127.0.0.1:%d" % chief], "worker": ["127.0.0.1:%d" % worker]})
         base = rows[0][3]

@@ -29,7 +29,7 @@ batch_size = 8
 with tf.Graph().as_default(), tf.Session() as session:
     batch = tf.data.make_one_shot_iterator(make_dataset(pattern, batch_size, augment=False, shuffle=False,
                                                         repeat=False)).get_next()
-    net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, config["backbone"])
+    net = coarse.network(face_model, config["backbone"])
     coeffs = net(coarse.resize_for_encoder(batch["image"]))
     cm = coarse.CoarseModel(face_model, net, render_size=config.get("render_size", 224))
     use_gt = len(sys.argv) > 4 and sys.argv[4] == "gt"

@@ -23,7 +23,7 @@ with tf.Graph().as_default(), tf.Session() as s:
     skin = losses.region_mask(seg, fine.PHOTO_REGION_LABELS)
     gtc = forward.render_face(fm, b["gt/coefficients"], S)
     gtf = forward.render_face(fm, b["gt/coefficients"], S, displacement_map=b["gt/displacement"], layout=layout)
-    net = coarse.CoarseNet(fm.k_id, fm.k_exp, fm.k_tex)
+    net = coarse.network(fm)
     pc = coarse.CoarseModel(fm, net, render_size=S).decode(net(coarse.resize_for_encoder(b["image"])), b["image"])
     def L(r): return losses.fine_photometric_loss(photo, r["render"], r["mask"], skin)
     out = dict(gt_coarse=L(gtc), gt_detailed=L(gtf), net_coarse=L(pc),

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import losses, training
-from model.data import SkippedCounter, make_dataset
+from model.data import training_batch
 from model.face import NUM_LIGHT, NUM_POSE, forward
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
 from model.group_norm import group_norm
@@ -172,6 +172,13 @@ class CoarseNet(object):
         return tf.global_variables(SCOPE + "/")
 
 
+def network(face_model, backbone="compact", vgg_weights=None):
+    """The coarse network for a face model's coefficient sizes (vgg_weights initialise only the
+    vgg_face backbone)."""
+    return CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone,
+                     vgg_weights if backbone == "vgg_face" else None)
+
+
 def resize_for_encoder(images):
     """[B, 300, 300, 3] crops -> [B, 224, 224, 3] (area-averaging, so no aliasing)."""
     return tf.image.resize(images, [ENCODER_SIZE, ENCODER_SIZE], method="area")
@@ -293,14 +300,11 @@ class CoarseStage(training.Stage):
         return stage_config(self.face_model, self.backbone)
 
     def _network(self):
-        return CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone,
-                         self.vgg_weights if self.backbone == "vgg_face" else None)
+        return network(self.face_model, self.backbone, self.vgg_weights)
 
     def inputs(self, start_step):
-        skipped = SkippedCounter() if self.skip_bad_records else None
-        dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step,
-                               skipped=skipped, shard=self.shard)
-        return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
+        return training_batch(self.data_pattern, self.batch_size, self.seed + start_step, self.skip_bad_records,
+                              self.shard)
 
     def tower(self, batch):
         # One network object per graph; every tower of that graph calls it (its variables are
@@ -336,7 +340,7 @@ class CoarseStage(training.Stage):
         return lines
 
     def build_network(self):
-        net = CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone)
+        net = network(self.face_model, self.backbone)
         net(tf.zeros([1, ENCODER_SIZE, ENCODER_SIZE, 3]))
         return net.variables()
 

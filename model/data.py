@@ -494,6 +494,19 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def training_batch(file_pattern, batch_size, seed, skip_bad_records=False, shard=None):
+    """What a training stage reads: `make_dataset`'s augmented, shuffled, repeated batches as
+    tensors, data order seeded by `seed` (a stage passes its seed + the start step, so a resumed
+    run does not replay the first batches).
+
+    Returns:
+      (batch dict of tensors, SkippedCounter when skip_bad_records else None).
+    """
+    skipped = SkippedCounter() if skip_bad_records else None
+    dataset = make_dataset(file_pattern, batch_size, augment=True, seed=seed, skipped=skipped, shard=shard)
+    return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
+
+
 def count_records(path):
     """The number of records in the tfrecord file `path`, read from the record headers alone
     (each record's length, then a seek past its data): fast on large files. A file that ends

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import coarse, losses, training
-from model.data import SkippedCounter, make_dataset
+from model.data import training_batch
 from model.face import forward, unwrap
 from model.face.camera import DEPTH_RANGE_PER_PIXEL
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
@@ -433,7 +433,7 @@ COARSE_LOSS_SCALE = 255.0
 def stage_config(face_model, backbone, uv_size, max_channels, max_displacement, displacement_direction,
                  coarse_checkpoint, train_coarse, render_size=DEFAULT_RENDER_SIZE,
                  displacement_highpass=0.0):
-    """The fine stage's config (model.training; the keys of notes/STAGE_API.md): what a fine
+    """The fine stage's config (model.training; the keys test.py's model/inference.py reads): what a fine
     export needs to be loaded alone (both networks' shapes and the face model) and matched."""
     config = dict(stage=FineStage.name, backbone=backbone, uv_size=int(uv_size), max_channels=int(max_channels),
                   max_displacement=float(max_displacement), displacement_direction=displacement_direction,
@@ -528,19 +528,17 @@ class FineStage(training.Stage):
                             self.render_size, self.displacement_highpass)
 
     def _coarse_net(self):
-        return coarse.CoarseNet(self.face_model.k_id, self.face_model.k_exp, self.face_model.k_tex, self.backbone)
+        return coarse.network(self.face_model, self.backbone)
 
     def _fine_net(self):
         return FineNet(self.uv_size, self.max_channels, self.max_displacement, self.displacement_highpass)
 
-    # -------------------------------------------------- the Stage interface (notes/STAGE_API.md)
+    # -------------------------------------------------- the Stage interface (model.training.Stage)
 
     def inputs(self, start_step):
-        """(batch, skipped): the augmented training batch (model/data.py) and its SkippedCounter."""
-        skipped = SkippedCounter() if self.skip_bad_records else None
-        dataset = make_dataset(self.data_pattern, self.batch_size, augment=True, seed=self.seed + start_step,
-                               skipped=skipped, shard=self.shard)
-        return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
+        """(batch, skipped): the augmented training batch and its SkippedCounter (model.data.training_batch)."""
+        return training_batch(self.data_pattern, self.batch_size, self.seed + start_step, self.skip_bad_records,
+                              self.shard)
 
     def tower(self, batch):
         """(losses, image_summary) of `batch` (a whole batch or one tower's slice).
@@ -592,7 +590,7 @@ class FineStage(training.Stage):
         return ["coarse network (%s) restored from %s, %s" % (self.backbone, self.coarse_prefix, what)]
 
     def build_network(self):
-        """Both networks (a fine export is self-contained: notes/STAGE_API.md)."""
+        """Both networks (a fine export is self-contained: the coarse reconstruction is rebuilt from it)."""
         coarse_net = self._coarse_net()
         coarse_net(tf.zeros([1, ENCODER_SIZE, ENCODER_SIZE, 3]))
         fine_net = self._fine_net()

@@ -204,7 +204,7 @@ class CoarseReconstructor(object):
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.crop = tf.placeholder(tf.float32, [1, framing.CROP_SIZE, framing.CROP_SIZE, 3])
-            net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
+            net = coarse.network(face_model, backbone)
             self.network_coeffs = net(coarse.resize_for_encoder(self.crop))
             # Fed with the fitted coefficients when fitting; the network's otherwise.
             self.coeffs = tf.placeholder_with_default(self.network_coeffs, self.network_coeffs.shape)

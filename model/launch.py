@@ -5,6 +5,7 @@ reads it). Plain Python (no TensorFlow import), so that a job script calls it ch
 """
 import collections
 import json
+import socket
 
 
 def tf_config(hosts, port, replica):
@@ -20,6 +21,19 @@ def tf_config(hosts, port, replica):
         cluster["worker"] = addresses[1:]
     task = dict(type="chief", index=0) if replica == 0 else dict(type="worker", index=replica - 1)
     return json.dumps(dict(cluster=cluster, task=task))
+
+
+def free_local_ports(count):
+    """`count` distinct TCP ports on 127.0.0.1 that were free a moment ago (bound all at once, then
+    released): for a cluster of local processes (the tests, bench/bench_scale.py)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def main(argv=None):

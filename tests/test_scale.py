@@ -8,7 +8,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import tensorflow.compat.v1 as tf
 import train
 from model import coarse, training
 from model.cluster import ClusterConfigError, ClusterTask
-from model.launch import tf_config
+from model.launch import free_local_ports, tf_config
 from model.data import DataError, shard_files
 from model.face import FaceModel
 
@@ -193,19 +192,9 @@ def test_cluster_file_shards_are_disjoint_and_cover_the_files():
         shard_files(files, (5, 6), "f*")
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_cluster_chief_and_worker_train_in_step_and_a_killed_worker_rejoins(two_shards, tmp_path):
-    chief_port, worker_port = _free_ports(2)
+    chief_port, worker_port = free_local_ports(2)
     cluster = {"chief": ["127.0.0.1:%d" % chief_port], "worker": ["127.0.0.1:%d" % worker_port]}
     checkpoints = tmp_path / "ckpt"
     flags = ["--data_dir=%s" % two_shards, "--checkpoint_dir=%s" % checkpoints, "--batch_size=1",

@@ -4,10 +4,6 @@ import glob
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +11,7 @@ from absl import flags as absl_flags
 import tensorflow.compat.v1 as tf
 
 import train
+from tests.train_runs import run_train, synthesize_tiny_set, train_until_killed
 from model import checkpoint_files, coarse, training
 from model.data import make_dataset
 from model.face import FaceModel
@@ -24,19 +21,11 @@ tf.disable_eager_execution()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_train(*flags, timeout=300):
-    return subprocess.run([sys.executable, os.path.join(REPO, "train.py")] + list(flags), cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
-
 
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
     """A tiny synthetic training set written by preprocess/synthesize.py."""
-    out = tmp_path_factory.mktemp("synthetic")
-    subprocess.run([sys.executable, "-m", "preprocess.synthesize", "--num=8", "--out=%s" % out,
-                    "--seed=3", "--workers=1"], cwd=REPO, check=True, capture_output=True, timeout=300)
-    assert glob.glob(str(out / "*.tfrecord"))
-    return out
+    return synthesize_tiny_set(tmp_path_factory.mktemp("synthetic"), 8)
 
 
 def test_learning_rate_decays_exponentially_down_to_the_floor():
@@ -105,17 +94,7 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint_at_the_same_st
     checkpoints = tmp_path / "ckpt"
     common = ["--data_dir=%s" % synthetic_dir, "--checkpoint_dir=%s" % checkpoints, "--batch_size=2",
               "--log_step=1", "--save_step=2"]
-    process = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), "--step=100000"] + common,
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 240
-        while training.latest_step(str(checkpoints))[1] < 4 and time.time() < deadline:
-            time.sleep(0.5)
-            assert process.poll() is None, "train.py ended before it was killed"
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    _, killed_at = training.latest_step(str(checkpoints))
+    killed_at = train_until_killed(common, checkpoints)
     assert killed_at >= 4 and killed_at % 2 == 0
     # What a kill during a save leaves (the names tf's Saver and BundleWriter use).
     (checkpoints / "model.ckpt-9998_temp").mkdir()

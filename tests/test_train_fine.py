@@ -3,11 +3,6 @@
 import glob
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +10,7 @@ import tensorflow.compat.v1 as tf
 from absl import flags as absl_flags
 
 import train
+from tests.train_runs import run_train, synthesize_tiny_set, train_until_killed
 from model import coarse, fine, training
 from model.data import make_dataset
 from model.face import FaceModel
@@ -30,17 +26,10 @@ TINY_FLAGS = ["--stage=fine", "--uv_size=%d" % UV_SIZE, "--max_channels=8", "--b
               "--coarse_checkpoint=%s" % RELEASED_COARSE]
 
 
-def run_train(*flags, timeout=300):
-    return subprocess.run([sys.executable, os.path.join(REPO, "train.py")] + list(flags), cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
-
 
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic")
-    subprocess.run([sys.executable, "-m", "preprocess.synthesize", "--num=4", "--out=%s" % out,
-                    "--seed=3", "--workers=1"], cwd=REPO, check=True, capture_output=True, timeout=300)
-    return out
+    return synthesize_tiny_set(tmp_path_factory.mktemp("synthetic"), 4)
 
 
 @pytest.fixture(scope="module")
@@ -153,17 +142,7 @@ def test_fine_training_killed_mid_run_resumes_at_its_step_and_exports_both_netwo
     checkpoints = tmp_path / "ckpt"
     common = ["--data_dir=%s" % synthetic_dir, "--checkpoint_dir=%s" % checkpoints, "--log_step=1",
               "--save_step=2", "--image_summary_step=1"] + TINY_FLAGS
-    process = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), "--step=100000"] + common,
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 240
-        while training.latest_step(str(checkpoints))[1] < 4 and time.time() < deadline:
-            time.sleep(0.5)
-            assert process.poll() is None, "train.py ended before it was killed"
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    _, killed_at = training.latest_step(str(checkpoints))
+    killed_at = train_until_killed(common, checkpoints)
     assert killed_at >= 4 and killed_at % 2 == 0
 
     result = run_train("--step=%d" % (killed_at + 2), *common)
