@@ -30,8 +30,11 @@ How (between-graph replication, the TF1 pattern, all of it in TensorFlow 2.21's 
     (tf.train.SessionManager.wait_for_session) until the variables and that flag are initialised,
     so it never computes a gradient on variables the chief is still restoring, and then sets its
     local step from the global step. So a restarted worker
-    rejoins the running job by starting again with the same TF_CONFIG: the others wait for its
-    gradient meanwhile (the job is synchronous), and it picks up at the current global step.
+    rejoins the running job by starting again with the same TF_CONFIG and picks up at the current
+    global step. Meanwhile the job does not stall: the token queue is shared, so the live replicas
+    also take the dead one's tokens and each update averages R gradients from them (two or more
+    from one replica, each computed on the current variables); the dead replica's shard is not read
+    until it is back.
 
 Why not a tf.distribute strategy: in TensorFlow 2.21 the strategies are written for tf.function and
 Keras; their use from compat.v1 sessions went with the distribute coordinator

@@ -194,11 +194,16 @@ def test_cluster_file_shards_are_disjoint_and_cover_the_files():
 
 @pytest.mark.slow
 def test_cluster_chief_and_worker_train_in_step_and_a_killed_worker_rejoins(two_shards, tmp_path):
-    chief_port, worker_port = free_local_ports(2)
-    cluster = {"chief": ["127.0.0.1:%d" % chief_port], "worker": ["127.0.0.1:%d" % worker_port]}
+    # A ps task holds the variables, so a worker can join while the chief is paused (SIGSTOP): with
+    # the variables on the chief, the chief alone goes on taking the dead worker's tokens and may
+    # finish before a restarted worker has even imported TensorFlow (it did, once, in CI).
+    ps_port, chief_port, worker_port = free_local_ports(3)
+    cluster = {"ps": ["127.0.0.1:%d" % ps_port], "chief": ["127.0.0.1:%d" % chief_port],
+               "worker": ["127.0.0.1:%d" % worker_port]}
     checkpoints = tmp_path / "ckpt"
+    total = 6
     flags = ["--data_dir=%s" % two_shards, "--checkpoint_dir=%s" % checkpoints, "--batch_size=1",
-             "--step=4", "--log_step=1", "--save_step=1"]
+             "--step=%d" % total, "--log_step=1", "--save_step=1"]
     processes = []
 
     def start(task_type, name):
@@ -211,32 +216,45 @@ def test_cluster_chief_and_worker_train_in_step_and_a_killed_worker_rejoins(two_
     def read(name):
         return (tmp_path / name).read_text()
 
+    def wait_for(condition, what, alive):
+        deadline = time.time() + 240
+        while not condition() and time.time() < deadline:
+            for process, name in alive:
+                assert process.poll() is None, "%s ended: %s" % (name, read(name)[-3000:])
+            time.sleep(0.2)
+        assert condition(), "%s not within 240 s" % what
+
     try:
+        ps = start("ps", "ps.log")
         chief = start("chief", "chief.log")
         worker = start("worker", "worker.log")
-        deadline = time.time() + 240
-        while training.latest_step(str(checkpoints))[1] < 2 and time.time() < deadline:
-            assert chief.poll() is None and worker.poll() is None, read("chief.log")[-3000:] + read("worker.log")[-3000:]
-            time.sleep(0.2)
-        assert training.latest_step(str(checkpoints))[1] >= 2, "no checkpoint at step 2 in time"
+        running = [(ps, "ps.log"), (chief, "chief.log"), (worker, "worker.log")]
+        wait_for(lambda: training.latest_step(str(checkpoints))[1] >= 2, "a checkpoint at step 2", running)
+        chief.send_signal(signal.SIGSTOP)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
         rejoined = start("worker", "worker_again.log")
+        wait_for(lambda: "joined at global step" in read("worker_again.log"), "the restarted worker joining",
+                 [(ps, "ps.log"), (rejoined, "worker_again.log")])
+        chief.send_signal(signal.SIGCONT)
         assert chief.wait(timeout=240) == 0, read("chief.log")[-3000:]
         assert rejoined.wait(timeout=60) == 0, read("worker_again.log")[-3000:]
     finally:
         for process in processes:
             if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
                 process.kill()
                 process.wait()
-    assert training.latest_step(str(checkpoints))[1] == 4
+    assert training.latest_step(str(checkpoints))[1] == total
     chief_log, first, again = read("chief.log"), read("worker.log"), read("worker_again.log")
-    assert "replica 0 of 2" in chief_log
-    assert all("\nstep %d/4 |" % step in chief_log for step in (1, 2, 3, 4))
+    assert "replica 0 of 2" in chief_log and "parameter server" in read("ps.log")
+    assert all("\nstep %d/%d |" % (step, total) in chief_log for step in range(1, total + 1))
     # Synchronous: one update per step from both replicas, so both see global step 1 after their
     # first step (asynchronous replicas would each add one: one of them would see 2).
-    assert "worker /job:worker/task:0 step 1/4 |" in first
+    assert "worker /job:worker/task:0 step 1/%d |" % total in first
+    # The restarted worker picks up at the global step the chief was paused at and trains on to the end.
     joined = int(again.split("joined at global step ")[1].split()[0])
-    assert joined >= 2 and "worker /job:worker/task:0 step 4/4 |" in again
+    assert 2 <= joined < total, again[-2000:]
+    assert "worker /job:worker/task:0 step %d/%d |" % (total, total) in again, again[-2000:]
     # Only the chief writes: the export is the chief's, and no worker wrote elsewhere.
-    assert tf.train.latest_checkpoint(str(checkpoints / training.NETWORK_DIR)).endswith("model.ckpt-4")
+    assert tf.train.latest_checkpoint(str(checkpoints / training.NETWORK_DIR)).endswith("model.ckpt-%d" % total)
