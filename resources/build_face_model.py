@@ -4,6 +4,13 @@ The steps live in the library model/face/builder/ (assets, topology, bases, uv_c
 regions, makehuman); resources/README.md explains them. Prints the mesh size, the explained
 variances and the UV chart's figures (area-ratio spread over the skin, flipped triangles).
 
+The identity basis has no overall-size component: the mean face's size direction (about the
+centroid of its face regions) is projected out of the identity population before its PCA
+(model/face/builder/bases.py, remove_size), because under the scaled-orthographic camera size is
+the camera's scale, which no image can tell from the face's; it was 0.597 of the identity variance,
+and it put a floor of 5.01 mm (rigid alignment) under any single-crop reconstruction (README.md,
+bench/bench_identity_fit.py). An identity changes the shape, not the least-squares size.
+
 Run: python resources/build_face_model.py [--wheel PATH] [--out resources/face_model.npz]
 """
 import argparse

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model.face.builder import topology, uv_chart
+from model.face.builder import bases, topology, uv_chart
 
 
 def grid_mesh(n, extent=1.0):
@@ -103,3 +103,67 @@ def test_chart_shrinks_a_pocket_instead_of_inflating_it():
     true_share = (uv_chart.triangle_areas(points, triangles)[pit[triangles].all(axis=1)].sum()
                   / uv_chart.triangle_areas(points, triangles).sum())
     assert pocket_share < 0.5 * true_share
+
+
+# ------------------------------------------------------------------ overall size out of the identity
+
+def least_squares_scale(shape, reference, mask):
+    """argmin_k |k (reference - c_ref) - (shape - c)|^2 over the masked vertices (c: their centroids)."""
+    r = reference[mask] - reference[mask].mean(axis=0)
+    x = shape[mask] - shape[mask].mean(axis=0)
+    return float(np.sum(r * x) / np.sum(r * r))
+
+
+def test_removing_size_deletes_a_pure_scaling_and_keeps_shape_changes_orthogonal_to_it():
+    rng = np.random.default_rng(3)
+    n = 30
+    mean_shape = rng.normal(size=(n, 3)) * 50 + np.array([5.0, -3.0, 20.0])
+    mask = np.arange(n) < 24  # the last vertices (a "mouth interior") do not count for size
+    centre = mean_shape[mask].mean(axis=0)
+    scaling = 0.1 * (mean_shape - centre)
+    shape_change = rng.normal(size=(n, 3))
+    offsets = bases.remove_translation(np.stack([scaling.ravel(), shape_change.ravel()]), n)
+    projected, removed = bases.remove_size(offsets, mean_shape, mask)
+    # A uniform scaling about the masked centroid is all size (translation removed again after).
+    assert np.abs(projected[0]).max() < 1e-10 and removed[0] > 0.99  # the rest: a translation over the mask
+    assert 0.0 < removed[1] < 0.2
+    size = (mean_shape - centre)[mask].ravel()
+    for row in projected:
+        o = row.reshape(n, 3)
+        assert abs(np.dot(o[mask].ravel(), size)) < 1e-9 * np.linalg.norm(size)
+        assert np.abs(o.mean(axis=0)).max() < 1e-12
+    # Any mix of the projected offsets keeps the mean shape's size: least-squares scale 1.
+    for weights in rng.normal(size=(5, 2)) * 3:
+        shape = mean_shape + (weights @ projected).reshape(n, 3)
+        assert least_squares_scale(shape, mean_shape, mask) == pytest.approx(1.0, abs=1e-12)
+        # ... while the unprojected mix is larger or smaller.
+        assert abs(least_squares_scale(mean_shape + (weights @ offsets).reshape(n, 3), mean_shape, mask)
+                   - 1.0) > 1e-3
+    # An offset that is already size- and translation-free is kept as it is.
+    again, removed_again = bases.remove_size(projected[1:], mean_shape, mask)
+    assert np.allclose(again, projected[1:], atol=1e-12) and removed_again[0] < 1e-20
+
+
+def test_size_free_identity_basis_is_the_pca_of_the_projected_population():
+    rng = np.random.default_rng(4)
+    n, m = 20, 7
+    mean_shape = rng.normal(size=(n, 3)) * 30
+    mask = np.arange(n) < 16
+    size = mean_shape - mean_shape[mask].mean(axis=0)
+    # Targets with a strong size component, as MakeHuman's macro targets have.
+    offsets = rng.normal(size=(m, n * 3)) + rng.normal(size=(m, 1)) * 3 * size.ravel()
+    offsets = bases.remove_translation(offsets, n)
+    weights = rng.uniform(size=(400, m))
+    basis, variances, fraction = bases.identity_basis(offsets, weights, 4, mean_shape, mask)
+    projected, _ = bases.remove_size(offsets, mean_shape, mask)
+    samples = weights @ projected
+    centred = samples - samples.mean(axis=0)
+    sv = np.linalg.svd(centred, compute_uv=False)
+    assert np.allclose(variances, (sv ** 2 / (len(samples) - 1))[:len(variances)])
+    gram = basis.T @ basis
+    assert np.allclose(gram, np.diag(variances[:4]), atol=1e-8 * variances[0])  # orthogonal, honest stds
+    assert np.abs(basis.reshape(n, 3, 4)[mask].reshape(-1, 4).T @ size[mask].ravel()).max() < 1e-8
+    raw = weights @ offsets
+    total = np.sum(np.var(raw, axis=0, ddof=1))
+    assert fraction == pytest.approx(1.0 - np.sum(np.var(samples, axis=0, ddof=1)) / total)
+    assert fraction > 0.5

@@ -1,7 +1,10 @@
 """Identity and expression bases of the default model, from MakeHuman morph targets.
 
 Identity: PCA of random MakeHuman mixes (macro targets as MakeHuman weights them, face targets
-with signed random weights, left/right targets tied), translation removed. Expression: the face
+with signed random weights, left/right targets tied), translation and overall size removed (the
+size direction of the mean face is projected out of every target offset before the PCA: under the
+scaled-orthographic camera a uniformly larger face is the same image at a smaller camera scale, so
+size is the camera's, not the identity's; see `remove_size`). Expression: the face
 units as independent activations uniform in [0, 1]; principal directions of their second-moment
 matrix, so coefficient 0 is the neutral face.
 """
@@ -117,7 +120,39 @@ def remove_translation(offsets, num_vertices):
     return (o - o.mean(axis=1, keepdims=True)).reshape(len(offsets), -1)
 
 
-def build_identity(assets, topology, num_samples, num_components, rng):
+def remove_size(offsets, mean_shape, mask):
+    """Projects the overall-size direction of `mean_shape` out of each offset: [M, 3N] -> [M, 3N].
+
+    The size direction is the mean shape about the centroid of the `mask` vertices, s = X - c: a
+    face scaled by (1 + e) about c is X + e s. Each offset o loses its component along s in the
+    metric of the masked vertices, o - (<o, s>_mask / <s, s>_mask) s, then its mean translation over
+    all vertices again (s has none over the mask, a little over all vertices; a translation has no
+    component along s over the mask, so this keeps the first property). Afterwards every mix
+    X + sum_j w_j o_j has least-squares scale 1 relative to X about the masked centroid:
+    argmin_k |k (X - c) - (Y - c_Y)|^2 over the mask is 1 + <Y - X, s>_mask / <s, s>_mask = 1.
+
+    Args:
+      offsets: [M, 3N] translation-free target offsets (mm, xyz interleaved).
+      mean_shape: [N, 3] the model's mean shape.
+      mask: bool [N]: the vertices whose size the camera sees (the model's face regions).
+    Returns the projected offsets and the fraction of each row's squared norm over the mask that
+    was removed ([M]).
+    """
+    num_vertices = len(mean_shape)
+    o = offsets.reshape(len(offsets), num_vertices, 3)
+    s = mean_shape - mean_shape[mask].mean(axis=0)
+    s_norm2 = np.sum(s[mask] ** 2)
+    along = np.einsum("mvk,vk->m", o[:, mask], s[mask]) / s_norm2
+    removed = along ** 2 * s_norm2 / np.maximum(np.sum(o[:, mask] ** 2, axis=(1, 2)), 1e-300)
+    projected = o - along[:, None, None] * s[None]
+    return remove_translation(projected.reshape(len(offsets), -1), num_vertices), removed
+
+
+def identity_samples(assets, topology, num_samples, rng):
+    """The identity population: weights [S, M] of M target offsets [M, 3N] (mm, translation-free).
+
+    Returns (offsets, weights, target names); sample s is weights[s] @ offsets.
+    """
     macro = macro_weights(rng, num_samples)
     face_names = []
     for group in FACE_TARGET_GROUPS:
@@ -128,8 +163,22 @@ def build_identity(assets, topology, num_samples, num_components, rng):
                         for n in names], axis=1)
     offsets = np.stack([target_offsets(assets, topology, "mpfb2/targets/" + n).ravel() for n in names])
     offsets = remove_translation(offsets * MM_PER_UNIT, topology.num_vertices)
-    mean, basis, variances = pca_of_mixes(offsets, weights, num_components)
-    return mean.reshape(-1, 3), basis, variances, len(names)
+    return offsets, weights, names
+
+
+def identity_basis(offsets, weights, num_components, mean_shape, size_mask):
+    """The size-free identity basis: PCA of the population with the size direction projected out.
+
+    The PCA is of the projected samples (not a projection of the PCA's basis), so the columns are
+    orthogonal principal directions of the size-free population times its true standard deviations,
+    and the kept components are the largest of that population.
+    Returns basis [3N, K], variances of all size-free components, and the fraction of the
+    population's variance (over all vertices) that the size direction removed.
+    """
+    _, _, variances_with_size = pca_of_mixes(offsets, weights, 0)
+    projected, _ = remove_size(offsets, mean_shape, size_mask)
+    _, basis, variances = pca_of_mixes(projected, weights, num_components)
+    return basis, variances, 1.0 - float(np.sum(variances) / np.sum(variances_with_size))
 
 
 def build_expression(assets, topology):
