@@ -1,10 +1,11 @@
 """Identity and expression bases of the default model, from MakeHuman morph targets.
 
 Identity: PCA of random MakeHuman mixes (macro targets as MakeHuman weights them, face targets
-with signed random weights, left/right targets tied), translation and overall size removed (the
-size direction of the mean face is projected out of every target offset before the PCA: under the
-scaled-orthographic camera a uniformly larger face is the same image at a smaller camera scale, so
-size is the camera's, not the identity's; see `remove_size`). Expression: the face
+with signed random weights, left/right targets tied), translation, overall size and rotation
+removed (the size and rotation directions of the mean face are projected out of every target
+offset before the PCA: under the scaled-orthographic camera a uniformly larger face is the same
+image at a smaller camera scale, and a slightly rotated face the same image at a rotated pose, so
+they are the camera's, not the identity's; see `remove_camera_directions`). Expression: the face
 units as independent activations uniform in [0, 1]; principal directions of their second-moment
 matrix, so coefficient 0 is the neutral face.
 """
@@ -120,31 +121,48 @@ def remove_translation(offsets, num_vertices):
     return (o - o.mean(axis=1, keepdims=True)).reshape(len(offsets), -1)
 
 
-def remove_size(offsets, mean_shape, mask):
-    """Projects the overall-size direction of `mean_shape` out of each offset: [M, 3N] -> [M, 3N].
+# The directions a camera change makes of the mean face, which no image can tell from a change
+# of identity: overall size (the scaled-orthographic camera's scale) and the three rotations
+# (the pose; translation is removed from every target already).
+CAMERA_DIRECTIONS = ("size", "pitch", "yaw", "roll")
 
-    The size direction is the mean shape about the centroid of the `mask` vertices, s = X - c: a
-    face scaled by (1 + e) about c is X + e s. Each offset o loses its component along s in the
-    metric of the masked vertices, o - (<o, s>_mask / <s, s>_mask) s, then its mean translation over
-    all vertices again (s has none over the mask, a little over all vertices; a translation has no
-    component along s over the mask, so this keeps the first property). Afterwards every mix
-    X + sum_j w_j o_j has least-squares scale 1 relative to X about the masked centroid:
-    argmin_k |k (X - c) - (Y - c_Y)|^2 over the mask is 1 + <Y - X, s>_mask / <s, s>_mask = 1.
+
+def camera_directions(mean_shape, mask):
+    """[4, N, 3]: the displacement fields of a unit scaling and of unit rotations about x, y, z of
+    `mean_shape` about the centroid of its `mask` vertices (CAMERA_DIRECTIONS order)."""
+    centred = mean_shape - mean_shape[mask].mean(axis=0)
+    return np.stack([centred] + [np.cross(axis, centred) for axis in np.eye(3)])
+
+
+def remove_camera_directions(offsets, mean_shape, mask):
+    """Projects size and rotation of `mean_shape` out of each offset: [M, 3N] -> [M, 3N].
+
+    With D the fields of `camera_directions` (a face scaled by (1 + e) about the masked centroid c
+    is X + e D_size; rotated by a small angle w about axis k, X + w D_k), each offset o loses its
+    least-squares fit by them over the masked vertices, o - sum_j a_j D_j with
+    a = argmin |o - sum_j a_j D_j|^2 over the mask (the rotations are not mutually orthogonal, so a
+    joint fit), then its mean translation over all vertices again (the D_j have none over the mask;
+    a translation is orthogonal to every D_j over the mask, so this keeps the first property).
+    Afterwards every mix Y = X + sum_j w_j o_j is aligned to X by the identity transform to first
+    order: the least-squares scale of Y relative to X about c over the mask is exactly
+    1 + <Y - X, D_size> / <D_size, D_size> = 1 (D_size is orthogonal to the rotations), and the
+    linearised least-squares rotation is exactly 0.
 
     Args:
       offsets: [M, 3N] translation-free target offsets (mm, xyz interleaved).
       mean_shape: [N, 3] the model's mean shape.
-      mask: bool [N]: the vertices whose size the camera sees (the model's face regions).
-    Returns the projected offsets and the fraction of each row's squared norm over the mask that
-    was removed ([M]).
+      mask: bool [N]: the vertices the camera sees (the model's face regions).
+    Returns the projected offsets and, per offset, the fraction of its squared norm over the mask
+    that was removed ([M]).
     """
     num_vertices = len(mean_shape)
     o = offsets.reshape(len(offsets), num_vertices, 3)
-    s = mean_shape - mean_shape[mask].mean(axis=0)
-    s_norm2 = np.sum(s[mask] ** 2)
-    along = np.einsum("mvk,vk->m", o[:, mask], s[mask]) / s_norm2
-    removed = along ** 2 * s_norm2 / np.maximum(np.sum(o[:, mask] ** 2, axis=(1, 2)), 1e-300)
-    projected = o - along[:, None, None] * s[None]
+    fields = camera_directions(mean_shape, mask)
+    masked = fields[:, mask].reshape(len(fields), -1)
+    o_masked = o[:, mask].reshape(len(o), -1)
+    fit = np.linalg.solve(masked @ masked.T, masked @ o_masked.T).T  # [M, 4]
+    removed = np.sum((fit @ masked) ** 2, axis=1) / np.maximum(np.sum(o_masked ** 2, axis=1), 1e-300)
+    projected = o - np.einsum("mj,jvk->mvk", fit, fields)
     return remove_translation(projected.reshape(len(offsets), -1), num_vertices), removed
 
 
@@ -166,19 +184,28 @@ def identity_samples(assets, topology, num_samples, rng):
     return offsets, weights, names
 
 
-def identity_basis(offsets, weights, num_components, mean_shape, size_mask):
-    """The size-free identity basis: PCA of the population with the size direction projected out.
+def identity_basis(offsets, weights, num_components, mean_shape, mask):
+    """The identity basis: PCA of the population with size and rotation projected out.
 
     The PCA is of the projected samples (not a projection of the PCA's basis), so the columns are
-    orthogonal principal directions of the size-free population times its true standard deviations,
-    and the kept components are the largest of that population.
-    Returns basis [3N, K], variances of all size-free components, and the fraction of the
-    population's variance (over all vertices) that the size direction removed.
+    orthogonal principal directions of the projected population times its true standard
+    deviations, and the kept components are the largest of that population.
+    Returns basis [3N, K], variances of all components of the projected population, and dict
+    direction -> fraction of the population's variance over the `mask` vertices along that
+    direction before the projection (CAMERA_DIRECTIONS, and "all" for the four together).
     """
-    _, _, variances_with_size = pca_of_mixes(offsets, weights, 0)
-    projected, _ = remove_size(offsets, mean_shape, size_mask)
+    projected, _ = remove_camera_directions(offsets, mean_shape, mask)
     _, basis, variances = pca_of_mixes(projected, weights, num_components)
-    return basis, variances, 1.0 - float(np.sum(variances) / np.sum(variances_with_size))
+    fields = camera_directions(mean_shape, mask)[:, mask].reshape(len(CAMERA_DIRECTIONS), -1)
+    o = offsets.reshape(len(offsets), len(mean_shape), 3)[:, mask].reshape(len(offsets), -1)
+    centred = weights - weights.mean(axis=0)  # samples over the mask: centred @ o, never formed
+    total = np.sum((centred.T @ centred) * (o @ o.T))
+    fractions = {}
+    for name, field in zip(CAMERA_DIRECTIONS, fields):
+        fractions[name] = float(np.sum((centred @ (o @ field)) ** 2) / (field @ field) / total)
+    q, _ = np.linalg.qr(fields.T)
+    fractions["all"] = float(np.sum((centred @ (o @ q)) ** 2) / total)
+    return basis, variances, fractions
 
 
 def build_expression(assets, topology):

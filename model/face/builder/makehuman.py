@@ -1,8 +1,8 @@
 """The embedded default face model (resources/face_model.npz), assembled from MakeHuman assets.
 
 Steps (see resources/README.md for the reasoning): cut the face out of the hm08 body mesh along
-a smooth outline and subdivide it (topology); identity (overall size projected out: it is the
-camera's scale, see bases.remove_size) and expression bases (bases); landmarks
+a smooth outline and subdivide it (topology); identity (overall size and rotation projected out:
+they are the camera's, see bases.remove_camera_directions) and expression bases (bases); landmarks
 on frontal renders of the mean face (landmarks); regions and the designed albedo (regions); the
 UV chart (uv_chart).
 """
@@ -69,15 +69,15 @@ def build(assets, num_samples, num_identity, seed, detect_landmarks):
     regions = build_regions(mean_shape, triangles, triangle_labels, lips_values, landmarks68)
     mean_albedo, tex_basis, tex_var, num_factors = build_albedo(mean_shape, triangles, regions,
                                                                 landmarks68)
-    # The identity basis last: its size direction is measured over the face regions (every vertex
-    # but the mouth interior), which need the landmarks; nothing above depends on the basis.
-    size_mask = np.any([regions[r] for r in REGION_NAMES], axis=0)
-    id_basis, id_var, size_fraction = identity_basis(id_offsets, id_weights, num_identity, mean_shape,
-                                                     size_mask)
-    print("identity: %d targets, %d samples; overall size (the mean face scaled about the centroid of "
-          "its face regions) projected out: %.4f of the identity variance"
-          % (len(id_targets), num_samples, size_fraction))
-    print("  explained variance of the size-free population by the first 10/20/40/%d components: %s"
+    # The identity basis last: its size and rotation directions are measured over the face regions
+    # (every vertex but the mouth interior), which need the landmarks; nothing above depends on it.
+    camera_mask = np.any([regions[r] for r in REGION_NAMES], axis=0)
+    id_basis, id_var, camera_fractions = identity_basis(id_offsets, id_weights, num_identity,
+                                                        mean_shape, camera_mask)
+    print("identity: %d targets, %d samples; projected out (fraction of the identity variance over "
+          "the face regions): %s" % (len(id_targets), num_samples, ", ".join(
+              "%s %.4f" % (k, v) for k, v in camera_fractions.items())))
+    print("  explained variance of the projected population by the first 10/20/40/%d components: %s"
           % (num_identity, ", ".join("%.4f" % explained(id_var, k) for k in (10, 20, 40, num_identity))))
     print("albedo: %d designed factors -> %d components" % (num_factors, tex_basis.shape[1]))
     uv = flatten_face(mean_shape, triangles, topology.outer_loop, topology.mirror,
@@ -100,11 +100,12 @@ def build(assets, num_samples, num_identity, seed, detect_landmarks):
                    mid_elevation_deg=float(np.rad2deg(CUT_MID_ELEVATION)),
                    half_elevation_deg=float(np.rad2deg(CUT_HALF_ELEVATION))),
                    face_target_sigma=FACE_TARGET_SIGMA,
-                   identity_size_removed=dict(
-                       fraction_of_identity_variance=size_fraction,
-                       direction="mean shape about the centroid of the face-region vertices "
-                                 "(all but the mouth interior), projected out of every identity "
-                                 "target offset (in that metric) before the PCA")),
+                   identity_camera_directions_removed=dict(
+                       fraction_of_identity_variance=camera_fractions,
+                       directions="overall size and the three rotations of the mean shape about "
+                                  "the centroid of the face-region vertices (all but the mouth "
+                                  "interior), fitted in that metric and projected out of every "
+                                  "identity target offset before the PCA")),
         explained_variance=dict(identity=explained(id_var, num_identity),
                                 expression=explained(exp_var, exp_basis.shape[1]),
                                 albedo=explained(tex_var, tex_basis.shape[1])),
