@@ -4,6 +4,15 @@ The steps live in the library model/face/builder/ (assets, topology, bases, uv_c
 regions, makehuman); resources/README.md explains them. Prints the mesh size, the explained
 variances and the UV chart's figures (area-ratio spread over the skin, flipped triangles).
 
+The identity basis has no overall-size and no rotation component: the mean face's size and
+rotation fields (about the centroid of its face regions) are projected out of the identity
+population before its PCA (model/face/builder/bases.py, remove_camera_directions), because under
+the scaled-orthographic camera size is the camera's scale and rotation the pose, which no image can
+tell from the face's; they were 0.596 and 0.136 (a pitch) of the identity variance, and size alone
+put a floor of 5.01 mm (rigid alignment) under any single-crop reconstruction (resources/README.md,
+bench/bench_identity_fit.py). An identity changes the shape, not the least-squares size or
+orientation.
+
 Run: python resources/build_face_model.py [--wheel PATH] [--out resources/face_model.npz]
 """
 import argparse

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model.face.builder import topology, uv_chart
+from model.face.builder import bases, topology, uv_chart
 
 
 def grid_mesh(n, extent=1.0):
@@ -103,3 +103,101 @@ def test_chart_shrinks_a_pocket_instead_of_inflating_it():
     true_share = (uv_chart.triangle_areas(points, triangles)[pit[triangles].all(axis=1)].sum()
                   / uv_chart.triangle_areas(points, triangles).sum())
     assert pocket_share < 0.5 * true_share
+
+
+# --------------------------------------------------- overall size and rotation out of the identity
+
+def least_squares_scale(shape, reference, mask):
+    """argmin_k |k (reference - c_ref) - (shape - c)|^2 over the masked vertices (c: their centroids)."""
+    r = reference[mask] - reference[mask].mean(axis=0)
+    x = shape[mask] - shape[mask].mean(axis=0)
+    return float(np.sum(r * x) / np.sum(r * r))
+
+
+def linearised_rotation(shape, reference, mask):
+    """The small rotation w [3] (radians) that best explains shape - reference over the mask after
+    translation: argmin_w |w x (reference - c) - (d - mean d)|^2, d = shape - reference."""
+    r = reference[mask] - reference[mask].mean(axis=0)
+    d = shape[mask] - reference[mask]
+    d = d - d.mean(axis=0)
+    fields = np.stack([np.cross(axis, r).ravel() for axis in np.eye(3)], axis=1)
+    return np.linalg.lstsq(fields, d.ravel(), rcond=None)[0]
+
+
+def rotation_about_x(angle):
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def small_model(rng, n=30):
+    mean_shape = rng.normal(size=(n, 3)) * 50 + np.array([5.0, -3.0, 20.0])
+    mask = np.arange(n) < n - 6  # the last vertices (a "mouth interior") do not count
+    return mean_shape, mask
+
+
+def test_removing_camera_directions_deletes_scalings_and_small_rotations():
+    rng = np.random.default_rng(3)
+    mean_shape, mask = small_model(rng)
+    n = len(mean_shape)
+    centre = mean_shape[mask].mean(axis=0)
+    scaling = 0.1 * (mean_shape - centre)
+    rotation = np.cross(np.array([0.02, -0.01, 0.03]), mean_shape - centre)
+    both = scaling + rotation + np.array([1.0, 2.0, 3.0])
+    offsets = bases.remove_translation(np.stack([scaling.ravel(), rotation.ravel(), both.ravel()]), n)
+    projected, removed = bases.remove_camera_directions(offsets, mean_shape, mask)
+    assert np.abs(projected).max() < 1e-10
+    assert np.all(removed > 0.99)  # the rest: a translation over the mask
+
+
+def test_mixes_of_projected_offsets_keep_the_mean_size_and_orientation():
+    rng = np.random.default_rng(4)
+    mean_shape, mask = small_model(rng)
+    n = len(mean_shape)
+    centre = mean_shape[mask].mean(axis=0)
+    # Shape changes with a size and a rotation part, as MakeHuman's macro targets have.
+    offsets = (5.0 * rng.normal(size=(3, n, 3)) + 0.1 * (mean_shape - centre)
+               + np.cross(np.array([0.05, 0.0, 0.0]), mean_shape - centre))
+    offsets = bases.remove_translation(offsets.reshape(3, -1), n)
+    projected, removed = bases.remove_camera_directions(offsets, mean_shape, mask)
+    assert np.all((removed > 0.05) & (removed < 0.95))
+    for row in projected:
+        assert np.abs(row.reshape(n, 3).mean(axis=0)).max() < 1e-12  # still translation-free
+    for weights in rng.normal(size=(5, 3)) * 3:
+        shape = mean_shape + (weights @ projected).reshape(n, 3)
+        assert least_squares_scale(shape, mean_shape, mask) == pytest.approx(1.0, abs=1e-12)
+        assert np.abs(linearised_rotation(shape, mean_shape, mask)).max() < 1e-12
+        raw = mean_shape + (weights @ offsets).reshape(n, 3)
+        assert abs(least_squares_scale(raw, mean_shape, mask) - 1.0) > 1e-3
+        assert np.abs(linearised_rotation(raw, mean_shape, mask)).max() > 1e-3
+    # A finite rotation of a projected mix is found again as the pose by the linearised fit.
+    shape = mean_shape + (np.ones(3) @ projected).reshape(n, 3)
+    turned = (shape - centre) @ rotation_about_x(0.01).T + centre
+    assert linearised_rotation(turned, mean_shape, mask)[0] == pytest.approx(0.01, abs=2e-3)
+    # An offset that is already free of them is kept as it is.
+    again, removed_again = bases.remove_camera_directions(projected, mean_shape, mask)
+    assert np.allclose(again, projected, atol=1e-12) and removed_again.max() < 1e-20
+
+
+def test_identity_basis_is_the_pca_of_the_projected_population():
+    rng = np.random.default_rng(5)
+    mean_shape, mask = small_model(rng, 20)
+    n, m = len(mean_shape), 7
+    size = mean_shape - mean_shape[mask].mean(axis=0)
+    offsets = rng.normal(size=(m, n * 3)) + rng.normal(size=(m, 1)) * 3 * size.ravel()
+    offsets = bases.remove_translation(offsets, n)
+    weights = rng.uniform(size=(400, m))
+    basis, variances, fractions = bases.identity_basis(offsets, weights, 4, mean_shape, mask)
+    projected, _ = bases.remove_camera_directions(offsets, mean_shape, mask)
+    samples = weights @ projected
+    sv = np.linalg.svd(samples - samples.mean(axis=0), compute_uv=False)
+    assert np.allclose(variances, (sv ** 2 / (len(samples) - 1))[:len(variances)])
+    assert np.allclose(basis.T @ basis, np.diag(variances[:4]), atol=1e-8 * variances[0])  # honest stds
+    fields = bases.camera_directions(mean_shape, mask)[:, mask].reshape(4, -1)
+    assert np.abs(fields @ basis.reshape(n, 3, 4)[mask].reshape(-1, 4)).max() < 1e-8
+    # The reported fractions: of the raw samples' variance over the mask, along each direction.
+    raw = (weights @ offsets).reshape(len(weights), n, 3)[:, mask].reshape(len(weights), -1)
+    raw = raw - raw.mean(axis=0)
+    total = np.sum(raw ** 2)
+    unit = fields[0] / np.linalg.norm(fields[0])
+    assert fractions["size"] == pytest.approx(np.sum((raw @ unit) ** 2) / total)
+    assert fractions["size"] > 0.5 and fractions["size"] <= fractions["all"] <= 1.0

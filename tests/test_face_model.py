@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from model.face import DEFAULT_PATH, FaceModel
+from model.face import DEFAULT_PATH, REGION_NAMES, FaceModel
 from model.face.framing import crop_box_from_landmarks
 from tests import face_model_oracle as oracle
 
@@ -56,6 +56,49 @@ def test_one_standard_deviation_of_identity_and_expression_is_a_plausible_size(f
     # not micrometres or metres (a basis left in decimetres or unscaled would fail this).
     assert 1.0 < rms_displacement_mm(fm.id_basis[:, 0]) < 20.0
     assert 0.5 < rms_displacement_mm(fm.exp_basis[:, 0]) < 20.0
+
+
+def face_region_mask(fm):
+    return np.any([fm.regions[r] for r in REGION_NAMES], axis=0)
+
+
+def camera_fields(fm):
+    """The face regions' size and rotation displacement fields of the mean face, [4, 3M]."""
+    mask = face_region_mask(fm)
+    centred = fm.mean_shape.astype(np.float64)[mask]
+    centred = centred - centred.mean(axis=0)
+    return np.stack([centred.ravel()] + [np.cross(axis, centred).ravel() for axis in np.eye(3)])
+
+
+def test_identity_basis_has_no_component_along_overall_size_or_rotation(fm):
+    # Size is the camera's scale (scaled orthographic) and rotation the pose: the builder projects
+    # the mean face's size and rotation directions (about the face regions' centroid, over those
+    # vertices) out of the identity. The build before had cosine 0.995 between the first
+    # component and the size direction, and a pitch of 4.5 degrees per standard deviation.
+    mask = face_region_mask(fm)
+    columns = fm.id_basis.astype(np.float64).reshape(fm.num_vertices, 3, fm.k_id)
+    masked = columns[mask].reshape(-1, fm.k_id)
+    fields = camera_fields(fm)
+    cosines = (fields @ masked) / np.outer(np.linalg.norm(fields, axis=1), np.linalg.norm(masked, axis=0))
+    assert np.abs(cosines).max() < 1e-4
+    assert np.abs(columns.mean(axis=0)).max() < 1e-3  # and no translation (mm per sigma)
+
+
+def test_random_identities_have_the_mean_face_size_and_orientation(fm):
+    mask = face_region_mask(fm)
+    mean = fm.mean_shape.astype(np.float64)
+    reference = mean[mask] - mean[mask].mean(axis=0)
+    fields = camera_fields(fm)[1:].T
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        coefficients = rng.normal(size=fm.k_id) * 2.0
+        shape = mean + (fm.id_basis.astype(np.float64) @ coefficients).reshape(-1, 3)
+        assert rms_displacement_mm(shape - mean) > 2.0  # the shape changes ...
+        centred = shape[mask] - shape[mask].mean(axis=0)
+        scale = np.sum(reference * centred) / np.sum(reference ** 2)
+        assert scale == pytest.approx(1.0, abs=1e-5)  # ... its least-squares size does not,
+        rotation = np.linalg.lstsq(fields, (centred - reference).ravel(), rcond=None)[0]
+        assert np.degrees(np.abs(rotation)).max() < 1e-3  # nor its (linearised) orientation
 
 
 def test_mean_albedo_is_in_unit_range_and_albedo_basis_is_small(fm):

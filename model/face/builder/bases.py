@@ -1,7 +1,11 @@
 """Identity and expression bases of the default model, from MakeHuman morph targets.
 
 Identity: PCA of random MakeHuman mixes (macro targets as MakeHuman weights them, face targets
-with signed random weights, left/right targets tied), translation removed. Expression: the face
+with signed random weights, left/right targets tied), translation, overall size and rotation
+removed (the size and rotation directions of the mean face are projected out of every target
+offset before the PCA: under the scaled-orthographic camera a uniformly larger face is the same
+image at a smaller camera scale, and a slightly rotated face the same image at a rotated pose, so
+they are the camera's, not the identity's; see `remove_camera_directions`). Expression: the face
 units as independent activations uniform in [0, 1]; principal directions of their second-moment
 matrix, so coefficient 0 is the neutral face.
 """
@@ -117,7 +121,56 @@ def remove_translation(offsets, num_vertices):
     return (o - o.mean(axis=1, keepdims=True)).reshape(len(offsets), -1)
 
 
-def build_identity(assets, topology, num_samples, num_components, rng):
+# The directions a camera change makes of the mean face, which no image can tell from a change
+# of identity: overall size (the scaled-orthographic camera's scale) and the three rotations
+# (the pose; translation is removed from every target already).
+CAMERA_DIRECTIONS = ("size", "pitch", "yaw", "roll")
+
+
+def camera_directions(mean_shape, mask):
+    """[4, N, 3]: the displacement fields of a unit scaling and of unit rotations about x, y, z of
+    `mean_shape` about the centroid of its `mask` vertices (CAMERA_DIRECTIONS order)."""
+    centred = mean_shape - mean_shape[mask].mean(axis=0)
+    return np.stack([centred] + [np.cross(axis, centred) for axis in np.eye(3)])
+
+
+def remove_camera_directions(offsets, mean_shape, mask):
+    """Projects size and rotation of `mean_shape` out of each offset: [M, 3N] -> [M, 3N].
+
+    With D the fields of `camera_directions` (a face scaled by (1 + e) about the masked centroid c
+    is X + e D_size; rotated by a small angle w about axis k, X + w D_k), each offset o loses its
+    least-squares fit by them over the masked vertices, o - sum_j a_j D_j with
+    a = argmin |o - sum_j a_j D_j|^2 over the mask (the rotations are not mutually orthogonal, so a
+    joint fit), then its mean translation over all vertices again (the D_j have none over the mask;
+    a translation is orthogonal to every D_j over the mask, so this keeps the first property).
+    Afterwards every mix Y = X + sum_j w_j o_j is aligned to X by the identity transform to first
+    order: the least-squares scale of Y relative to X about c over the mask is exactly
+    1 + <Y - X, D_size> / <D_size, D_size> = 1 (D_size is orthogonal to the rotations), and the
+    linearised least-squares rotation is exactly 0.
+
+    Args:
+      offsets: [M, 3N] translation-free target offsets (mm, xyz interleaved).
+      mean_shape: [N, 3] the model's mean shape.
+      mask: bool [N]: the vertices the camera sees (the model's face regions).
+    Returns the projected offsets and, per offset, the fraction of its squared norm over the mask
+    that was removed ([M]).
+    """
+    num_vertices = len(mean_shape)
+    o = offsets.reshape(len(offsets), num_vertices, 3)
+    fields = camera_directions(mean_shape, mask)
+    masked = fields[:, mask].reshape(len(fields), -1)
+    o_masked = o[:, mask].reshape(len(o), -1)
+    fit = np.linalg.solve(masked @ masked.T, masked @ o_masked.T).T  # [M, 4]
+    removed = np.sum((fit @ masked) ** 2, axis=1) / np.maximum(np.sum(o_masked ** 2, axis=1), 1e-300)
+    projected = o - np.einsum("mj,jvk->mvk", fit, fields)
+    return remove_translation(projected.reshape(len(offsets), -1), num_vertices), removed
+
+
+def identity_samples(assets, topology, num_samples, rng):
+    """The identity population: weights [S, M] of M target offsets [M, 3N] (mm, translation-free).
+
+    Returns (offsets, weights, target names); sample s is weights[s] @ offsets.
+    """
     macro = macro_weights(rng, num_samples)
     face_names = []
     for group in FACE_TARGET_GROUPS:
@@ -128,8 +181,31 @@ def build_identity(assets, topology, num_samples, num_components, rng):
                         for n in names], axis=1)
     offsets = np.stack([target_offsets(assets, topology, "mpfb2/targets/" + n).ravel() for n in names])
     offsets = remove_translation(offsets * MM_PER_UNIT, topology.num_vertices)
-    mean, basis, variances = pca_of_mixes(offsets, weights, num_components)
-    return mean.reshape(-1, 3), basis, variances, len(names)
+    return offsets, weights, names
+
+
+def identity_basis(offsets, weights, num_components, mean_shape, mask):
+    """The identity basis: PCA of the population with size and rotation projected out.
+
+    The PCA is of the projected samples (not a projection of the PCA's basis), so the columns are
+    orthogonal principal directions of the projected population times its true standard
+    deviations, and the kept components are the largest of that population.
+    Returns basis [3N, K], variances of all components of the projected population, and dict
+    direction -> fraction of the population's variance over the `mask` vertices along that
+    direction before the projection (CAMERA_DIRECTIONS, and "all" for the four together).
+    """
+    projected, _ = remove_camera_directions(offsets, mean_shape, mask)
+    _, basis, variances = pca_of_mixes(projected, weights, num_components)
+    fields = camera_directions(mean_shape, mask)[:, mask].reshape(len(CAMERA_DIRECTIONS), -1)
+    o = offsets.reshape(len(offsets), len(mean_shape), 3)[:, mask].reshape(len(offsets), -1)
+    centred = weights - weights.mean(axis=0)  # samples over the mask: centred @ o, never formed
+    total = np.sum((centred.T @ centred) * (o @ o.T))
+    fractions = {}
+    for name, field in zip(CAMERA_DIRECTIONS, fields):
+        fractions[name] = float(np.sum((centred @ (o @ field)) ** 2) / (field @ field) / total)
+    q, _ = np.linalg.qr(fields.T)
+    fractions["all"] = float(np.sum((centred @ (o @ q)) ** 2) / total)
+    return basis, variances, fractions
 
 
 def build_expression(assets, topology):

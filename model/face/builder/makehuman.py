@@ -1,7 +1,8 @@
 """The embedded default face model (resources/face_model.npz), assembled from MakeHuman assets.
 
 Steps (see resources/README.md for the reasoning): cut the face out of the hm08 body mesh along
-a smooth outline and subdivide it (topology); identity and expression bases (bases); landmarks
+a smooth outline and subdivide it (topology); identity (overall size and rotation projected out:
+they are the camera's, see bases.remove_camera_directions) and expression bases (bases); landmarks
 on frontal renders of the mean face (landmarks); regions and the designed albedo (regions); the
 UV chart (uv_chart).
 """
@@ -10,7 +11,8 @@ import json
 import numpy as np
 
 from model.face.builder.assets import MM_PER_UNIT, quad_labels, base_texcoords, sample_mask
-from model.face.builder.bases import FACE_TARGET_SIGMA, build_expression, build_identity, explained
+from model.face.builder.bases import (FACE_TARGET_SIGMA, build_expression, explained, identity_basis,
+                                      identity_samples)
 from model.face.builder.landmarks import (LANDMARK_RENDER_SIZE, lambert_grey, pick_landmarks,
                                           preview_colours)
 from model.face.builder.regions import build_albedo, build_regions
@@ -18,6 +20,7 @@ from model.face.builder.topology import (CUT_CENTRE, CUT_HALF_AZIMUTH, CUT_HALF_
                                          CUT_MID_ELEVATION, FaceTopology, select_face_quads,
                                          vertices_only_in)
 from model.face.builder.uv_chart import UV_MASK_SIZE, chart_figures, flatten_face, uv_face_mask
+from model.face.file_format import REGION_NAMES
 from model.face.framing import CROP_SIZE, crop_frame
 
 
@@ -28,18 +31,13 @@ def build(assets, num_samples, num_identity, seed, detect_landmarks):
     topology = FaceTopology(assets.quads[face_quads], assets.vertices, assets.mirror)
     triangles = topology.triangles
     base = topology.apply(assets.vertices) * MM_PER_UNIT
-    id_mean, id_basis, id_var, num_targets = build_identity(assets, topology, num_samples,
-                                                            num_identity, rng)
-    mean_shape = base + id_mean
+    id_offsets, id_weights, id_targets = identity_samples(assets, topology, num_samples, rng)
+    mean_shape = base + (id_weights.mean(axis=0) @ id_offsets).reshape(-1, 3)
     # The sample mean carries sampling noise in the sideways targets (trans-in/out); the
     # population mean is symmetric, so symmetrise.
     mean_shape = 0.5 * (mean_shape + mean_shape[topology.mirror] * np.array([-1.0, 1.0, 1.0]))
     mean_shape -= np.array([0.0, *(0.5 * (mean_shape[:, 1:].min(axis=0) + mean_shape[:, 1:].max(axis=0)))])
     print("mesh: %d vertices, %d triangles" % (topology.num_vertices, len(triangles)))
-    print("identity: %d targets, %d samples; explained variance of the first %d components: %.4f"
-          % (num_targets, num_samples, num_identity, explained(id_var, num_identity)))
-    print("  cumulative at 10/20/40/80: %s" % ", ".join(
-        "%.4f" % explained(id_var, k) for k in (10, 20, 40, 80)))
     exp_basis, exp_var, unit_names, idle_units = build_expression(assets, topology)
     print("expression: %d units -> %d components with more than 1e-3 of the largest standard "
           "deviation (units that do not move the face: %s)"
@@ -71,6 +69,16 @@ def build(assets, num_samples, num_identity, seed, detect_landmarks):
     regions = build_regions(mean_shape, triangles, triangle_labels, lips_values, landmarks68)
     mean_albedo, tex_basis, tex_var, num_factors = build_albedo(mean_shape, triangles, regions,
                                                                 landmarks68)
+    # The identity basis last: its size and rotation directions are measured over the face regions
+    # (every vertex but the mouth interior), which need the landmarks; nothing above depends on it.
+    camera_mask = np.any([regions[r] for r in REGION_NAMES], axis=0)
+    id_basis, id_var, camera_fractions = identity_basis(id_offsets, id_weights, num_identity,
+                                                        mean_shape, camera_mask)
+    print("identity: %d targets, %d samples; projected out (fraction of the identity variance over "
+          "the face regions): %s" % (len(id_targets), num_samples, ", ".join(
+              "%s %.4f" % (k, v) for k, v in camera_fractions.items())))
+    print("  explained variance of the projected population by the first 10/20/40/%d components: %s"
+          % (num_identity, ", ".join("%.4f" % explained(id_var, k) for k in (10, 20, 40, num_identity))))
     print("albedo: %d designed factors -> %d components" % (num_factors, tex_basis.shape[1]))
     uv = flatten_face(mean_shape, triangles, topology.outer_loop, topology.mirror,
                       eye_sockets | mouth_cavity)
@@ -91,7 +99,13 @@ def build(assets, num_samples, num_identity, seed, detect_landmarks):
                    half_azimuth_deg=float(np.rad2deg(CUT_HALF_AZIMUTH)),
                    mid_elevation_deg=float(np.rad2deg(CUT_MID_ELEVATION)),
                    half_elevation_deg=float(np.rad2deg(CUT_HALF_ELEVATION))),
-                   face_target_sigma=FACE_TARGET_SIGMA),
+                   face_target_sigma=FACE_TARGET_SIGMA,
+                   identity_camera_directions_removed=dict(
+                       fraction_of_identity_variance=camera_fractions,
+                       directions="overall size and the three rotations of the mean shape about "
+                                  "the centroid of the face-region vertices (all but the mouth "
+                                  "interior), fitted in that metric and projected out of every "
+                                  "identity target offset before the PCA")),
         explained_variance=dict(identity=explained(id_var, num_identity),
                                 expression=explained(exp_var, exp_basis.shape[1]),
                                 albedo=explained(tex_var, tex_basis.shape[1])),
