@@ -27,7 +27,7 @@ DATA_RATIO=               # sampling weights DATA_DIR,PHOTO_DIR, e.g. 1,2 (empty
 COARSE_CHECKPOINT_DIR=results/coarse
 BACKBONE=compact
 VGG_FACE_PATH=            # MatConvNet vgg-face.mat: turns the perceptual loss on (empty = off)
-COARSE_STEP=2000
+COARSE_STEP=3000
 # fine stage
 FINE_CHECKPOINT_DIR=results/fine
 FINE_COARSE_CHECKPOINT="${FINE_COARSE_CHECKPOINT:-$COARSE_CHECKPOINT_DIR/network}"
