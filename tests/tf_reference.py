@@ -2,7 +2,7 @@
 normalisation, as plain TensorFlow ops.
 
 These were the implementations before the fused C++ ops (renderer/kernels/interpolate_core.cc,
-normals_core.cc); they stay here as the oracle of tests/test_fused_ops.py and as the
+normals_core.cc; triangle_normals_tf is model/fine.py's face normals before the fused op); they stay here as the oracle of tests/test_fused_ops.py and as the
 "tf_mesh_renderer user" pipeline of bench/bench_face_render.py (upstream's mesh_renderer.py
 interpolates the same way: gather the vertex ids, gather the attributes, weight and sum).
 """
@@ -34,6 +34,14 @@ def vertex_normals_tf(vertices, triangles):
     return tf.math.l2_normalize(tf.transpose(summed, [1, 0, 2]), axis=-1, epsilon=1e-24)
 
 
+def triangle_normals_tf(vertices, triangles):
+    """vertices [B, V, 3], triangles [T, 3] -> [B, T, 3] unit face normals (l2_normalize of
+    (v1 - v0) x (v2 - v0), epsilon 1e-24): model/fine.py's triangle_normals before the fused op."""
+    corners = tf.gather(tf.convert_to_tensor(vertices, tf.float32), triangles, axis=1)
+    return tf.math.l2_normalize(tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0],
+                                                corners[:, :, 2] - corners[:, :, 0]), axis=-1, epsilon=1e-24)
+
+
 def group_norm_tf(x, gamma, beta, groups, epsilon=1e-5):
     """x [B, H, W, C] normalised per image and group of C / groups consecutive channels
     (tf.nn.moments over H, W and the group's channels), times gamma [C] plus beta [C]."""
@@ -54,3 +62,30 @@ def sh_shading_tf(normals, albedo, light):
     coefficients = tf.reshape(tf.convert_to_tensor(light, tf.float32), [-1, 9, 3]) + ambient
     irradiance = tf.einsum("bvk,bkc->bvc", shading.sh_basis(normals), coefficients)
     return tf.convert_to_tensor(albedo, tf.float32) * irradiance
+
+
+# ---------------------------------------------------------------------------- fine smoothness terms
+# model/losses.py's laplacian_smoothness_loss and triangle_smoothness_loss as they were written
+# before the sparse-matmul formulation: the oracle of tests/test_fine_losses.py.
+
+def laplacian_smoothness_loss_tf(attributes, pairs, dead_zone):
+    """mean over b, v, c of max((mean_{u in N(v)} x_{b,u,c} - x_{b,v,c})^2 - dz, 0), by gather and
+    segment sum; pairs [E, 2] (vertex, neighbour)."""
+    import numpy as np
+    pairs = np.asarray(pairs, dtype=np.int32)
+    attributes = tf.convert_to_tensor(attributes, tf.float32)
+    num_vertices = attributes.shape[1]
+    counts = np.maximum(np.bincount(pairs[:, 0], minlength=num_vertices), 1).astype(np.float32)
+    neighbours = tf.gather(attributes, pairs[:, 1], axis=1)                          # [B, E, C]
+    summed = tf.math.unsorted_segment_sum(tf.transpose(neighbours, [1, 0, 2]), pairs[:, 0], num_vertices)
+    mean_neighbour = tf.transpose(summed, [1, 0, 2]) / counts[None, :, None]
+    return tf.reduce_mean(tf.nn.relu(tf.square(mean_neighbour - attributes) - dead_zone))
+
+
+def triangle_smoothness_loss_tf(triangle_attributes, pairs, dead_zone):
+    """mean over b, (f, g), c of max((y_{b,f,c} - y_{b,g,c})^2 - dz, 0), by two gathers."""
+    import numpy as np
+    pairs = np.asarray(pairs, dtype=np.int32)
+    first = tf.gather(triangle_attributes, pairs[:, 0], axis=1)
+    second = tf.gather(triangle_attributes, pairs[:, 1], axis=1)
+    return tf.reduce_mean(tf.nn.relu(tf.square(first - second) - dead_zone))

@@ -1,4 +1,4 @@
-// TensorFlow ops VertexNormals and VertexNormalsGrad.
+// TensorFlow ops VertexNormals, TriangleNormals and their gradient ops.
 //
 // Shape and index checks live here; the arithmetic lives in normals_core.cc.
 // Each mesh of the batch is one unit of work on TensorFlow's intra-op CPU
@@ -121,7 +121,93 @@ class VertexNormalsGradOp : public OpKernel {
   }
 };
 
+class TriangleNormalsOp : public OpKernel {
+ public:
+  explicit TriangleNormalsOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
+    TensorShape shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape(
+                                {vertices.dim_size(0), triangles.dim_size(0), 3}, &shape));
+    Tensor* normals_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, shape, &normals_tensor));
+    float* normals = normals_tensor->flat<float>().data();
+    const int64_t floats = 3 * triangles.dim_size(0);
+    RunPerMesh(context, vertices, triangles, [&](int64_t b) {
+      ComputeTriangleNormals(MeshParams(vertices, triangles, b), normals + floats * b);
+    });
+  }
+};
+
+class TriangleNormalsGradOp : public OpKernel {
+ public:
+  explicit TriangleNormalsGradOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& d_normals = context->input(2);
+    OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
+    OP_REQUIRES(context, d_normals.dims() == 3 && d_normals.dim_size(0) == vertices.dim_size(0) &&
+                             d_normals.dim_size(1) == triangles.dim_size(0) &&
+                             d_normals.dim_size(2) == 3,
+                InvalidArgument("d_normals must have shape [batch, triangles, 3] = [",
+                                vertices.dim_size(0), ", ", triangles.dim_size(0),
+                                ", 3], got ", d_normals.shape().DebugString()));
+    Tensor* d_vertices_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices_tensor));
+    float* d_vertices = d_vertices_tensor->flat<float>().data();
+    const float* d_n = d_normals.flat<float>().data();
+    const int64_t vertex_floats = 3 * vertices.dim_size(1);
+    const int64_t triangle_floats = 3 * triangles.dim_size(0);
+    RunPerMesh(context, vertices, triangles, [&](int64_t b) {
+      TriangleNormalsGradient(MeshParams(vertices, triangles, b), d_n + triangle_floats * b,
+                              d_vertices + vertex_floats * b);
+    });
+  }
+};
+
 }  // namespace
+
+REGISTER_OP("TriangleNormals")
+    .Input("vertices: float32")
+    .Input("triangles: int32")
+    .Output("normals: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle vertices, triangles;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &vertices));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &triangles));
+      DimensionHandle unused;
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(vertices, 2), 3, &unused));
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(triangles, 1), 3, &unused));
+      c->set_output(0, c->MakeShape({c->Dim(vertices, 0), c->Dim(triangles, 0), 3}));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Unit face normals of a batch of meshes sharing one triangle list.
+
+vertices: [batch, vertices, 3] positions.
+triangles: [triangles, 3] vertex indices.
+normals: [batch, triangles, 3], (v1 - v0) x (v2 - v0) scaled to unit length (as
+  tf.math.l2_normalize with epsilon 1e-24: 0 for a degenerate face).
+)doc");
+
+REGISTER_OP("TriangleNormalsGrad")
+    .Input("vertices: float32")
+    .Input("triangles: int32")
+    .Input("d_normals: float32")
+    .Output("d_vertices: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Gradient of TriangleNormals with respect to the vertices, given d_normals
+[batch, triangles, 3].
+)doc");
 
 REGISTER_OP("VertexNormals")
     .Input("vertices: float32")
@@ -162,5 +248,7 @@ Gradient of VertexNormals with respect to the vertices, given d_normals
 
 REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_CPU), VertexNormalsOp);
 REGISTER_KERNEL_BUILDER(Name("VertexNormalsGrad").Device(DEVICE_CPU), VertexNormalsGradOp);
+REGISTER_KERNEL_BUILDER(Name("TriangleNormals").Device(DEVICE_CPU), TriangleNormalsOp);
+REGISTER_KERNEL_BUILDER(Name("TriangleNormalsGrad").Device(DEVICE_CPU), TriangleNormalsGradOp);
 
 }  // namespace face3d
