@@ -223,10 +223,17 @@ def print_profile(title, times, wall_ms, cpu_ms, batch_size, pieces=PIECES):
     print("  (ms per image; share of the summed node time)")
 
 
-def print_top_nodes(nodes, count, batch_size, total):
+def print_top_nodes(nodes, count, batch_size, total, rules):
     print("  top %d nodes (ms per image, share of the summed node time):" % count)
     for (name, op_type), ms in nodes.most_common(count):
         print("    %7.2f %5.1f%%  %-28s %s" % (ms / batch_size, 100.0 * ms / total, op_type, name))
+    groups = collections.Counter()
+    for (name, op_type), ms in nodes.items():
+        piece, direction = classify(name, rules)
+        groups[(piece, direction, op_type)] += ms
+    print("  top %d (piece, direction, op type) groups:" % count)
+    for (piece, direction, op_type), ms in groups.most_common(count):
+        print("    %7.2f %5.1f%%  %-12s %-8s %s" % (ms / batch_size, 100.0 * ms / total, piece, direction, op_type))
 
 
 def make_session(threads):
@@ -272,7 +279,7 @@ def main():
             session.close()
         print_profile("coarse training step", times, wall_ms, cpu_ms, args.batch)
         if args.top:
-            print_top_nodes(nodes, args.top, args.batch, sum(times.values()))
+            print_top_nodes(nodes, args.top, args.batch, sum(times.values()), _SCOPE_RULES)
 
     if args.stage in ("both", "fine"):
         nodes = collections.Counter()
@@ -288,7 +295,7 @@ def main():
         print_profile("fine training step (UV %d, render %d, coarse frozen)" % (args.uv_size, stage.render_size),
                       times, wall_ms, cpu_ms, args.fine_batch, FINE_PIECES)
         if args.top:
-            print_top_nodes(nodes, args.top, args.fine_batch, sum(times.values()))
+            print_top_nodes(nodes, args.top, args.fine_batch, sum(times.values()), _FINE_SCOPE_RULES)
 
 
 if __name__ == "__main__":

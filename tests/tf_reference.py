@@ -89,3 +89,53 @@ def triangle_smoothness_loss_tf(triangle_attributes, pairs, dead_zone):
     first = tf.gather(triangle_attributes, pairs[:, 0], axis=1)
     second = tf.gather(triangle_attributes, pairs[:, 1], axis=1)
     return tf.reduce_mean(tf.nn.relu(tf.square(first - second) - dead_zone))
+
+
+# ---------------------------------------------------------------------------- UV layout and unwrapping
+# model/face/uv_layout.py's interpolation to texels and model/face/unwrap.py's texel_visibility as
+# they were before the fused interpolation op and the per-triangle planes (gathers of [B, K, 3, C]
+# corners): the oracle of tests/test_uv_layout.py and tests/test_unwrap.py.
+
+def interpolate_at_texels_tf(layout, attributes, flat_texels):
+    """[B, N, C] -> [B, K, C], barycentric interpolation at the texels flat_texels (0 uncovered)."""
+    import numpy as np
+    flat_texels = np.asarray(flat_texels)
+    corners = np.asarray(layout.triangles)[np.maximum(layout.triangle_id.ravel()[flat_texels], 0)]
+    weights = layout.barycentrics.reshape(-1, 3)[flat_texels]
+    gathered = tf.gather(tf.convert_to_tensor(attributes, tf.float32), corners, axis=1)     # [B, K, 3, C]
+    return tf.reduce_sum(gathered * weights[None, :, :, None], axis=2)
+
+
+def texel_visibility_tf(layout, triangles, points_px, rasterized, depth_scale):
+    """unwrap.texel_visibility with every texel gathering its triangle's three corners."""
+    import numpy as np
+    from model.face import unwrap
+    triangles = np.asarray(triangles, dtype=np.int32)
+    height, width = int(rasterized.triangle_ids.shape[1]), int(rasterized.triangle_ids.shape[2])
+    flat_ids, texel_triangle, weights = unwrap._covered_tables(layout, triangles)
+    corners = tf.gather(points_px, triangles[texel_triangle], axis=1)               # [B, K, 3, 3]
+    point = tf.reduce_sum(corners * weights[None, :, :, None], axis=2)              # [B, K, 3]
+    plane = tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0])
+    facing = plane[..., 2] < 0.0
+    slope = tf.minimum(tf.norm(plane[..., :2], axis=-1) / tf.maximum(tf.abs(plane[..., 2]), 1e-12),
+                       unwrap.MAX_SLOPE)
+    column = tf.cast(tf.floor(point[..., 0]), tf.int32)
+    row = tf.cast(tf.floor(point[..., 1]), tf.int32)
+    inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
+    pixel = tf.clip_by_value(row, 0, height - 1) * width + tf.clip_by_value(column, 0, width - 1)
+    batch = tf.shape(points_px)[0]
+
+    def at_pixel(image):
+        return tf.gather(tf.reshape(image, [batch, height * width]), pixel, batch_dims=1)   # [B, K]
+    covered = at_pixel(rasterized.mask) > 0.5
+    seen_corners = tf.gather(triangles, at_pixel(rasterized.triangle_ids))          # [B, K, 3]
+    own_corners = triangles[texel_triangle]                                          # [K, 3]
+    same_surface = tf.reduce_any(tf.equal(seen_corners[..., :, None], own_corners[None, :, None, :]),
+                                 axis=[2, 3])
+    nearest_depth = -float(depth_scale) * at_pixel(rasterized.depth)
+    not_occluded = (nearest_depth - point[..., 2]
+                    <= unwrap.SLOPE_BIAS_PIXELS * slope + unwrap.DEPTH_BIAS_PIXELS)
+    visible = facing & inside & covered & (same_surface | not_occluded)
+    visible = tf.cast(visible, tf.float32)[..., tf.newaxis]
+    return (unwrap._scatter_to_map(layout, point[..., :2], flat_ids),
+            unwrap._scatter_to_map(layout, visible, flat_ids))
