@@ -303,10 +303,20 @@ def uv_smoothness_loss(uv_map):
       scalar float32, mm^2 (0 for a constant map).
     """
     d = tf.convert_to_tensor(uv_map, tf.float32)
-    return (tf.reduce_mean(tf.square(d[:, :, 1:] - d[:, :, :-1]))
-            + tf.reduce_mean(tf.square(d[:, 1:] - d[:, :-1]))
-            + tf.reduce_mean(tf.square(d[:, 1:, 1:] - d[:, :-1, :-1]))
-            + tf.reduce_mean(tf.square(d[:, 1:, :-1] - d[:, :-1, 1:])))
+    channels = int(d.shape[-1])
+
+    def difference(kernel):
+        # Each difference as a VALID convolution with a +-1 kernel per channel: the same values as
+        # slicing (two terms, exact signs), and a gradient ~3 x cheaper than StridedSliceGrad's
+        # (bench/bench_render.py; the slicing formulation is the oracle in tests/tf_reference.py).
+        weights = np.zeros(kernel.shape + (channels, channels), np.float32)
+        for c in range(channels):
+            weights[..., c, c] = kernel
+        return tf.nn.conv2d(d, weights, 1, "VALID")
+    return (tf.reduce_mean(tf.square(difference(np.array([[-1.0, 1.0]]))))
+            + tf.reduce_mean(tf.square(difference(np.array([[-1.0], [1.0]]))))
+            + tf.reduce_mean(tf.square(difference(np.array([[-1.0, 0.0], [0.0, 1.0]]))))
+            + tf.reduce_mean(tf.square(difference(np.array([[0.0, -1.0], [1.0, 0.0]])))))
 
 
 def symmetry_loss(uv_map, visibility, mirror_texel, mask):

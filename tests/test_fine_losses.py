@@ -4,7 +4,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from model import losses
-from tests.tf_reference import laplacian_smoothness_loss_tf, triangle_smoothness_loss_tf
+from tests.tf_reference import laplacian_smoothness_loss_tf, triangle_smoothness_loss_tf, uv_smoothness_loss_tf
 
 tf.disable_eager_execution()
 
@@ -214,3 +214,18 @@ def test_gain_normalised_loss_is_zero_at_the_photo_and_invariant_to_a_gain():
     # while fine detail the photo does not have (a pattern of the pixel scale) is penalised.
     checker = (np.indices((24, 24)).sum(0) % 2)[None, :, :, None] * 0.1
     assert evaluate(loss, images, np.clip(images + checker, 0, 1), cover, skin) > 5.0
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_uv_smoothness_and_its_gradient_match_the_slicing_formulation(channels):
+    rng = np.random.default_rng(channels)
+    values = rng.normal(size=(2, 7, 9, channels)).astype(np.float32)
+
+    def outputs(fn):
+        with tf.Graph().as_default(), tf.Session() as session:
+            x = tf.constant(values)
+            loss = fn(x)
+            return session.run([loss, tf.gradients(loss, x)[0]])
+    ours, reference = outputs(losses.uv_smoothness_loss), outputs(uv_smoothness_loss_tf)
+    np.testing.assert_allclose(ours[0], reference[0], rtol=1e-6)
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-5, atol=1e-8)

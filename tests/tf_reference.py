@@ -91,6 +91,15 @@ def triangle_smoothness_loss_tf(triangle_attributes, pairs, dead_zone):
     return tf.reduce_mean(tf.nn.relu(tf.square(first - second) - dead_zone))
 
 
+def uv_smoothness_loss_tf(uv_map):
+    """model/losses.py's uv_smoothness_loss by slicing (before the convolution formulation)."""
+    d = tf.convert_to_tensor(uv_map, tf.float32)
+    return (tf.reduce_mean(tf.square(d[:, :, 1:] - d[:, :, :-1]))
+            + tf.reduce_mean(tf.square(d[:, 1:] - d[:, :-1]))
+            + tf.reduce_mean(tf.square(d[:, 1:, 1:] - d[:, :-1, :-1]))
+            + tf.reduce_mean(tf.square(d[:, 1:, :-1] - d[:, :-1, 1:])))
+
+
 # ---------------------------------------------------------------------------- UV layout and unwrapping
 # model/face/uv_layout.py's interpolation to texels and model/face/unwrap.py's texel_visibility as
 # they were before the fused interpolation op and the per-triangle planes (gathers of [B, K, 3, C]
