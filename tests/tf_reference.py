@@ -64,6 +64,29 @@ def sh_shading_tf(normals, albedo, light):
     return tf.convert_to_tensor(albedo, tf.float32) * irradiance
 
 
+# ---------------------------------------------------------------------------- cameras
+# renderer/camera.py's pixels_to_clip and model/face/camera.py's CropCamera.project channel by
+# channel (unstack, arithmetic, stack), as they were written first: the oracle of tests/test_camera.py.
+
+def pixels_to_clip_tf(points_px, height, width, depth_scale):
+    u, v, depth = tf.unstack(tf.convert_to_tensor(points_px, tf.float32), 3, axis=-1)
+    x = 2.0 * u / width - 1.0
+    y = 1.0 - 2.0 * v / height
+    z = -depth / float(depth_scale)
+    return tf.stack([x, y, z, tf.ones_like(x)], axis=-1)
+
+
+def crop_camera_project_tf(camera, vertices, pose, image_size):
+    from model.face.framing import CROP_SIZE
+    p = tf.matmul(vertices - camera.centre, camera.rotation(pose), transpose_b=True)
+    w = float(image_size)
+    s = (camera.scale * w / CROP_SIZE) * tf.exp(pose[:, 5])[:, None]
+    t = pose[:, 3:5] * (w / CROP_SIZE)
+    u = 0.5 * w + s * p[..., 0] + t[:, 0:1]
+    v = 0.5 * w - s * p[..., 1] + t[:, 1:2]
+    return tf.stack([u, v, s * p[..., 2]], axis=-1)
+
+
 # ---------------------------------------------------------------------------- fine smoothness terms
 # model/losses.py's laplacian_smoothness_loss and triangle_smoothness_loss as they were written
 # before the sparse-matmul formulation: the oracle of tests/test_fine_losses.py.
