@@ -72,3 +72,19 @@ def test_fused_cuda_twins_and_harness_compile_with_nvcc(tmp_path):
         assert result.returncode == 0 and "emulated on the host agree" in result.stdout, result.stdout
     else:  # a GPU: the device twins must agree with the CPU cores
         assert result.returncode == 0 and "all fused ops agree" in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_gpu_op_kernels_compile_against_the_tensorflow_headers():
+    # The GOOGLE_CUDA branches of the op files are built only where TensorFlow is a CUDA build;
+    # compiling them here (syntax and types, against the installed TensorFlow's headers) keeps
+    # them from rotting unseen.
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("g++ not found on PATH")
+    import tensorflow as tf
+    flags = tf.sysconfig.get_compile_flags()
+    for name in ("interpolate_op.cc", "normals_op.cc", "shading_op.cc", "group_norm_op.cc", "rasterize_op.cc"):
+        result = subprocess.run([compiler, "-fsyntax-only", "-DGOOGLE_CUDA=1", "-Wno-deprecated-declarations"]
+                                + flags + [os.path.join(KERNEL_DIR, name)], capture_output=True, text=True)
+        assert result.returncode == 0, name + ":\n" + result.stderr[-3000:]
