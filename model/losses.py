@@ -127,10 +127,23 @@ def perceptual_loss(features_a, features_b):
 DISPLACEMENT_CAP = 10.0
 
 
+def composite_render(images, renders, render_mask):
+    """C = A clip(R, 0, 1) + (1 - A) I: a render over the photo, clipped to the photo's range.
+
+    The SH shading is not clipped (it is negative on the far side of a strong directional light,
+    and above 1 in highlights) while a photo is, by its 8 bits: comparing the unclipped render
+    would make every such pixel a large residual (~65 levels on the shadowed half of a face, for
+    the ground-truth face itself) that no geometry can explain, and the detail's gradient there
+    would push the shading toward the clip. Clipped, those pixels compare equal and pass no
+    gradient.
+    """
+    return render_mask * tf.clip_by_value(renders, 0.0, 1.0) + (1.0 - render_mask) * images
+
+
 def fine_photometric_loss(images, renders, render_mask, skin_mask):
     """Photometric L2,1 of the fine render composited over the photo, on a 0-255 scale.
 
-        C = A R + (1 - A) I
+        C = A clip(R, 0, 1) + (1 - A) I                 (`composite_render`)
         L = 1 / B sum_b [ sum_p S_{b,p} ||255 (I_{b,p} - C_{b,p})||_2 / sum_p S_{b,p} ]
 
     A the fine render's coverage, S the skin mask (segmentation skin region, soft values allowed).
@@ -146,7 +159,7 @@ def fine_photometric_loss(images, renders, render_mask, skin_mask):
     Returns:
       scalar float32, 0-255 colour units (0 where C = I on S; an image with an empty S adds 0).
     """
-    composited = render_mask * renders + (1.0 - render_mask) * images
+    composited = composite_render(images, renders, render_mask)
     distance = tf.sqrt(tf.reduce_sum(tf.square(255.0 * (images - composited)), axis=-1, keepdims=True) + _EPS)
     per_image = (tf.reduce_sum(skin_mask * distance, axis=[1, 2, 3])
                  / tf.maximum(tf.reduce_sum(skin_mask, axis=[1, 2, 3]), 1.0))
@@ -403,7 +416,7 @@ def highpass(images, sigma, mask=None):
 def gain_normalised_photometric_loss(images, renders, render_mask, skin_mask, sigma):
     """Photometric L2,1 (0-255) after a smooth per-pixel, per-channel gain matches the render to the photo.
 
-        C = A R + (1 - A) I                       (the fine render composited over the photo)
+        C = A clip(R, 0, 1) + (1 - A) I           (the fine render over the photo, `composite_render`)
         g = blur_S(I) / blur_S(C)                 (gaussian_blur over the skin mask S, sigma px)
         L = 1 / B sum_b [ sum_p S_{b,p} ||255 (I_{b,p} - g_{b,p} C_{b,p})||_2 / sum_p S_{b,p} ]
 
@@ -422,7 +435,7 @@ def gain_normalised_photometric_loss(images, renders, render_mask, skin_mask, si
     """
     images = tf.convert_to_tensor(images, tf.float32)
     skin_mask = tf.convert_to_tensor(skin_mask, tf.float32)
-    composited = render_mask * renders + (1.0 - render_mask) * images
+    composited = composite_render(images, renders, render_mask)
     gain = (gaussian_blur(images, sigma, skin_mask) + 1e-3) / (gaussian_blur(composited, sigma, skin_mask) + 1e-3)
     difference = 255.0 * (images - gain * composited)
     distance = tf.sqrt(tf.reduce_sum(tf.square(difference), axis=-1, keepdims=True) + _EPS)

@@ -29,6 +29,25 @@ def test_fine_photometric_loss_is_zero_when_the_render_matches_the_photo():
     assert evaluate(losses.fine_photometric_loss, images, images, mask, mask) < 1e-3
 
 
+def test_render_is_clipped_to_the_photos_range_before_the_comparison():
+    # A photo clipped by its 8 bits (0 in the shadow, 1 in a highlight) and the unclipped SH
+    # render of the same face: both photometric losses are zero, and pass no gradient there.
+    photo = np.array([0.0, 0.0, 1.0, 0.5]).reshape(1, 1, 4, 1) * np.ones((1, 1, 1, 3))
+    render = np.array([-0.3, -0.01, 1.2, 0.5]).reshape(1, 1, 4, 1) * np.ones((1, 1, 1, 3))
+    mask = np.ones((1, 1, 4, 1))
+
+    def both(images, renders, m):
+        return (losses.fine_photometric_loss(images, renders, m, m),
+                losses.gain_normalised_photometric_loss(images, renders, m, m, 1.0),
+                tf.gradients(losses.fine_photometric_loss(images, renders, m, m), renders)[0])
+    plain, gained, gradient = evaluate(both, photo, render, mask)
+    assert plain < 1e-3 and gained < 1e-3
+    np.testing.assert_array_equal(gradient[0, 0, :3], 0.0)
+    # Inside the range the render counts as it is: a render of 0.6 against 0.5 on one pixel of four.
+    render[0, 0, 3] = 0.6
+    assert evaluate(both, photo, render, mask)[0] == pytest.approx(255 * 0.1 * np.sqrt(3) / 4, rel=1e-3)
+
+
 def test_fine_photometric_loss_hand_computed_on_a_255_scale():
     images = np.zeros((2, 2, 2, 3))
     renders = np.zeros_like(images)

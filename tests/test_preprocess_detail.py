@@ -44,6 +44,17 @@ def test_map_is_millimetres_of_the_expected_size(landmark_uv):
     assert -1.5 < maps.min() < -0.05 and maps.max() < 0.3
 
 
+def test_pore_range_changes_only_the_pores(landmark_uv):
+    bare = detail.displacement_map(np.random.default_rng(3), landmark_uv, pore_rms_range=(0.0, 0.0))
+    low = detail.displacement_map(np.random.default_rng(3), landmark_uv, pore_rms_range=(0.01, 0.01))
+    high = detail.displacement_map(np.random.default_rng(3), landmark_uv, pore_rms_range=(0.03, 0.03))
+    # The same draws: the pore field scales with the range's value, the furrows stay.
+    np.testing.assert_allclose(high - bare, 3.0 * (low - bare), atol=1e-6)
+    skin = np.abs(low - bare) > 0
+    pore_rms = np.sqrt(np.mean((low - bare)[skin] ** 2))
+    assert 0.004 < pore_rms <= 0.0101     # 0.01 on full skin, less on its soft edge
+
+
 def test_map_is_zero_off_the_face(landmark_uv):
     displacement = detail.displacement_map(np.random.default_rng(1), landmark_uv)
     for row, col in [(0, 0), (0, 255), (255, 0), (255, 255), (128, 5), (128, 250)]:
