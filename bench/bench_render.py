@@ -23,15 +23,28 @@ tf.gradients made for that piece). Shares are of the summed node time, which on 
 can exceed the wall time of the step (also printed). With no --data records, 16 synthetic ones
 are made first (preprocess/synthesize.py) in a temporary folder.
 
-The fine stage is not implemented yet: the script says so and profiles the coarse step only. Its
-step, when it lands, is profiled by the same `profile` call with a builder beside
-`coarse_training_step`; the piece rules already classify the UV-sampling scopes (`unwrap_to_uv`,
-`uv_sampling`).
+The fine training step (model/fine.py FineStage.tower, built here piece by piece in name scopes:
+the frozen coarse network, its render, the unwrapping, the fine network, the detailed mesh and its
+render, the fine losses, Adam on the fine network) is profiled the same way at --fine_batch, UV
+--uv_size and the stage's render size, from the coarse checkpoint --coarse_checkpoint, into these
+pieces:
+
+    encoder       the coarse network (frozen: forward only)
+    coarse render the coarse stage's decode at the fine render size (forward only)
+    unwrap        texel visibility, the UV fallback and the bilinear unwrapping
+    fine net      the U-Net (scope `fine/`)
+    dense mesh    the dense grid mesh: coarse normals, interpolation to the dense vertices, the
+                  displacement, detail normals (the dense mesh's vertex normals are `normals`)
+    normals, shading, rasterize, interpolate: the detailed face's render, as above
+    losses        FineModel.losses
+    optimizer     as above
+
+and --top N prints the N most expensive nodes of each step (forward and backward together).
+`--stage coarse` or `--stage fine` profiles one step only.
 """
 import argparse
 import collections
 import glob
-import importlib.util
 import os
 import subprocess
 import sys
@@ -46,9 +59,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from model import coarse  # noqa: E402
+from model import coarse, fine  # noqa: E402
 from model.data import make_dataset  # noqa: E402
-from model import training  # noqa: E402
+from model import losses, training  # noqa: E402
 from model.face import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
 
@@ -67,11 +80,23 @@ _SCOPE_RULES = (
 )
 
 
-def classify(node_name):
+FINE_PIECES = ("encoder", "coarse render", "unwrap", "fine net", "dense mesh", "normals", "shading", "rasterize",
+               "interpolate", "losses", "optimizer", "other")
+# The fine step's scopes (fine_training_step): the coarse render's renderer ops belong to it.
+_FINE_SCOPE_RULES = (
+    ("encoder/", "encoder"), ("coarse_render/", "coarse render"), ("unwrap/", "unwrap"),
+    ("fine_net/", "fine net"),
+    ("/vertex_normals", "normals"), ("/sh_shading", "shading"), ("/rasterize", "rasterize"),
+    ("/interpolate", "interpolate"), ("fine_decode/", "dense mesh"), ("losses/", "losses"),
+    ("Adam", "optimizer"), ("clip_by_value", "optimizer"), ("global_step", "optimizer"),
+)
+
+
+def classify(node_name, rules=_SCOPE_RULES):
     """(piece, 'forward' | 'backward') of a node of the training graph."""
     direction = "backward" if node_name.startswith("gradients/") else "forward"
     name = "/" + node_name
-    for key, piece in _SCOPE_RULES:
+    for key, piece in rules:
         if key in name:
             return piece, direction
     return "other", direction
@@ -85,6 +110,43 @@ def first_batch(data_dir, batch_size):
         with tf.Session() as session:
             values = session.run(batch)
     return {key: values[key] for key in ("image", "landmarks", "segmentation")}
+
+
+def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size):
+    """The fine training step of train.py (FineStage.tower with the coarse network frozen, the
+    default weights, Adam on the fine network, clipped gradients) with placeholders for the batch,
+    its pieces in name scopes. Returns (train_op, placeholders, stage)."""
+    size = coarse.CROP_SIZE
+    placeholders = dict(
+        image=tf.placeholder(tf.float32, [batch_size, size, size, 3], "image"),
+        segmentation=tf.placeholder(tf.int32, [batch_size, size, size], "segmentation"))
+    stage = fine.FineStage(face_model, "unused", batch_size, fine.DEFAULT_WEIGHTS, coarse_checkpoint, uv_size)
+    fine_model = stage._fine_model
+    images = placeholders["image"]
+    with tf.name_scope("encoder"):
+        coarse_net = stage._coarse_net()
+        coeffs = tf.stop_gradient(coarse_net(coarse.resize_for_encoder(images)))
+        stage._coarse_variables = coarse_net.variables()
+    with tf.name_scope("coarse_render"):
+        coarse_model = coarse.CoarseModel(face_model, coarse_net, render_size=stage.render_size)
+        coarse_outputs = coarse_model.decode(coeffs, images)
+    photos = coarse_outputs["input"]
+    with tf.name_scope("unwrap"):
+        uv = fine_model.unwrap(coarse_outputs, photos)
+    with tf.name_scope("fine_net"):
+        displacement = fine_model.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"]))
+    with tf.name_scope("fine_decode"):
+        fine_outputs = fine_model.decode(coarse_outputs, displacement * fine_model.layout.taper[None, :, :, None],
+                                         stage.render_size)
+        fine_outputs.update(uv)
+    with tf.name_scope("losses"):
+        segmentation = tf.image.resize(placeholders["segmentation"][..., tf.newaxis], [stage.render_size] * 2,
+                                       method="nearest")[..., 0]
+        skin = losses.region_mask(segmentation, fine.PHOTO_REGION_LABELS)
+        total = fine_model.losses(photos, skin, coarse_outputs, fine_outputs, stage.weights)["total"]
+    optimizer = tf.train.AdamOptimizer(1e-4)
+    gradients = training.clipped_gradients(optimizer, total, stage.trainable_variables(), 1.0)
+    return optimizer.apply_gradients(gradients), placeholders, stage
 
 
 def coarse_training_step(face_model, batch_size):
@@ -113,10 +175,11 @@ def coarse_training_step(face_model, batch_size):
     return optimizer.apply_gradients(gradients, global_step=global_step), placeholders
 
 
-def profile(session, train_op, feed, repeats):
+def profile(session, train_op, feed, repeats, rules=_SCOPE_RULES, nodes=None):
     """Runs the step 3 times (warm-up), `repeats` times untimed by the tracer, then `repeats` traced
     steps. Returns (ms per step {(piece, direction): ms}, median wall ms and median process CPU ms
-    of the untraced steps)."""
+    of the untraced steps); with a Counter `nodes`, adds each node's ms per step to it, keyed by
+    (node name, op type)."""
     for _ in range(3):
         session.run(train_op, feed)
     walls, cpus = [], []
@@ -135,25 +198,42 @@ def profile(session, train_op, feed, repeats):
                 # Executor bookkeeping entries (_SOURCE, retvals) carry no op.
                 if node.node_name.startswith("_"):
                     continue
-                totals[classify(node.node_name.split(":")[0])] += node.op_end_rel_micros - node.op_start_rel_micros
+                micros = node.op_end_rel_micros - node.op_start_rel_micros
+                totals[classify(node.node_name.split(":")[0], rules)] += micros
+                if nodes is not None:
+                    op_type = node.timeline_label.split("(")[0].split(" = ")[-1].strip()
+                    nodes[(node.node_name.split(":")[0], op_type)] += micros / 1e3 / repeats
     return ({key: value / 1e3 / repeats for key, value in totals.items()}, 1e3 * float(np.median(walls)),
             1e3 * float(np.median(cpus)))
 
 
-def print_profile(title, times, wall_ms, cpu_ms, batch_size):
+def print_profile(title, times, wall_ms, cpu_ms, batch_size, pieces=PIECES):
     total = sum(times.values())
     print("%s: batch %d, wall %.1f ms per step (%.1f ms per image, %.1f images/s), process CPU %.1f ms per "
           "step (%.1f ms per image); summed node time %.1f ms per step"
           % (title, batch_size, wall_ms, wall_ms / batch_size, 1e3 * batch_size / wall_ms, cpu_ms,
              cpu_ms / batch_size, total))
     print("  %-12s %12s %12s %8s" % ("piece", "forward ms", "backward ms", "share"))
-    for piece in PIECES:
+    for piece in pieces:
         forward, backward = times.get((piece, "forward"), 0.0), times.get((piece, "backward"), 0.0)
         if forward + backward == 0.0:
             continue
         print("  %-12s %12.2f %12.2f %7.1f%%" % (piece, forward / batch_size, backward / batch_size,
                                                   100.0 * (forward + backward) / total))
     print("  (ms per image; share of the summed node time)")
+
+
+def print_top_nodes(nodes, count, batch_size, total, rules):
+    print("  top %d nodes (ms per image, share of the summed node time):" % count)
+    for (name, op_type), ms in nodes.most_common(count):
+        print("    %7.2f %5.1f%%  %-28s %s" % (ms / batch_size, 100.0 * ms / total, op_type, name))
+    groups = collections.Counter()
+    for (name, op_type), ms in nodes.items():
+        piece, direction = classify(name, rules)
+        groups[(piece, direction, op_type)] += ms
+    print("  top %d (piece, direction, op type) groups:" % count)
+    for (piece, direction, op_type), ms in groups.most_common(count):
+        print("    %7.2f %5.1f%%  %-12s %-8s %s" % (ms / batch_size, 100.0 * ms / total, piece, direction, op_type))
 
 
 def make_session(threads):
@@ -168,33 +248,54 @@ def main():
     parser.add_argument("--data", default=os.path.join(REPO, "data", "bench"),
                         help="folder of training tfrecords (16 are synthesized if it holds none)")
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: default)")
+    parser.add_argument("--stage", choices=("both", "coarse", "fine"), default="both")
+    parser.add_argument("--fine_batch", type=int, default=4, help="batch of the fine step (bench_train_fine.py's)")
+    parser.add_argument("--uv_size", type=int, default=fine.DEFAULT_UV_SIZE)
+    parser.add_argument("--coarse_checkpoint", default=os.path.join(REPO, fine.DEFAULT_COARSE_CHECKPOINT),
+                        help="coarse export the fine step starts from")
+    parser.add_argument("--top", type=int, default=0, help="print the N most expensive nodes of each step")
     args = parser.parse_args()
-    if args.batch <= 0 or args.repeats <= 0:
-        sys.exit("bench_render.py: --batch and --repeats must be positive")
+    if args.batch <= 0 or args.repeats <= 0 or args.fine_batch <= 0:
+        sys.exit("bench_render.py: --batch, --fine_batch and --repeats must be positive")
 
     with tempfile.TemporaryDirectory() as scratch:
         data = args.data
         if not glob.glob(os.path.join(data, "*" + schema.SHARD_SUFFIX)):
             data = scratch
-            subprocess.run([sys.executable, "-m", "preprocess.synthesize", "--num=%d" % max(16, args.batch),
+            subprocess.run([sys.executable, "-m", "preprocess.synthesize",
+                            "--num=%d" % max(16, args.batch, args.fine_batch),
                             "--out=%s" % data, "--seed=5"], cwd=REPO, check=True, capture_output=True)
-        values = first_batch(data, args.batch)
+        values = first_batch(data, max(args.batch, args.fine_batch))
 
     face_model = FaceModel()
-    with tf.Graph().as_default():
-        train_op, placeholders = coarse_training_step(face_model, args.batch)
-        session = make_session(args.threads)
-        session.run(tf.global_variables_initializer())
-        feed = {placeholders[key]: values[key] for key in placeholders}
-        times, wall_ms, cpu_ms = profile(session, train_op, feed, args.repeats)
-        session.close()
-    print_profile("coarse training step", times, wall_ms, cpu_ms, args.batch)
+    if args.stage in ("both", "coarse"):
+        nodes = collections.Counter()
+        with tf.Graph().as_default():
+            train_op, placeholders = coarse_training_step(face_model, args.batch)
+            session = make_session(args.threads)
+            session.run(tf.global_variables_initializer())
+            feed = {placeholders[key]: values[key][:args.batch] for key in placeholders}
+            times, wall_ms, cpu_ms = profile(session, train_op, feed, args.repeats, nodes=nodes)
+            session.close()
+        print_profile("coarse training step", times, wall_ms, cpu_ms, args.batch)
+        if args.top:
+            print_top_nodes(nodes, args.top, args.batch, sum(times.values()), _SCOPE_RULES)
 
-    if importlib.util.find_spec("model.fine") is None:
-        print("fine training step: not profiled: the fine stage is not implemented yet (no model/fine.py)")
-    else:
-        print("fine training step: not profiled: model/fine.py exists, but this script does not build its step "
-              "yet (add a builder beside coarse_training_step; its UV-sampling scopes are already classified)")
+    if args.stage in ("both", "fine"):
+        nodes = collections.Counter()
+        with tf.Graph().as_default():
+            train_op, placeholders, stage = fine_training_step(face_model, args.fine_batch, args.coarse_checkpoint,
+                                                               args.uv_size)
+            session = make_session(args.threads)
+            session.run(tf.global_variables_initializer())
+            stage.initialize(session, resumed=False)
+            feed = {placeholders[key]: values[key][:args.fine_batch] for key in placeholders}
+            times, wall_ms, cpu_ms = profile(session, train_op, feed, args.repeats, _FINE_SCOPE_RULES, nodes)
+            session.close()
+        print_profile("fine training step (UV %d, render %d, coarse frozen)" % (args.uv_size, stage.render_size),
+                      times, wall_ms, cpu_ms, args.fine_batch, FINE_PIECES)
+        if args.top:
+            print_top_nodes(nodes, args.top, args.fine_batch, sum(times.values()), _FINE_SCOPE_RULES)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ variables, element-wise clipped gradients; the fine stage on the coarse checkpoi
 --train_coarse), each in its own graph and session, warms both up, then times them in alternating
 rounds (--rounds x --steps steps each), so that a change of machine load hits both alike. Prints
 each stage's steps/s and images/s (the median round) and the ratio coarse steps/s / fine steps/s
-(issue 12's target: a fine step at UV 256 costs at most 2 coarse steps). Summaries, checkpoints
+(issue 12's target: a fine step at UV 256 costs at most 2 coarse steps), then the same ratio of process
+CPU time per step (median round), less sensitive to other jobs on the machine. Summaries, checkpoints
 and logging are left out: they cost the same for both stages.
 """
 import argparse
@@ -49,11 +50,15 @@ class Trainer(object):
             self.session.run(tf.global_variables_initializer())
             stage.initialize(self.session, resumed=False)
             self.graph.finalize()
+        self.cpu_per_step = []
 
     def steps_per_second(self, steps):
-        start = time.time()
+        """Steps per second of wall time; also appends this round's process CPU seconds per step
+        to self.cpu_per_step."""
+        start, start_cpu = time.time(), time.process_time()
         for _ in range(steps):
             self.session.run([self.train_op, self.total])
+        self.cpu_per_step.append((time.process_time() - start_cpu) / steps)
         return steps / (time.time() - start)
 
 
@@ -100,6 +105,11 @@ def main():
         print("  %-6s %.3f steps/s, %.2f images/s (rounds: %s)" % (
             name, median[name], median[name] * args.batch_size, " ".join("%.3f" % r for r in rates[name])))
     print("  a fine step costs %.2f coarse steps" % (median["coarse"] / median["fine"]))
+    # Process CPU time per step (median round, warm-up excluded): less sensitive than wall time to
+    # other jobs on a shared machine.
+    cpu = {name: float(np.median(trainer.cpu_per_step[1:])) for name, trainer in trainers.items()}
+    print("  process CPU per step: coarse %.3f s, fine %.3f s: a fine step costs %.2f coarse steps of CPU"
+          % (cpu["coarse"], cpu["fine"], cpu["fine"] / cpu["coarse"]))
 
 
 if __name__ == "__main__":

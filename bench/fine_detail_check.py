@@ -3,7 +3,8 @@ non-DC SH light does its coarse network predict? (A quick check, not evaluate.py
 
     python bench/fine_detail_check.py FINE_CHECKPOINT 'HELD_OUT/*.tfrecord' [N] [gt]
 
-FINE_CHECKPOINT: a fine export (or training) folder with stage.json. `gt`: unwrap through the
+FINE_CHECKPOINT: a fine export (or training) folder with stage.json, or a checkpoint prefix in one
+(a training checkpoint holds no frozen coarse network: use it with `gt`). `gt`: unwrap through the
 ground-truth coarse faces (gt/coefficients) instead of the coarse network's. Prints JSON: Pearson
 correlation of predicted and ground-truth maps over the detail mask (4 texels in from its edge),
 all texels and visible ones, raw, both blurred (sigma 2 texels) and high-passed (minus a sigma-4
@@ -38,7 +39,10 @@ with tf.Graph().as_default(), tf.Session() as session:
                                                          config["max_displacement"],
                                                          config.get("displacement_highpass", 0.0)), config["displacement_direction"])
     fo = fm.forward(co, co["input"])
-    tf.train.Saver().restore(session, tf.train.latest_checkpoint(export) if os.path.isdir(export) else export)
+    prefix = tf.train.latest_checkpoint(export) if os.path.isdir(export) else export
+    stored = dict(tf.train.list_variables(prefix))
+    # A training checkpoint leaves the frozen coarse network out: enough with `gt`.
+    tf.train.Saver([v for v in tf.global_variables() if v.op.name in stored]).restore(session, prefix)
     preds, gts, vis, lights, gt_lights = [], [], [], [], []
     while sum(len(p) for p in preds) < num:
         try:
@@ -49,6 +53,11 @@ with tf.Graph().as_default(), tf.Session() as session:
         preds.append(out["d"][..., 0]); vis.append(out["v"][..., 0]); gts.append(out["gt"])
         lights.append(out["c"][:, -27:]); gt_lights.append(out["gc"][:, -27:])
 pred, gt, vis = np.concatenate(preds), np.concatenate(gts), np.concatenate(vis)
+if os.environ.get("FINE_CHECK_PICTURE"):     # predicted over ground-truth maps of the first 4 faces
+    from PIL import Image
+    rows = [np.concatenate([pred[i], gt[i]], axis=0) for i in range(min(4, len(pred)))]
+    grey = np.clip(0.5 + np.concatenate(rows, axis=1) / 0.5, 0, 1)
+    Image.fromarray((grey * 255).astype(np.uint8)).save(os.environ["FINE_CHECK_PICTURE"])
 mask = layout.mask & (layout.taper > 0.99)
 def corr(a, b):
     a = a - a.mean(); b = b - b.mean(); return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))

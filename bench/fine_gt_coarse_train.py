@@ -3,11 +3,12 @@ the coarse network's, on synthetic data (no augmentation), exported as FineStage
 bench/fine_detail_check.py (with `gt`) scores it: what the fine stage learns when the coarse face
 is right.
 
-    python bench/fine_gt_coarse_train.py 'DATA/*.tfrecord' OUT_DIR STEPS [paper|default]
+    python bench/fine_gt_coarse_train.py 'DATA/*.tfrecord' OUT_DIR STEPS [paper|default [MAX_DISPLACEMENT [HIGHPASS [NAME=WEIGHT,...]]]]
 
-The last argument picks the loss weights: fine.PAPER_WEIGHTS (the default of this script) or
-fine.DEFAULT_WEIGHTS (train.py's: the gain-normalised photometric term); the band limit and the
-bound are FineStage's defaults either way.
+The fourth argument picks the loss weights: fine.PAPER_WEIGHTS (the default of this script) or
+fine.DEFAULT_WEIGHTS (train.py's: the gain-normalised photometric term); the bound (mm) and the
+band limit (texels) default to FineStage's; NAME=WEIGHT pairs replace weights (fine.FineWeights
+fields, e.g. disp=10).
 """
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,7 +34,13 @@ class GtCoarseStage(fine.FineStage):
         return terms, None
 
 weights = fine.DEFAULT_WEIGHTS if len(sys.argv) > 4 and sys.argv[4] == "default" else fine.PAPER_WEIGHTS
-stage = GtCoarseStage(FaceModel(), sys.argv[1], 4, weights)
+max_displacement = float(sys.argv[5]) if len(sys.argv) > 5 else fine.DEFAULT_MAX_DISPLACEMENT
+highpass = float(sys.argv[6]) if len(sys.argv) > 6 else fine.DEFAULT_DISPLACEMENT_HIGHPASS
+if len(sys.argv) > 7:
+    weights = weights._replace(**{k: float(v) for k, v in (pair.split("=") for pair in sys.argv[7].split(","))})
+print("weights:", weights)
+stage = GtCoarseStage(FaceModel(), sys.argv[1], 4, weights, max_displacement=max_displacement,
+                      displacement_highpass=highpass)
 settings = training.LoopSettings(checkpoint_dir=sys.argv[2], step=int(sys.argv[3]), save_step=100, log_step=20,
                                  image_summary_step=10 ** 6, learning_rate=1e-4, lr_decay_step=1000, lr_decay_rate=0.9,
                                  min_learning_rate=1e-6, gradient_clip=1.0, seed=0)

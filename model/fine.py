@@ -36,6 +36,7 @@ from model.face.camera import DEPTH_RANGE_PER_PIXEL
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
 from model.face.uv_layout import UVLayout
 from preprocess import schema
+from renderer import shading
 
 SCOPE = "fine"
 PAPER_MAX_CHANNELS = 512
@@ -184,10 +185,9 @@ DEFAULT_PHOTO_GAIN_SIGMA = 4.0
 
 
 def triangle_normals(vertices, triangles):
-    """Unit face normals [B, F, 3] of vertices [B, V, 3] and counter-clockwise triangles [F, 3]."""
-    corners = tf.gather(vertices, triangles, axis=1)
-    return tf.math.l2_normalize(tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0],
-                                                corners[:, :, 2] - corners[:, :, 0]), axis=-1, epsilon=1e-24)
+    """Unit face normals [B, F, 3] of vertices [B, V, 3] and counter-clockwise triangles [F, 3]
+    (renderer.shading.triangle_normals, the fused op; its TensorFlow oracle: tests/tf_reference.py)."""
+    return shading.triangle_normals(vertices, triangles)
 
 
 def region_texels(face_model, layout, names):

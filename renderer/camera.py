@@ -55,11 +55,14 @@ def pixels_to_clip(points_px, image_size, depth_scale, name=None):
         raise ValueError("depth_scale must be positive, got %r" % (depth_scale,))
     with tf.name_scope(name, "pixels_to_clip", [points_px]):
         points_px = tf.convert_to_tensor(points_px, tf.float32, name="points_px")
-        u, v, depth = tf.unstack(points_px, 3, axis=-1)
-        x = 2.0 * u / width - 1.0
-        y = 1.0 - 2.0 * v / height
-        z = -depth / float(depth_scale)
-        return tf.stack([x, y, z, tf.ones_like(x)], axis=-1)
+        # x = 2u / W - 1, y = 1 - 2v / H, z = -depth / depth_scale as one multiply, divide and add
+        # on [B, V, 3] (the same float operations, so the same bits, as per channel: negation and
+        # the order of a two-term sum are exact), then w = 1 appended: no unstack / stack, whose
+        # ops and gradients on the last axis cost more than the arithmetic (bench/bench_render.py).
+        xyz = (points_px * tf.constant([2.0, -2.0, -1.0]) / tf.constant([float(width), float(height),
+                                                                          float(depth_scale)])
+               + tf.constant([-1.0, 1.0, 0.0]))
+        return tf.concat([xyz, tf.ones_like(xyz[..., :1])], axis=-1)
 
 
 def perspective_to_clip(points_cam, focal_px, principal_point_px, image_size, near, far, name=None):

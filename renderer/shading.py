@@ -58,6 +58,35 @@ def _vertex_normals_gradient(op, d_normals):
     return [load_op().vertex_normals_grad(op.inputs[0], op.inputs[1], d_normals), None]
 
 
+def triangle_normals(vertices, triangles, name=None):
+    """Unit face normals, by a fused C++ op with its gradient (renderer/kernels/normals_core.cc).
+
+    Args:
+      vertices: [B, V, 3] float32 positions.
+      triangles: [T, 3] int32; a face's normal is (v1 - v0) x (v2 - v0) (counter-clockwise
+        faces in a frame with x right, y up, z towards the viewer point +z).
+    Returns:
+      [B, T, 3] float32: each face normal f over sqrt(max(|f|^2, 1e-24)), as
+      tf.math.l2_normalize (zero for a degenerate face). Differentiable with respect to `vertices`.
+    Raises:
+      ValueError: for wrong static shapes. A vertex index outside [0, V) is an
+      InvalidArgumentError when the graph runs.
+    """
+    with tf.name_scope(name, "triangle_normals", [vertices, triangles]):
+        vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
+        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
+            raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
+        if triangles.shape.rank is not None and (triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
+            raise ValueError("triangles must have shape [triangles, 3], got %s" % triangles.shape)
+        return load_op().triangle_normals(vertices, triangles)
+
+
+@tf.RegisterGradient("TriangleNormals")
+def _triangle_normals_gradient(op, d_normals):
+    return [load_op().triangle_normals_grad(op.inputs[0], op.inputs[1], d_normals), None]
+
+
 def sh_basis(normals, name=None):
     """Irradiance basis of 9 real spherical harmonics (bands 0..2) at unit normals.
 

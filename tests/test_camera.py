@@ -96,3 +96,35 @@ def test_perspective_rejects_bad_clipping_planes(near, far):
 def test_pixels_to_clip_rejects_a_non_positive_depth_scale():
     with pytest.raises(ValueError, match="depth_scale"):
         camera.pixels_to_clip(tf.zeros([1, 3, 3]), 10, depth_scale=0.0)
+
+
+def _values_and_gradient(fn, inputs, probe):
+    with tf.Graph().as_default(), tf.Session() as session:
+        tensors = [tf.constant(x) for x in inputs]
+        out = fn(*tensors)
+        return session.run([out, tf.gradients(tf.reduce_sum(out * probe), tensors)])
+
+
+def test_pixels_to_clip_and_crop_projection_are_bit_identical_to_the_per_channel_formulas():
+    """The [B, V, 3]-at-once arithmetic against the unstack / stack formulation it replaced
+    (tests/tf_reference.py): the same bits, and gradients to rounding."""
+    from model.face import FaceModel
+    from tests.tf_reference import crop_camera_project_tf, pixels_to_clip_tf
+    rng = np.random.default_rng(7)
+    points = (rng.normal(size=(3, 500, 3)) * [80.0, 80.0, 300.0] + [150.0, 120.0, 0.0]).astype(np.float32)
+    probe = rng.normal(size=(3, 500, 4)).astype(np.float32)
+    ours = _values_and_gradient(lambda p: camera.pixels_to_clip(p, (240, 300), 1200.0), [points], probe)
+    reference = _values_and_gradient(lambda p: pixels_to_clip_tf(p, 240, 300, 1200.0), [points], probe)
+    np.testing.assert_array_equal(ours[0], reference[0])
+    np.testing.assert_allclose(ours[1][0], reference[1][0], rtol=1e-6)
+
+    crop_camera = FaceModel().camera
+    vertices = rng.normal(scale=60.0, size=(3, 400, 3)).astype(np.float32)
+    pose = (rng.normal(size=(3, 6)) * [0.3, 0.5, 0.2, 10.0, 10.0, 0.1]).astype(np.float32)
+    probe = rng.normal(size=(3, 400, 3)).astype(np.float32)
+    ours = _values_and_gradient(lambda v, p: crop_camera.project(v, p, 224), [vertices, pose], probe)
+    reference = _values_and_gradient(lambda v, p: crop_camera_project_tf(crop_camera, v, p, 224), [vertices, pose],
+                                     probe)
+    np.testing.assert_array_equal(ours[0], reference[0])
+    for a, b in zip(ours[1], reference[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())

@@ -4,6 +4,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from model import losses
+from tests.tf_reference import laplacian_smoothness_loss_tf, triangle_smoothness_loss_tf, uv_smoothness_loss_tf
 
 tf.disable_eager_execution()
 
@@ -26,6 +27,25 @@ def test_fine_photometric_loss_is_zero_when_the_render_matches_the_photo():
     images = rng.random((2, 5, 5, 3))
     mask = np.ones((2, 5, 5, 1))
     assert evaluate(losses.fine_photometric_loss, images, images, mask, mask) < 1e-3
+
+
+def test_render_is_clipped_to_the_photos_range_before_the_comparison():
+    # A photo clipped by its 8 bits (0 in the shadow, 1 in a highlight) and the unclipped SH
+    # render of the same face: both photometric losses are zero, and pass no gradient there.
+    photo = np.array([0.0, 0.0, 1.0, 0.5]).reshape(1, 1, 4, 1) * np.ones((1, 1, 1, 3))
+    render = np.array([-0.3, -0.01, 1.2, 0.5]).reshape(1, 1, 4, 1) * np.ones((1, 1, 1, 3))
+    mask = np.ones((1, 1, 4, 1))
+
+    def both(images, renders, m):
+        return (losses.fine_photometric_loss(images, renders, m, m),
+                losses.gain_normalised_photometric_loss(images, renders, m, m, 1.0),
+                tf.gradients(losses.fine_photometric_loss(images, renders, m, m), renders)[0])
+    plain, gained, gradient = evaluate(both, photo, render, mask)
+    assert plain < 1e-3 and gained < 1e-3
+    np.testing.assert_array_equal(gradient[0, 0, :3], 0.0)
+    # Inside the range the render counts as it is: a render of 0.6 against 0.5 on one pixel of four.
+    render[0, 0, 3] = 0.6
+    assert evaluate(both, photo, render, mask)[0] == pytest.approx(255 * 0.1 * np.sqrt(3) / 4, rel=1e-3)
 
 
 def test_fine_photometric_loss_hand_computed_on_a_255_scale():
@@ -102,6 +122,36 @@ def test_triangle_smoothness_hand_computed():
     expected = (0.35 + 0.03) / 6.0
     value = evaluate(lambda n: losses.triangle_smoothness_loss(n, pairs, 0.01), normals)
     assert value == pytest.approx(expected, rel=1e-5)
+
+
+def _loss_and_gradient(loss_fn, values, pairs, dead_zone):
+    with tf.Graph().as_default(), tf.Session() as session:
+        x = tf.constant(values)
+        loss = loss_fn(x, pairs, dead_zone)
+        return session.run([loss, tf.gradients(loss, x)[0]])
+
+
+@pytest.mark.parametrize("dead_zone", [0.0, 0.05])
+def test_smoothness_losses_and_gradients_match_the_gather_formulation(dead_zone):
+    """The sparse-matmul Laplacian and triangle-pair terms against the gather / segment-sum ones
+    they replaced (tests/tf_reference.py), on a jittered grid with a vertex of no triangle."""
+    n = 6
+    triangles = grid_triangles(n)
+    rng = np.random.default_rng(3)
+    values = rng.normal(scale=0.3, size=(3, n * n + 1, 3)).astype(np.float32)
+    pairs = losses.neighbour_pairs(triangles, n * n + 1)
+    ours = _loss_and_gradient(losses.laplacian_smoothness_loss, values, pairs, dead_zone)
+    reference = _loss_and_gradient(laplacian_smoothness_loss_tf, values, pairs, dead_zone)
+    assert ours[0] > 0.0
+    np.testing.assert_allclose(ours[0], reference[0], rtol=1e-5)
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-4, atol=1e-7)
+    triangle_values = rng.normal(scale=0.3, size=(3, len(triangles), 3)).astype(np.float32)
+    triangle_pairs = losses.adjacent_triangle_pairs(triangles)
+    ours = _loss_and_gradient(losses.triangle_smoothness_loss, triangle_values, triangle_pairs, dead_zone)
+    reference = _loss_and_gradient(triangle_smoothness_loss_tf, triangle_values, triangle_pairs, dead_zone)
+    assert ours[0] > 0.0
+    np.testing.assert_allclose(ours[0], reference[0], rtol=1e-5)
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-4, atol=1e-7)
 
 
 def test_uv_smoothness_is_zero_for_a_constant_map_and_counts_diagonals():
@@ -183,3 +233,18 @@ def test_gain_normalised_loss_is_zero_at_the_photo_and_invariant_to_a_gain():
     # while fine detail the photo does not have (a pattern of the pixel scale) is penalised.
     checker = (np.indices((24, 24)).sum(0) % 2)[None, :, :, None] * 0.1
     assert evaluate(loss, images, np.clip(images + checker, 0, 1), cover, skin) > 5.0
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_uv_smoothness_and_its_gradient_match_the_slicing_formulation(channels):
+    rng = np.random.default_rng(channels)
+    values = rng.normal(size=(2, 7, 9, channels)).astype(np.float32)
+
+    def outputs(fn):
+        with tf.Graph().as_default(), tf.Session() as session:
+            x = tf.constant(values)
+            loss = fn(x)
+            return session.run([loss, tf.gradients(loss, x)[0]])
+    ours, reference = outputs(losses.uv_smoothness_loss), outputs(uv_smoothness_loss_tf)
+    np.testing.assert_allclose(ours[0], reference[0], rtol=1e-6)
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-5, atol=1e-8)

@@ -1,4 +1,4 @@
-"""The fused interpolation, vertex-normal, SH-shading and group-norm ops: against the plain TensorFlow versions they
+"""The fused interpolation, vertex- and triangle-normal, SH-shading and group-norm ops: against the plain TensorFlow versions they
 replaced (tests/tf_reference.py), against finite differences, and on bad input."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 import renderer
 from renderer import shading
 from model.group_norm import group_norm
-from tests.tf_reference import group_norm_tf, interpolate_tf, sh_shading_tf, vertex_normals_tf
+from tests.tf_reference import group_norm_tf, interpolate_tf, sh_shading_tf, triangle_normals_tf, vertex_normals_tf
 
 tf.disable_eager_execution()
 
@@ -182,6 +182,53 @@ def test_vertex_normals_reject_out_of_range_indices():
         run(lambda: shading.vertex_normals(vertices, [[0, 1, 2], [0, 3, 1]]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="outside"):
         run(lambda: shading.vertex_normals(vertices, [[0, -1, 2]]))
+
+
+# ------------------------------------------------------------------ triangle normals
+
+def test_triangle_normals_and_their_gradient_match_the_tensorflow_version():
+    rng = np.random.default_rng(15)
+    vertices, triangles = random_mesh(rng, batch=3, rows=6, cols=7)
+    # A degenerate face (all three corners one vertex): normal and gradient zero in both.
+    triangles = np.concatenate([triangles, [[4, 4, 4]]]).astype(np.int32)
+    d_normals = rng.normal(size=(3, len(triangles), 3)).astype(np.float32)
+    ours = normals_outputs(shading.triangle_normals, vertices, triangles, d_normals)
+    reference = normals_outputs(triangle_normals_tf, vertices, triangles, d_normals)
+    assert ours[0].shape == (3, len(triangles), 3)
+    np.testing.assert_allclose(ours[0], reference[0], rtol=1e-5, atol=1e-6, err_msg="normals")
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-4, atol=1e-5, err_msg="d_vertices")
+    np.testing.assert_array_equal(ours[0][:, -1], 0.0)
+    np.testing.assert_allclose(np.linalg.norm(ours[0][:, :-1], axis=-1), 1.0, rtol=1e-6)
+
+
+def test_triangle_normals_gradient_matches_finite_differences():
+    rng = np.random.default_rng(16)
+    vertices, triangles = random_mesh(rng, batch=2, rows=3, cols=3)
+    vertices = vertices.astype(np.float64)
+    d_normals = rng.normal(size=(2, len(triangles), 3))
+    with tf.Graph().as_default(), tf.Session() as session:
+        v = tf.placeholder(tf.float32, vertices.shape)
+        loss = tf.reduce_sum(shading.triangle_normals(v, triangles) * d_normals)
+        analytic = session.run(tf.gradients(loss, v)[0], {v: vertices})
+        step = 1e-3
+        numeric = np.zeros(vertices.shape)
+        for i in np.ndindex(vertices.shape):
+            plus, minus = vertices.copy(), vertices.copy()
+            plus[i] += step
+            minus[i] -= step
+            numeric[i] = (session.run(loss, {v: plus}) - session.run(loss, {v: minus})) / (2 * step)
+    np.testing.assert_allclose(analytic, numeric, rtol=2e-2, atol=2e-3)
+
+
+def test_triangle_normals_reject_out_of_range_indices_and_bad_gradients():
+    vertices = np.zeros((1, 3, 3), np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="triangle 1 has a vertex index outside"):
+        run(lambda: shading.triangle_normals(vertices, [[0, 1, 2], [0, 3, 1]]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="outside"):
+        run(lambda: shading.triangle_normals(vertices, [[0, -1, 2]]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="d_normals must have shape"):
+        run(lambda: renderer.rasterizer.load_op().triangle_normals_grad(
+            vertices, [[0, 1, 2]], np.zeros((1, 2, 3), np.float32)))
 
 
 # ------------------------------------------------------------------ group normalisation

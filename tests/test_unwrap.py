@@ -111,3 +111,28 @@ def test_hidden_texels_without_a_visible_mirror_take_the_fallback(layout, turned
     both_hidden = layout.covered & ~visible & ~mirror_visible
     assert both_hidden.sum() > 0
     assert np.all(turned["uv"][both_hidden] == FALLBACK)
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.9])
+def test_texel_visibility_matches_the_per_texel_gather_formulation(face_model, layout, yaw):
+    """Interpolation by the fused op and planes per triangle give the same positions and
+    visibility as the formulation they replaced (tests/tf_reference.py), turned face included."""
+    from tests.tf_reference import texel_visibility_tf
+    with tf.Graph().as_default(), tf.Session() as session:
+        coeffs = np.zeros((2, face_model.coeff_size), np.float32)
+        coeffs[:, face_model.coefficient_slices()["pose"].start + 1] = [yaw, -0.5 * yaw]
+        outputs = forward.render_face(face_model, tf.constant(coeffs), IMAGE_SIZE)
+        args = (layout, face_model.triangles, outputs["points_px"], outputs["rasterized"],
+                DEPTH_RANGE_PER_PIXEL * IMAGE_SIZE)
+        ours, reference = session.run([unwrap.texel_visibility(*args), texel_visibility_tf(*args)])
+    np.testing.assert_allclose(ours[0], reference[0], rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(ours[1], reference[1])
+    assert 0 < ours[1].sum() < ours[1].size
+
+
+def test_texel_visibility_refuses_triangles_of_another_mesh(face_model, layout):
+    with tf.Graph().as_default():
+        outputs = forward.render_face(face_model, tf.zeros([1, face_model.coeff_size]), IMAGE_SIZE)
+        with pytest.raises(ValueError, match="not those of the UV layout"):
+            unwrap.texel_visibility(layout, face_model.triangles[::-1], outputs["points_px"], outputs["rasterized"],
+                                    DEPTH_RANGE_PER_PIXEL * IMAGE_SIZE)

@@ -170,3 +170,25 @@ def test_coarse_triangles_outside_cover_eyes_and_mouth_interior(face_model, layo
 def test_too_small_a_layout_is_an_error(face_model):
     with pytest.raises(ValueError, match="at least 8"):
         UVLayout(face_model, 4)
+
+
+def test_interpolation_to_texels_and_its_gradient_match_the_gather_formulation(face_model, layout):
+    """The fused-op interpolation (dense vertices, the whole map) against the gather it replaced
+    (tests/tf_reference.py), values and attribute gradients."""
+    from tests.tf_reference import interpolate_at_texels_tf
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(2, face_model.num_vertices, 3)).astype(np.float32)
+    texels = np.concatenate([layout.dense_texels, np.arange(SIZE * SIZE)])      # uncovered texels too
+    probe = rng.normal(size=(2, len(texels), 3)).astype(np.float32)
+
+    def outputs(fn):
+        with tf.Graph().as_default(), tf.Session() as session:
+            attributes = tf.constant(values)
+            out = fn(attributes)
+            return session.run([out, tf.gradients(tf.reduce_sum(out * probe), attributes)[0]])
+    ours = outputs(lambda a: layout.interpolate_at_texels(a, texels))
+    reference = outputs(lambda a: interpolate_at_texels_tf(layout, a, texels))
+    np.testing.assert_allclose(ours[0], reference[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-5, atol=1e-5)
+    uncovered = ~layout.covered.ravel()[texels]
+    assert uncovered.any() and np.all(ours[0][:, uncovered] == 0.0)

@@ -35,9 +35,12 @@ class CropCamera(collections.namedtuple("CropCamera", ["scale", "centre"])):
         w = float(image_size)
         s = (self.scale * w / CROP_SIZE) * tf.exp(pose[:, 5])[:, None]
         t = pose[:, 3:5] * (w / CROP_SIZE)
-        u = 0.5 * w + s * p[..., 0] + t[:, 0:1]
-        v = 0.5 * w - s * p[..., 1] + t[:, 1:2]
-        return tf.stack([u, v, s * p[..., 2]], axis=-1)
+        # u = W/2 + s p_x + t_x, v = W/2 - s p_y + t_y, depth = s p_z, on [B, N, 3] at once: the
+        # same float operations in the same order as per channel (negation is exact, a + b = b + a),
+        # without the slices and the stack on the last axis and their gradients.
+        signed = s[:, :, None] * tf.constant([1.0, -1.0, 1.0])                          # [B, 1, 3]
+        shift = tf.concat([t, tf.zeros_like(t[:, :1])], axis=-1)[:, None, :]            # [B, 1, 3]
+        return (signed * p + tf.constant([0.5 * w, 0.5 * w, 0.0])) + shift
 
     @staticmethod
     def to_clip(points_px, image_size=CROP_SIZE):

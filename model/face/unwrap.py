@@ -106,14 +106,18 @@ def texel_visibility(layout, triangles, points_px, rasterized, depth_scale):
     """
     triangles = np.asarray(triangles, dtype=np.int32)
     height, width = int(rasterized.triangle_ids.shape[1]), int(rasterized.triangle_ids.shape[2])
-    flat_ids, texel_triangle, weights = _covered_tables(layout, triangles)
-    corners = tf.gather(points_px, triangles[texel_triangle], axis=1)               # [B, K, 3, 3]
-    point = tf.reduce_sum(corners * weights[None, :, :, None], axis=2)              # [B, K, 3]
+    if not np.array_equal(triangles, layout.triangles):
+        raise ValueError("texel_visibility: the triangles are not those of the UV layout's face model")
+    flat_ids, texel_triangle, _ = _covered_tables(layout, triangles)
+    point = layout.interpolate_at_texels(points_px, flat_ids)                           # [B, K, 3]
     # Plane of T(t) in (u, v, depth): its normal's z < 0 is front-facing (counter-clockwise in NDC,
     # y up, is clockwise in pixels, y down); |grad depth| = |n_xy| / |n_z| depth per pixel.
+    # Computed once per triangle, then read per texel.
+    corners = tf.gather(points_px, triangles, axis=1)                                  # [B, T, 3, 3]
     plane = tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0])
-    facing = plane[..., 2] < 0.0
-    slope = tf.minimum(tf.norm(plane[..., :2], axis=-1) / tf.maximum(tf.abs(plane[..., 2]), 1e-12), MAX_SLOPE)
+    facing = tf.gather(plane[..., 2] < 0.0, texel_triangle, axis=1)
+    slope = tf.gather(tf.minimum(tf.norm(plane[..., :2], axis=-1) / tf.maximum(tf.abs(plane[..., 2]), 1e-12),
+                                 MAX_SLOPE), texel_triangle, axis=1)
     column = tf.cast(tf.floor(point[..., 0]), tf.int32)
     row = tf.cast(tf.floor(point[..., 1]), tf.int32)
     inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)

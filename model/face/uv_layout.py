@@ -1,6 +1,7 @@
 """The UV layout of a face model at one map size: what a displacement map's texels are on the face.
 
-Built once per (face model, size) in NumPy; its graph ops are plain gathers, differentiable.
+Built once per (face model, size) in NumPy; its graph ops are gathers and the renderer's fused
+interpolation op, differentiable.
 
 Conventions (shared/DESIGN.md): a map is S x S, row-major; texel (row r, col c) has its centre at
 (u, v) = ((c + 0.5) / S, 1 - (r + 0.5) / S), so row 0 is the top of the UV image (v = 1). A
@@ -138,6 +139,11 @@ class UVLayout:
         self.coarse_triangles_outside = self._coarse_outside(uv, triangles)
 
     @property
+    def triangles(self):
+        """int32 [T, 3], the face model's triangles (what triangle_id indexes)."""
+        return self._triangles
+
+    @property
     def num_dense_vertices(self):
         return len(self.dense_texels)
 
@@ -182,32 +188,37 @@ class UVLayout:
 
     # ------------------------------------------------------------------ graph ops
 
+    def interpolate_at_texels(self, attributes, flat_texels):
+        """Per-vertex attributes [B, N, C] -> [B, K, C] at the centres of the texels flat_texels [K]
+        (flat indices r S + c): barycentric interpolation in each texel's triangle, 0 on uncovered
+        texels. float32: one fused op (renderer.interpolate, the rasterizer's; its gradient with
+        respect to the attributes too) with the layout's triangle ids and barycentrics as a 1 x K
+        image; another float type: a gather of the [B, K, 3, C] corners, weighted and summed."""
+        import tensorflow.compat.v1 as tf
+        import renderer
+        attributes = tf.convert_to_tensor(attributes)
+        flat_texels = np.asarray(flat_texels)
+        ids = np.maximum(self.triangle_id.ravel()[flat_texels], 0).astype(np.int32)
+        weights = self.barycentrics.reshape(-1, 3)[flat_texels]
+        if attributes.dtype != tf.float32:
+            gathered = tf.gather(attributes, self._triangles[ids], axis=1)                 # [B, K, 3, C]
+            return tf.reduce_sum(gathered * weights.astype(attributes.dtype.as_numpy_dtype)[None, :, :, None], axis=2)
+        batch = tf.shape(attributes)[0]
+        pixels = renderer.Rasterized(tf.tile(ids[None, None], tf.stack([batch, 1, 1])), None,
+                                     tf.tile(weights[None, None], tf.stack([batch, 1, 1, 1])), None)
+        return renderer.interpolate(attributes, self._triangles, pixels)[:, 0]
+
     def dense_from_vertices(self, attributes):
         """Per-vertex attributes [B, N, C] -> the dense-mesh vertices [B, M, C] (barycentric
         interpolation at the mask texels' centres: positions, normals, albedo alike)."""
-        import tensorflow.compat.v1 as tf
-        ids = self.triangle_id.ravel()[self.dense_texels]
-        corners = np.asarray(self._triangles)[ids]                          # [M, 3]
-        weights = self.barycentrics.reshape(-1, 3)[self.dense_texels]       # [M, 3]
-        gathered = tf.gather(attributes, corners, axis=1)                   # [B, M, 3, C]
-        return tf.reduce_sum(gathered * weights[None, :, :, None], axis=2)
+        return self.interpolate_at_texels(attributes, self.dense_texels)
 
     def vertices_to_uv(self, attributes):
         """Per-vertex attributes [B, N, C] -> UV image [B, S, S, C], interpolated at every covered
         texel's centre, 0 elsewhere."""
         import tensorflow.compat.v1 as tf
-        flat_ids = np.flatnonzero(self.covered.ravel())
-        corners = np.asarray(self._triangles)[self.triangle_id.ravel()[flat_ids]]
-        weights = self.barycentrics.reshape(-1, 3)[flat_ids]
-        values = tf.reduce_sum(tf.gather(attributes, corners, axis=1)
-                               * weights[None, :, :, None], axis=2)          # [B, K, C]
-        # Uncovered texels gather the zero row appended after the K covered ones.
-        lookup = np.full(self.size * self.size, len(flat_ids), dtype=np.int32)
-        lookup[flat_ids] = np.arange(len(flat_ids))
-        padded = tf.concat([values, tf.zeros_like(values[:, :1])], axis=1)
-        image = tf.gather(padded, lookup, axis=1)
-        channels = attributes.shape[-1]
-        return tf.reshape(image, [-1, self.size, self.size, channels])
+        values = self.interpolate_at_texels(attributes, np.arange(self.size * self.size))
+        return tf.reshape(values, [-1, self.size, self.size, int(attributes.shape[-1])])
 
     def uv_to_dense(self, uv_image):
         """UV image [B, S, S, C] -> its values at the dense-mesh vertices [B, M, C]."""

@@ -1,10 +1,12 @@
-// Area-weighted unit vertex normals of a triangle mesh: the plain C++ core of
-// the VertexNormals op and its gradient.
+// Area-weighted unit vertex normals of a triangle mesh, and unit face normals:
+// the plain C++ core of the VertexNormals and TriangleNormals ops and their
+// gradients.
 //
 // No TensorFlow in here. The per-triangle and per-vertex arithmetic is in
-// inline functions marked FACE3D_HOST_DEVICE, for a CUDA twin (one thread per
-// triangle adding into the vertex sums with atomics, then one per vertex); the
-// CPU loops below own one mesh (batch element) each and add plainly.
+// inline functions marked FACE3D_HOST_DEVICE, shared with the CUDA twin
+// (normals_cuda.cu: one thread per triangle adding into the vertex sums with
+// atomics, then one per vertex); the CPU loops below own one mesh (batch
+// element) each and add plainly.
 //
 // Layouts (row-major, one mesh): vertices and normals [vertex_count, 3];
 // triangles [triangle_count, 3] vertex indices (validated by the caller).
@@ -97,6 +99,16 @@ void ComputeVertexNormals(const NormalsParams& params, float* sums,
 // [vertex_count, 3]; `scratch` holds 2 * 3 * vertex_count floats.
 void VertexNormalsGradient(const NormalsParams& params, const float* d_normals,
                            float* scratch, float* d_vertices);
+
+// Unit face normals [triangle_count, 3] of one mesh:
+// normalize((v1 - v0) x (v2 - v0)) with the same epsilon as the vertex normals
+// (tf.math.l2_normalize(face, epsilon=kNormalEpsilon): 0 for a degenerate face).
+void ComputeTriangleNormals(const NormalsParams& params, float* normals);
+
+// d_vertices [vertex_count, 3] (overwritten) of one mesh given d_normals
+// [triangle_count, 3] of its unit face normals.
+void TriangleNormalsGradient(const NormalsParams& params, const float* d_normals,
+                             float* d_vertices);
 
 }  // namespace face3d
 

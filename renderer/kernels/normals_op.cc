@@ -1,14 +1,20 @@
-// TensorFlow ops VertexNormals and VertexNormalsGrad.
+// TensorFlow ops VertexNormals, TriangleNormals and their gradient ops.
 //
 // Shape and index checks live here; the arithmetic lives in normals_core.cc.
 // Each mesh of the batch is one unit of work on TensorFlow's intra-op CPU
-// thread pool (a mesh's triangles add into its own vertices).
+// thread pool (a mesh's triangles add into its own vertices). With GOOGLE_CUDA
+// the GPU kernels (normals_cuda.cu) make the same checks, the index scan on
+// the device. TriangleNormals has CPU kernels only (no CUDA twin yet).
 #include <cstdint>
 #include <functional>
 #include <limits>
 
 #include "normals_core.h"
 #include "rasterize_core.h"
+#if GOOGLE_CUDA
+#include "gpu_op_util.h"
+#include "normals_cuda.h"
+#endif
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -28,7 +34,8 @@ using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
-::tensorflow::Status CheckMesh(const Tensor& vertices, const Tensor& triangles) {
+// Shapes only (no element is read: on a GPU they are device memory).
+::tensorflow::Status CheckMeshShapes(const Tensor& vertices, const Tensor& triangles) {
   if (vertices.dims() != 3 || vertices.dim_size(2) != 3) {
     return InvalidArgument("vertices must have shape [batch, vertices, 3], got ",
                            vertices.shape().DebugString());
@@ -41,12 +48,20 @@ using ::tensorflow::shape_inference::ShapeHandle;
       triangles.dim_size(0) > std::numeric_limits<int32_t>::max()) {
     return InvalidArgument("mesh too large for int32 indices");
   }
+  return ::tensorflow::OkStatus();
+}
+
+::tensorflow::Status TriangleError(int64_t bad, const Tensor& vertices) {
+  return InvalidArgument("triangle ", bad, " has a vertex index outside [0, ",
+                         vertices.dim_size(1), ")");
+}
+
+// Shapes and indices, on the host.
+::tensorflow::Status CheckMesh(const Tensor& vertices, const Tensor& triangles) {
+  TF_RETURN_IF_ERROR(CheckMeshShapes(vertices, triangles));
   const int64_t bad = FindInvalidTriangle(triangles.flat<int32_t>().data(),
                                           triangles.dim_size(0), vertices.dim_size(1));
-  if (bad >= 0) {
-    return InvalidArgument("triangle ", bad, " has a vertex index outside [0, ",
-                           vertices.dim_size(1), ")");
-  }
+  if (bad >= 0) return TriangleError(bad, vertices);
   return ::tensorflow::OkStatus();
 }
 
@@ -121,7 +136,171 @@ class VertexNormalsGradOp : public OpKernel {
   }
 };
 
+class TriangleNormalsOp : public OpKernel {
+ public:
+  explicit TriangleNormalsOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
+    TensorShape shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape(
+                                {vertices.dim_size(0), triangles.dim_size(0), 3}, &shape));
+    Tensor* normals_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, shape, &normals_tensor));
+    float* normals = normals_tensor->flat<float>().data();
+    const int64_t floats = 3 * triangles.dim_size(0);
+    RunPerMesh(context, vertices, triangles, [&](int64_t b) {
+      ComputeTriangleNormals(MeshParams(vertices, triangles, b), normals + floats * b);
+    });
+  }
+};
+
+class TriangleNormalsGradOp : public OpKernel {
+ public:
+  explicit TriangleNormalsGradOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& d_normals = context->input(2);
+    OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
+    OP_REQUIRES(context, d_normals.dims() == 3 && d_normals.dim_size(0) == vertices.dim_size(0) &&
+                             d_normals.dim_size(1) == triangles.dim_size(0) &&
+                             d_normals.dim_size(2) == 3,
+                InvalidArgument("d_normals must have shape [batch, triangles, 3] = [",
+                                vertices.dim_size(0), ", ", triangles.dim_size(0),
+                                ", 3], got ", d_normals.shape().DebugString()));
+    Tensor* d_vertices_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices_tensor));
+    float* d_vertices = d_vertices_tensor->flat<float>().data();
+    const float* d_n = d_normals.flat<float>().data();
+    const int64_t vertex_floats = 3 * vertices.dim_size(1);
+    const int64_t triangle_floats = 3 * triangles.dim_size(0);
+    RunPerMesh(context, vertices, triangles, [&](int64_t b) {
+      TriangleNormalsGradient(MeshParams(vertices, triangles, b), d_n + triangle_floats * b,
+                              d_vertices + vertex_floats * b);
+    });
+  }
+};
+
+#if GOOGLE_CUDA
+using ::tensorflow::DEVICE_GPU;
+
+// Shapes on the host, indices on the device (the CPU kernel's message).
+::tensorflow::Status CheckMeshOnGpu(OpKernelContext* context, const Tensor& vertices,
+                                    const Tensor& triangles) {
+  TF_RETURN_IF_ERROR(CheckMeshShapes(vertices, triangles));
+  int64_t bad = -1;
+  TF_RETURN_IF_ERROR(gpu_op::FirstOutOfRange(context, triangles.flat<int32_t>().data(),
+                                             triangles.NumElements(), vertices.dim_size(1), &bad));
+  if (bad >= 0) return TriangleError(bad / 3, vertices);
+  return ::tensorflow::OkStatus();
+}
+
+NormalsCudaParams BatchParams(const Tensor& vertices, const Tensor& triangles) {
+  NormalsCudaParams p;
+  p.vertices = vertices.flat<float>().data();
+  p.triangles = triangles.flat<int32_t>().data();
+  p.batch = vertices.dim_size(0);
+  p.vertex_count = vertices.dim_size(1);
+  p.triangle_count = triangles.dim_size(0);
+  return p;
+}
+
+class VertexNormalsGpuOp : public OpKernel {
+ public:
+  explicit VertexNormalsGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
+    Tensor* normals = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &normals));
+    Tensor sums;
+    OP_REQUIRES_OK(context,
+                   context->allocate_temp(::tensorflow::DT_FLOAT, vertices.shape(), &sums));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "VertexNormalsCuda",
+                                VertexNormalsCuda(BatchParams(vertices, triangles),
+                                                  sums.flat<float>().data(),
+                                                  normals->flat<float>().data(),
+                                                  gpu_op::Stream(context))));
+  }
+};
+
+class VertexNormalsGradGpuOp : public OpKernel {
+ public:
+  explicit VertexNormalsGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& d_normals = context->input(2);
+    OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
+    OP_REQUIRES(context, d_normals.shape() == vertices.shape(),
+                InvalidArgument("d_normals must have the shape of vertices ",
+                                vertices.shape().DebugString(), ", got ",
+                                d_normals.shape().DebugString()));
+    Tensor* d_vertices = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices));
+    TensorShape scratch_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape(
+                                {2, vertices.dim_size(0), 3 * vertices.dim_size(1)},
+                                &scratch_shape));
+    Tensor scratch;
+    OP_REQUIRES_OK(context,
+                   context->allocate_temp(::tensorflow::DT_FLOAT, scratch_shape, &scratch));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "VertexNormalsGradientCuda",
+                                VertexNormalsGradientCuda(
+                                    BatchParams(vertices, triangles),
+                                    d_normals.flat<float>().data(), scratch.flat<float>().data(),
+                                    d_vertices->flat<float>().data(), gpu_op::Stream(context))));
+  }
+};
+#endif  // GOOGLE_CUDA
+
 }  // namespace
+
+REGISTER_OP("TriangleNormals")
+    .Input("vertices: float32")
+    .Input("triangles: int32")
+    .Output("normals: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle vertices, triangles;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &vertices));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &triangles));
+      DimensionHandle unused;
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(vertices, 2), 3, &unused));
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(triangles, 1), 3, &unused));
+      c->set_output(0, c->MakeShape({c->Dim(vertices, 0), c->Dim(triangles, 0), 3}));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Unit face normals of a batch of meshes sharing one triangle list.
+
+vertices: [batch, vertices, 3] positions.
+triangles: [triangles, 3] vertex indices.
+normals: [batch, triangles, 3], (v1 - v0) x (v2 - v0) scaled to unit length (as
+  tf.math.l2_normalize with epsilon 1e-24: 0 for a degenerate face).
+)doc");
+
+REGISTER_OP("TriangleNormalsGrad")
+    .Input("vertices: float32")
+    .Input("triangles: int32")
+    .Input("d_normals: float32")
+    .Output("d_vertices: float32")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Gradient of TriangleNormals with respect to the vertices, given d_normals
+[batch, triangles, 3].
+)doc");
 
 REGISTER_OP("VertexNormals")
     .Input("vertices: float32")
@@ -162,5 +341,11 @@ Gradient of VertexNormals with respect to the vertices, given d_normals
 
 REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_CPU), VertexNormalsOp);
 REGISTER_KERNEL_BUILDER(Name("VertexNormalsGrad").Device(DEVICE_CPU), VertexNormalsGradOp);
+REGISTER_KERNEL_BUILDER(Name("TriangleNormals").Device(DEVICE_CPU), TriangleNormalsOp);
+REGISTER_KERNEL_BUILDER(Name("TriangleNormalsGrad").Device(DEVICE_CPU), TriangleNormalsGradOp);
+#if GOOGLE_CUDA
+REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_GPU), VertexNormalsGpuOp);
+REGISTER_KERNEL_BUILDER(Name("VertexNormalsGrad").Device(DEVICE_GPU), VertexNormalsGradGpuOp);
+#endif
 
 }  // namespace face3d
