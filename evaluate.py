@@ -29,7 +29,8 @@ Inputs (any of them, together or alone):
                    (millimetres, cropped to the face) and its 7 landmarks <stem>_lmk7.txt (7 lines
                    `x y z`, mm) or <stem>.pp (MeshLab picked points, as NoW ships them), in the order
                    of model.metrics.NOW_LANDMARKS. Scored by the scan-to-mesh distance after rigid
-                   landmark alignment and rigid ICP (model.metrics.scan_to_mesh_error).
+                   landmark alignment and rigid ICP (model.metrics.scan_to_mesh_error); with a fine
+                   checkpoint the detailed mesh is scored the same way too (key `fine`).
 Writes into --output_dir:
   metrics.json         one section per input given (keys in README.md, "Evaluation")
   photos.csv, synthetic.csv, scans.csv   one row per scored sample
@@ -452,7 +453,7 @@ def evaluate_scans(reconstructor, folder, detector, progress=True):
     face_model = reconstructor.face_model
     triangles = face_model.triangles
     landmark_vertices = face_model.landmarks68[list(metrics.NOW_LANDMARKS)]
-    rows, distances, skipped = [], [], {}
+    rows, distances, fine_distances, skipped = [], [], [], {}
     error_sum = np.zeros(face_model.num_vertices)
     error_count = np.zeros(face_model.num_vertices)
     for path in tqdm(inference.list_photos(folder), desc="scans", unit="scan", disable=not progress,
@@ -480,6 +481,17 @@ def evaluate_scans(reconstructor, folder, detector, progress=True):
         vertices = np.asarray(result["vertices"], np.float64)
         scored = metrics.scan_to_mesh_error(scan, scan_landmarks, vertices, triangles,
                                             vertices[landmark_vertices])
+        row = dict(photo=name, scan=os.path.basename(mesh_path), points=len(scan),
+                   median_mm=scored["median_mm"], mean_mm=scored["mean_mm"], std_mm=scored["std_mm"])
+        if "detailed_vertices" in result:
+            # The fine stage's detailed mesh: its first N vertices are the coarse ones, so the same
+            # landmark vertices; aligned on its own (landmarks, then ICP against the detailed surface).
+            detailed = np.asarray(result["detailed_vertices"], np.float64)
+            fine_scored = metrics.scan_to_mesh_error(scan, scan_landmarks, detailed,
+                                                     reconstructor.detailed_triangles, detailed[landmark_vertices])
+            fine_distances.append(fine_scored["distances"])
+            row.update(fine_median_mm=fine_scored["median_mm"], fine_mean_mm=fine_scored["mean_mm"],
+                       fine_std_mm=fine_scored["std_mm"])
         aligned = metrics.apply_transform(vertices, scored["rotation"], scored["translation"])
         corners = triangles[scored["triangle_ids"]]
         weights = barycentric(scored["closest"], aligned[corners])
@@ -487,14 +499,19 @@ def evaluate_scans(reconstructor, folder, detector, progress=True):
             np.add.at(error_sum, corners[:, k], weights[:, k] * scored["distances"])
             np.add.at(error_count, corners[:, k], weights[:, k])
         distances.append(scored["distances"])
-        rows.append(dict(photo=name, scan=os.path.basename(mesh_path), points=len(scan),
-                         median_mm=scored["median_mm"], mean_mm=scored["mean_mm"], std_mm=scored["std_mm"]))
-    section = {"count": len(rows), "median_mm": None, "mean_mm": None, "std_mm": None}
-    if distances:
+        rows.append(row)
+
+    def statistics(collected):
         # As NoW: the statistics of all scan points of all scans together.
-        everything = np.concatenate(distances)
-        section.update(median_mm=float(np.median(everything)), mean_mm=float(everything.mean()),
-                       std_mm=float(everything.std()))
+        if not collected:
+            return {"median_mm": None, "mean_mm": None, "std_mm": None}
+        everything = np.concatenate(collected)
+        return {"median_mm": float(np.median(everything)), "mean_mm": float(everything.mean()),
+                "std_mm": float(everything.std())}
+
+    section = dict(count=len(rows), **statistics(distances))
+    if getattr(reconstructor, "stage", None) == inference.FINE_STAGE:
+        section["fine"] = statistics(fine_distances)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_vertex = np.where(error_count > 0, error_sum / error_count, np.nan)
     return section, rows, skipped, per_vertex
@@ -591,6 +608,9 @@ def print_table(results, scans_skipped):
         if scans["count"]:
             print("  scan-to-mesh (mm): median %.3f  mean %.3f  std %.3f"
                   % (scans["median_mm"], scans["mean_mm"], scans["std_mm"]))
+            if "fine" in scans:
+                print("  detailed mesh (mm): median %.3f  mean %.3f  std %.3f"
+                      % (scans["fine"]["median_mm"], scans["fine"]["mean_mm"], scans["fine"]["std_mm"]))
         for name, reason in scans_skipped.items():
             print("  skipped %s: %s" % (name, reason))
 

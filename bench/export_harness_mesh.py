@@ -5,8 +5,9 @@ Usage: python bench/export_harness_mesh.py [--out cache/harness_mesh.bin] [--bat
 The mesh is bench_rasterizer.face_sized_mesh (35,709 vertices, ~70,000 triangles, one head
 rotation per image). File layout, little-endian: the 8 bytes "F3DMESH1", int64 batch, vertex
 count and triangle count, int32 height and width, then float32 clip vertices [batch, vertices, 4]
-and int32 triangles [triangles, 3]. Read by renderer/kernels/rasterize_harness.cc (--mesh), which
-needs no Python or TensorFlow: run this here and carry the file to a machine with a GPU.
+and int32 triangles [triangles, 3]. Read (--mesh) by renderer/kernels/rasterize_harness.cc and
+fused_harness.cc, which need no Python or TensorFlow: run this here and carry the file to a machine
+with a GPU.
 """
 import argparse
 import os

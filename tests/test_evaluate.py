@@ -263,3 +263,27 @@ def test_tfrecord_folders_without_records_are_named(tmp_path):
     (tmp_path / "empty.tfrecord").write_bytes(b"")
     with pytest.raises(evaluate.InputError, match="empty.tfrecord"):
         evaluate.evaluate_synthetic(reconstructor, str(tmp_path), progress=False)
+
+
+@pytest.mark.slow
+def test_scans_score_the_detailed_mesh_of_a_fine_checkpoint(scan_folder, tiny_fine_export, tiny_nonzero_fine_export):
+    # Zero displacement: the detailed mesh lies on the coarse surface, so it scores as the coarse
+    # mesh does (the scan's noise); a non-zero map moves the detailed surface off the scan.
+    figures = {}
+    for name, export in (("zero", tiny_fine_export), ("nonzero", tiny_nonzero_fine_export)):
+        reconstructor = inference.load_reconstructor(export, fit_steps=0)
+        section, rows, skipped, _ = evaluate.evaluate_scans(reconstructor, str(scan_folder), "hog", progress=False)
+        assert section["count"] == 1 and set(skipped) == {"noscan.png"}
+        assert set(section["fine"]) == {"median_mm", "mean_mm", "std_mm"}
+        assert rows[0]["fine_mean_mm"] == pytest.approx(section["fine"]["mean_mm"])
+        figures[name] = section
+    zero, nonzero = figures["zero"], figures["nonzero"]
+    # (The dense mesh is the coarse surface sampled on the 32 x 32 test grid: its chords add a little.)
+    assert zero["fine"]["median_mm"] == pytest.approx(zero["median_mm"], rel=0.05)
+    assert zero["fine"]["mean_mm"] == pytest.approx(zero["mean_mm"], abs=0.06)
+    assert nonzero["mean_mm"] == pytest.approx(zero["mean_mm"], rel=1e-6)   # the same coarse mesh
+    assert nonzero["fine"]["median_mm"] > 1.2 * zero["fine"]["median_mm"]
+
+
+def test_coarse_checkpoints_have_no_fine_scan_figures(evaluated):
+    assert "fine" not in evaluated[1]["scans"]

@@ -1,6 +1,6 @@
 """Compiles the custom ops in renderer/kernels/ (and, on request, the standalone harness).
 
-Usage: python renderer/kernels/build.py [--force] [--harness]
+Usage: python renderer/kernels/build.py [--force] [--harness] [--cuda-archs 75,80,...]
 
 Each entry of OPS is one library, renderer/kernels/<name>.so: its C++ sources are compiled with
 g++ and the flags TensorFlow reports through tf.sysconfig (include path, C++ standard, ABI), so
@@ -10,8 +10,11 @@ GOOGLE_CUDA=1, which registers the ops' GPU kernels); otherwise the script says 
 is missing and builds the CPU kernels alone. A library is rebuilt only when one of its inputs is
 newer than it, or with --force. Exits non-zero with the compiler's message when a build fails.
 
---harness also builds cache/rasterize_harness (no TensorFlow): with nvcc where it is on PATH
-(CPU and CUDA cores), else with g++ (CPU core only); see rasterize_harness.cc.
+--harness also builds the standalone harnesses (no TensorFlow), cache/rasterize_harness (the
+rasterizer) and cache/fused_harness (interpolation, normals, shading, group norm): with nvcc where
+it is on PATH (CPU and CUDA cores), else with g++ (CPU cores only); see rasterize_harness.cc and
+fused_harness.cc. --cuda-archs limits the machine code to the given architectures (e.g. 90, to
+iterate faster; the default is all of CUDA_ARCHS, plus PTX of the last given).
 """
 import argparse
 import collections
@@ -32,8 +35,10 @@ OPS = [
                 "shading_core.cc", "shading_op.cc"],
        headers=["rasterize_core.h", "rasterize_pixel.h", "interpolate_core.h", "normals_core.h",
                 "group_norm_core.h", "shading_core.h"],
-       cuda_sources=["rasterize_cuda.cu"],
-       cuda_headers=["rasterize_cuda.h"]),
+       cuda_sources=["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu",
+                     "shading_cuda.cu", "group_norm_cuda.cu"],
+       cuda_headers=["rasterize_cuda.h", "interpolate_cuda.h", "normals_cuda.h", "shading_cuda.h",
+                     "group_norm_cuda.h", "cuda_launch.h", "gpu_op_util.h"]),
 ]
 
 # -ffp-contract=off keeps a*b+c from becoming fused multiply-adds, which would
@@ -43,9 +48,26 @@ EXTRA_FLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off"]
 NVCC_FLAGS = ["-std=c++17", "-O3", "-fmad=false", "-Xcompiler", "-fPIC,-ffp-contract=off"]
 # Turing to Hopper as machine code, and Hopper PTX for newer GPUs to compile at load time.
 CUDA_ARCHS = ["75", "80", "86", "89", "90"]
-GENCODE = ["-gencode=arch=compute_%s,code=sm_%s" % (a, a) for a in CUDA_ARCHS] + [
-    "-gencode=arch=compute_%s,code=compute_%s" % (CUDA_ARCHS[-1], CUDA_ARCHS[-1])]
-HARNESS = os.path.join(ROOT, "cache", "rasterize_harness")
+
+
+def gencode(archs):
+    """nvcc -gencode flags: machine code for each of `archs`, PTX of the last."""
+    return ["-gencode=arch=compute_%s,code=sm_%s" % (a, a) for a in archs] + [
+        "-gencode=arch=compute_%s,code=compute_%s" % (archs[-1], archs[-1])]
+
+
+GENCODE = gencode(CUDA_ARCHS)
+# Each harness: its binary and sources (C++ and CUDA; the CUDA ones only with nvcc).
+Harness = collections.namedtuple("Harness", ["path", "sources", "cuda_sources"])
+HARNESSES = [
+    Harness(os.path.join(ROOT, "cache", "rasterize_harness"),
+            ["rasterize_harness.cc", "rasterize_core.cc"], ["rasterize_cuda.cu"]),
+    Harness(os.path.join(ROOT, "cache", "fused_harness"),
+            ["fused_harness.cc", "rasterize_core.cc", "interpolate_core.cc", "normals_core.cc",
+             "shading_core.cc", "group_norm_core.cc"],
+            ["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu", "shading_cuda.cu",
+             "group_norm_cuda.cu"]),
+]
 
 
 def tensorflow_flags():
@@ -130,28 +152,38 @@ def build_op(op, compile_flags, link_flags, with_cuda):
     print("build.py: built %s (%d KiB)" % (os.path.relpath(library), os.path.getsize(library) // 1024))
 
 
-def build_harness():
-    sources = [os.path.join(KERNEL_DIR, s) for s in ("rasterize_harness.cc", "rasterize_core.cc")]
-    os.makedirs(os.path.dirname(HARNESS), exist_ok=True)
+def build_harness(harness):
+    sources = [os.path.join(KERNEL_DIR, s) for s in harness.sources]
+    os.makedirs(os.path.dirname(harness.path), exist_ok=True)
     nvcc = shutil.which("nvcc")
     if nvcc:
         command = ([nvcc] + NVCC_FLAGS[:-2] + ["-Xcompiler", "-ffp-contract=off"] + GENCODE + sources
-                   + [os.path.join(KERNEL_DIR, "rasterize_cuda.cu"), "-o", HARNESS])
+                   + [os.path.join(KERNEL_DIR, s) for s in harness.cuda_sources]
+                   + ["-o", harness.path])
     else:
         compiler = shutil.which("g++")
         if compiler is None:
             sys.exit("build.py: neither nvcc nor g++ is on PATH; cannot build the harness")
         command = [compiler, "-std=c++17", "-O3", "-ffp-contract=off", "-DFACE3D_HARNESS_CPU_ONLY"] + sources + [
-            "-o", HARNESS]
-    run(command, "compiling the harness (%s)" % ("CPU and CUDA cores" if nvcc else "CPU core only: no nvcc"))
-    print("build.py: built %s" % os.path.relpath(HARNESS))
+            "-o", harness.path]
+    name = os.path.basename(harness.path)
+    run(command, "compiling %s (%s)" % (name, "CPU and CUDA cores" if nvcc else "CPU cores only: no nvcc"))
+    print("build.py: built %s" % os.path.relpath(harness.path))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if the libraries are up to date")
-    parser.add_argument("--harness", action="store_true", help="also build cache/rasterize_harness")
+    parser.add_argument("--harness", action="store_true",
+                        help="also build cache/rasterize_harness and cache/fused_harness")
+    parser.add_argument("--cuda-archs", default=",".join(CUDA_ARCHS),
+                        help="comma-separated CUDA architectures for nvcc (default: %(default)s)")
     args = parser.parse_args()
+    archs = [a.strip() for a in args.cuda_archs.split(",") if a.strip()]
+    if not archs or not all(a.isdigit() for a in archs):
+        parser.error("--cuda-archs takes numbers such as 75,80,86,89,90, got %r" % args.cuda_archs)
+    global GENCODE
+    GENCODE = gencode(archs)
 
     compile_flags, link_flags, built_with_cuda = tensorflow_flags()
     missing = cuda_missing(built_with_cuda)
@@ -165,7 +197,8 @@ def main():
             print("build.py: %s: CUDA kernels not built: %s; the CPU kernels serve GPU sessions too"
                   % (op.name, missing))
     if args.harness:
-        build_harness()
+        for harness in HARNESSES:
+            build_harness(harness)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 // CPU loops of group normalisation; the per-group arithmetic is in
 // group_norm_core.h. Sums run per row of channels in float (the inner loops
-// vectorise), flushed into double every kFlushPixels pixels, so that a large
-// image's statistics do not lose precision.
+// vectorise), flushed into double every kGroupNormChunk pixels, so that a
+// large image's statistics do not lose precision.
 #include "group_norm_core.h"
 
 #include <algorithm>
@@ -9,8 +9,6 @@
 
 namespace face3d {
 namespace {
-
-constexpr int64_t kFlushPixels = 64;
 
 // Per-channel sums of a(x, dy) and b(x, dy) over all pixels, in double.
 template <typename Terms>
@@ -20,8 +18,8 @@ void ChannelSums(const GroupNormParams& p, const float* x, const float* dy,
   std::vector<float> part_a(channels), part_b(channels);
   std::fill(sum_a, sum_a + channels, 0.0);
   std::fill(sum_b, sum_b + channels, 0.0);
-  for (int64_t begin = 0; begin < p.pixel_count; begin += kFlushPixels) {
-    const int64_t end = std::min(p.pixel_count, begin + kFlushPixels);
+  for (int64_t begin = 0; begin < p.pixel_count; begin += kGroupNormChunk) {
+    const int64_t end = std::min(p.pixel_count, begin + kGroupNormChunk);
     std::fill(part_a.begin(), part_a.end(), 0.0f);
     std::fill(part_b.begin(), part_b.end(), 0.0f);
     float* a = part_a.data();
@@ -48,8 +46,7 @@ void GroupNormForward(const GroupNormParams& params, const float* x,
   std::vector<double> sums(2 * channels);
   ChannelSums(params, x, nullptr,
               [](int c, const float* xi, const float*, float* a, float* b) {
-                a[c] += xi[c];
-                b[c] += xi[c] * xi[c];
+                ForwardTerms(xi[c], a + c, b + c);
               },
               sums.data(), sums.data() + channels);
   const double count = static_cast<double>(params.pixel_count) * per_group;
@@ -62,8 +59,7 @@ void GroupNormForward(const GroupNormParams& params, const float* x,
     }
     GroupStatistics(sum, sum_squares, count, params.epsilon, mean + g, rstd + g);
     for (int c = g * per_group; c < (g + 1) * per_group; ++c) {
-      scale[c] = rstd[g] * gamma[c];
-      shift[c] = beta[c] - mean[g] * scale[c];
+      ForwardAffine(mean[g], rstd[g], gamma[c], beta[c], &scale[c], &shift[c]);
     }
   }
   const float* s = scale.data();
@@ -85,16 +81,14 @@ void GroupNormBackward(const GroupNormParams& params, const float* x,
   std::vector<float> a(channels), b(channels);
   for (int c = 0; c < channels; ++c) {
     const int g = c / per_group;
-    a[c] = rstd[g];
-    b[c] = -mean[g] * rstd[g];
+    XhatAffine(mean[g], rstd[g], &a[c], &b[c]);
   }
   const float* pa = a.data();
   const float* pb = b.data();
   // d_beta = sum dy, d_gamma = sum dy xhat (this image).
   ChannelSums(params, x, dy,
               [pa, pb](int c, const float* xi, const float* dyi, float* sa, float* sb) {
-                sa[c] += dyi[c] * (xi[c] * pa[c] + pb[c]);
-                sb[c] += dyi[c];
+                BackwardTerms(xi[c], dyi[c], pa[c], pb[c], sa + c, sb + c);
               },
               d_gamma, d_beta);
   const double n = static_cast<double>(params.pixel_count) * per_group;
@@ -117,7 +111,7 @@ void GroupNormBackward(const GroupNormParams& params, const float* x,
     const float* xi = x + channels * i;
     const float* dyi = dy + channels * i;
     float* dxi = dx + channels * i;
-    for (int c = 0; c < channels; ++c) dxi[c] = dyi[c] * kd[c] + xi[c] * kx[c] + k1[c];
+    for (int c = 0; c < channels; ++c) dxi[c] = InputGrad(dyi[c], xi[c], kd[c], kx[c], k1[c]);
   }
 }
 

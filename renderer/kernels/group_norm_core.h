@@ -9,7 +9,11 @@
 //   y = (x - mean_g) rstd_g gamma_c + beta_c.
 // Both directions are two passes over the image, each an affine map per
 // channel whose coefficients come from per-group sums (the inline functions
-// below, shared with a CUDA twin).
+// below, shared with the CUDA twin, group_norm_cuda.cu). Per-channel sums run
+// in float over chunks of kGroupNormChunk pixels, in pixel order, flushed
+// into double in chunk order: the CUDA twin sums in the same order (one
+// thread per chunk and channel, then one per channel), so its results equal
+// the CPU's bit for bit.
 #ifndef FACE3D_RENDERER_KERNELS_GROUP_NORM_CORE_H_
 #define FACE3D_RENDERER_KERNELS_GROUP_NORM_CORE_H_
 
@@ -32,6 +36,42 @@ struct GroupNormParams {
   int groups;           // divides channels
   float epsilon;
 };
+
+constexpr int64_t kGroupNormChunk = 64;
+
+// One pixel's terms of the forward sums: a += x, b += x^2.
+FACE3D_HOST_DEVICE inline void ForwardTerms(float x, float* a, float* b) {
+  *a += x;
+  *b += x * x;
+}
+
+// One pixel's terms of the backward sums, xhat = x xhat_scale + xhat_shift:
+// a += dy xhat (towards d_gamma), b += dy (towards d_beta).
+FACE3D_HOST_DEVICE inline void BackwardTerms(float x, float dy, float xhat_scale,
+                                             float xhat_shift, float* a, float* b) {
+  *a += dy * (x * xhat_scale + xhat_shift);
+  *b += dy;
+}
+
+// The forward affine map of one channel: y = x scale + shift.
+FACE3D_HOST_DEVICE inline void ForwardAffine(float mean, float rstd, float gamma,
+                                             float beta, float* scale, float* shift) {
+  *scale = rstd * gamma;
+  *shift = beta - mean * *scale;
+}
+
+// xhat = (x - mean) rstd as x xhat_scale + xhat_shift.
+FACE3D_HOST_DEVICE inline void XhatAffine(float mean, float rstd, float* xhat_scale,
+                                          float* xhat_shift) {
+  *xhat_scale = rstd;
+  *xhat_shift = -mean * rstd;
+}
+
+// dx of one value from its channel's coefficients (InputGradCoefficients).
+FACE3D_HOST_DEVICE inline float InputGrad(float dy, float x, float k_dy, float k_x,
+                                          float k_1) {
+  return dy * k_dy + x * k_x + k_1;
+}
 
 // From a group's sum and sum of squares over `count` values: its mean and
 // 1 / sqrt(variance + epsilon) (variance clamped at 0 against rounding).

@@ -3,11 +3,18 @@
 // Shape checks live here; the arithmetic lives in group_norm_core.cc. Each
 // image of the batch is one unit of work on TensorFlow's intra-op CPU thread
 // pool; the gradient's per-image d_gamma and d_beta are summed at the end.
+// With GOOGLE_CUDA the GPU kernels (group_norm_cuda.cu) make the same checks
+// (all on shapes and attributes).
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "group_norm_core.h"
+#if GOOGLE_CUDA
+#include "gpu_op_util.h"
+#include "group_norm_cuda.h"
+#endif
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -171,6 +178,115 @@ class FusedGroupNormGradOp : public OpKernel {
   int groups_;
 };
 
+#if GOOGLE_CUDA
+using ::tensorflow::DEVICE_GPU;
+
+GroupNormCudaParams BatchParams(const Tensor& x, const GroupNormParams& image) {
+  GroupNormCudaParams p;
+  p.batch = x.dim_size(0);
+  p.pixel_count = image.pixel_count;
+  p.channels = image.channels;
+  p.groups = image.groups;
+  p.epsilon = image.epsilon;
+  return p;
+}
+
+::tensorflow::Status AllocateScratch(OpKernelContext* context, const GroupNormCudaParams& params,
+                                     Tensor* scratch) {
+  TensorShape shape;
+  TF_RETURN_IF_ERROR(TensorShape::BuildTensorShape(
+      {std::max<int64_t>(1, GroupNormCudaScratchBytes(params))}, &shape));
+  return context->allocate_temp(::tensorflow::DT_UINT8, shape, scratch);
+}
+
+class FusedGroupNormGpuOp : public OpKernel {
+ public:
+  explicit FusedGroupNormGpuOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("groups", &groups_));
+    OP_REQUIRES_OK(context, context->GetAttr("epsilon", &epsilon_));
+    OP_REQUIRES(context, groups_ > 0 && epsilon_ > 0.0f,
+                InvalidArgument("groups and epsilon must be positive"));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& x = context->input(0);
+    const Tensor& gamma = context->input(1);
+    const Tensor& beta = context->input(2);
+    GroupNormParams image;
+    OP_REQUIRES_OK(context, CheckInputs(x, gamma, groups_, &image));
+    OP_REQUIRES(context, beta.shape() == gamma.shape(),
+                InvalidArgument("beta must have the shape of gamma ", gamma.shape().DebugString(),
+                                ", got ", beta.shape().DebugString()));
+    image.epsilon = epsilon_;
+    TensorShape stats_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape({x.dim_size(0), groups_}, &stats_shape));
+    Tensor *y = nullptr, *mean = nullptr, *rstd = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(context, context->allocate_output(1, stats_shape, &mean));
+    OP_REQUIRES_OK(context, context->allocate_output(2, stats_shape, &rstd));
+    const GroupNormCudaParams params = BatchParams(x, image);
+    Tensor scratch;
+    OP_REQUIRES_OK(context, AllocateScratch(context, params, &scratch));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "GroupNormForwardCuda",
+                                GroupNormForwardCuda(
+                                    params, x.flat<float>().data(), gamma.flat<float>().data(),
+                                    beta.flat<float>().data(), y->flat<float>().data(),
+                                    mean->flat<float>().data(), rstd->flat<float>().data(),
+                                    scratch.flat<uint8_t>().data(), gpu_op::Stream(context))));
+  }
+
+ private:
+  int groups_;
+  float epsilon_;
+};
+
+class FusedGroupNormGradGpuOp : public OpKernel {
+ public:
+  explicit FusedGroupNormGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("groups", &groups_));
+    OP_REQUIRES(context, groups_ > 0, InvalidArgument("groups must be positive"));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& x = context->input(0);
+    const Tensor& gamma = context->input(1);
+    const Tensor& mean = context->input(2);
+    const Tensor& rstd = context->input(3);
+    const Tensor& dy = context->input(4);
+    GroupNormParams image;
+    OP_REQUIRES_OK(context, CheckInputs(x, gamma, groups_, &image));
+    image.epsilon = 0.0f;  // unused by the gradient
+    const int64_t batch = x.dim_size(0);
+    OP_REQUIRES(context,
+                mean.dims() == 2 && mean.dim_size(0) == batch && mean.dim_size(1) == groups_ &&
+                    rstd.shape() == mean.shape(),
+                InvalidArgument("mean and rstd must have shape [", batch, ", ", groups_, "]"));
+    OP_REQUIRES(context, dy.shape() == x.shape(),
+                InvalidArgument("dy must have the shape of x ", x.shape().DebugString(), ", got ",
+                                dy.shape().DebugString()));
+    Tensor *dx = nullptr, *d_gamma = nullptr, *d_beta = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(context, context->allocate_output(1, gamma.shape(), &d_gamma));
+    OP_REQUIRES_OK(context, context->allocate_output(2, gamma.shape(), &d_beta));
+    const GroupNormCudaParams params = BatchParams(x, image);
+    Tensor scratch;
+    OP_REQUIRES_OK(context, AllocateScratch(context, params, &scratch));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "GroupNormBackwardCuda",
+                                GroupNormBackwardCuda(
+                                    params, x.flat<float>().data(), gamma.flat<float>().data(),
+                                    mean.flat<float>().data(), rstd.flat<float>().data(),
+                                    dy.flat<float>().data(), dx->flat<float>().data(),
+                                    d_gamma->flat<float>().data(), d_beta->flat<float>().data(),
+                                    scratch.flat<uint8_t>().data(), gpu_op::Stream(context))));
+  }
+
+ private:
+  int groups_;
+};
+#endif  // GOOGLE_CUDA
+
 }  // namespace
 
 REGISTER_OP("FusedGroupNorm")
@@ -223,5 +339,9 @@ Gradient of FusedGroupNorm's y with respect to x, gamma and beta, given dy.
 
 REGISTER_KERNEL_BUILDER(Name("FusedGroupNorm").Device(DEVICE_CPU), FusedGroupNormOp);
 REGISTER_KERNEL_BUILDER(Name("FusedGroupNormGrad").Device(DEVICE_CPU), FusedGroupNormGradOp);
+#if GOOGLE_CUDA
+REGISTER_KERNEL_BUILDER(Name("FusedGroupNorm").Device(DEVICE_GPU), FusedGroupNormGpuOp);
+REGISTER_KERNEL_BUILDER(Name("FusedGroupNormGrad").Device(DEVICE_GPU), FusedGroupNormGradGpuOp);
+#endif
 
 }  // namespace face3d

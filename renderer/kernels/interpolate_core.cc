@@ -56,7 +56,7 @@ void InterpolateGradientLoop(const InterpolateParams& params,
     InterpolatePixelBarycentricGrad(k.a[0], k.a[1], k.a[2], d_out,
                                     static_cast<int>(channels),
                                     d_barycentrics + 3 * i);
-    if (b[0] == 0.0f && b[1] == 0.0f && b[2] == 0.0f) continue;
+    if (IsBackgroundPixel(b)) continue;
     const int32_t* t = params.triangles + 3 * static_cast<int64_t>(params.triangle_ids[i]);
     for (int corner = 0; corner < 3; ++corner) {
       float* d_a = d_attributes + channels * t[corner];

@@ -2,9 +2,9 @@
 // plain C++ core of the InterpolateAttributes op and its gradient.
 //
 // No TensorFlow in here. The per-pixel arithmetic is in inline functions
-// marked FACE3D_HOST_DEVICE, so that a CUDA twin runs the same formulas, one
-// thread per pixel (its attribute gradient then adds with atomics; the CPU
-// loops below own one image each and add plainly).
+// marked FACE3D_HOST_DEVICE, so that the CUDA twin (interpolate_cuda.cu) runs
+// the same formulas, one thread per pixel (its attribute gradient then adds
+// with atomics; the CPU loops below own one image each and add plainly).
 //
 // Layouts (row-major, one image; the op loops over the batch):
 //  * attributes [vertex_count, channels] floats;
@@ -63,6 +63,12 @@ FACE3D_HOST_DEVICE inline void InterpolatePixelBarycentricGrad(
   d_b[0] = s0;
   d_b[1] = s1;
   d_b[2] = s2;
+}
+
+// Whether a pixel's barycentrics are 0 0 0 (background): its attribute
+// gradient adds nothing, so both cores skip it.
+FACE3D_HOST_DEVICE inline bool IsBackgroundPixel(const float* b) {
+  return b[0] == 0.0f && b[1] == 0.0f && b[2] == 0.0f;
 }
 
 // Interpolates pixels [pixel_begin, pixel_end) of one image into

@@ -3,7 +3,9 @@
 // Shape and index checks live here; the arithmetic lives in
 // interpolate_core.cc. The forward op splits the pixels of the whole batch
 // over TensorFlow's intra-op CPU thread pool; the gradient op gives each
-// thread whole images, since an image's pixels add into its vertices.
+// thread whole images, since an image's pixels add into its vertices. With
+// GOOGLE_CUDA the GPU kernels (interpolate_cuda.cu) make the same checks, the
+// index scans on the device.
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -11,6 +13,10 @@
 
 #include "interpolate_core.h"
 #include "rasterize_core.h"
+#if GOOGLE_CUDA
+#include "gpu_op_util.h"
+#include "interpolate_cuda.h"
+#endif
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -43,7 +49,8 @@ struct Inputs {
   int64_t pixels() const { return height * width; }
 };
 
-::tensorflow::Status CheckInputs(const Tensor& attributes,
+// Shapes only (no element is read: on a GPU they are device memory).
+::tensorflow::Status CheckShapes(const Tensor& attributes,
                                  const Tensor& triangles,
                                  const Tensor& triangle_ids,
                                  const Tensor& barycentrics, Inputs* in) {
@@ -87,18 +94,31 @@ struct Inputs {
     return InvalidArgument("empty mesh: ", in->vertex_count, " vertices, ",
                            in->triangle_count, " triangles");
   }
+  return ::tensorflow::OkStatus();
+}
+
+::tensorflow::Status TriangleError(int64_t bad_triangle, const Inputs& in) {
+  return InvalidArgument("triangle ", bad_triangle, " has a vertex index outside [0, ",
+                         in.vertex_count, ")");
+}
+
+::tensorflow::Status TriangleIdError(int32_t value, const Inputs& in) {
+  return InvalidArgument("triangle_ids holds ", value, ", outside [0, ", in.triangle_count, ")");
+}
+
+// Shapes and indices, on the host.
+::tensorflow::Status CheckInputs(const Tensor& attributes,
+                                 const Tensor& triangles,
+                                 const Tensor& triangle_ids,
+                                 const Tensor& barycentrics, Inputs* in) {
+  TF_RETURN_IF_ERROR(CheckShapes(attributes, triangles, triangle_ids, barycentrics, in));
+  const int64_t pixel_count = in->batch * in->pixels();
   const int64_t bad_triangle = FindInvalidTriangle(
       triangles.flat<int32_t>().data(), in->triangle_count, in->vertex_count);
-  if (bad_triangle >= 0) {
-    return InvalidArgument("triangle ", bad_triangle,
-                           " has a vertex index outside [0, ", in->vertex_count, ")");
-  }
+  if (bad_triangle >= 0) return TriangleError(bad_triangle, *in);
   const int32_t* ids = triangle_ids.flat<int32_t>().data();
   const int64_t bad_pixel = FindInvalidTriangleId(ids, pixel_count, in->triangle_count);
-  if (bad_pixel >= 0) {
-    return InvalidArgument("triangle_ids holds ", ids[bad_pixel], ", outside [0, ",
-                           in->triangle_count, ")");
-  }
+  if (bad_pixel >= 0) return TriangleIdError(ids[bad_pixel], *in);
   return ::tensorflow::OkStatus();
 }
 
@@ -203,6 +223,107 @@ class InterpolateAttributesGradOp : public OpKernel {
   }
 };
 
+#if GOOGLE_CUDA
+using ::tensorflow::DEVICE_GPU;
+
+// Shapes on the host, indices on the device (the messages of the CPU kernel).
+::tensorflow::Status CheckInputsOnGpu(OpKernelContext* context, const Tensor& attributes,
+                                      const Tensor& triangles, const Tensor& triangle_ids,
+                                      const Tensor& barycentrics, Inputs* in) {
+  TF_RETURN_IF_ERROR(CheckShapes(attributes, triangles, triangle_ids, barycentrics, in));
+  int64_t bad = -1;
+  TF_RETURN_IF_ERROR(gpu_op::FirstOutOfRange(context, triangles.flat<int32_t>().data(),
+                                             triangles.NumElements(), in->vertex_count, &bad));
+  if (bad >= 0) return TriangleError(bad / 3, *in);
+  const int32_t* ids = triangle_ids.flat<int32_t>().data();
+  TF_RETURN_IF_ERROR(gpu_op::FirstOutOfRange(context, ids, in->batch * in->pixels(),
+                                             in->triangle_count, &bad));
+  if (bad >= 0) {
+    int32_t value = 0;
+    TF_RETURN_IF_ERROR(gpu_op::LaunchStatus(
+        "ReadInt32Cuda", ReadInt32Cuda(ids + bad, gpu_op::Stream(context), &value)));
+    return TriangleIdError(value, *in);
+  }
+  return ::tensorflow::OkStatus();
+}
+
+InterpolateCudaParams BatchParams(const Inputs& in, const Tensor& attributes,
+                                  const Tensor& triangles, const Tensor& triangle_ids,
+                                  const Tensor& barycentrics) {
+  InterpolateCudaParams p;
+  p.attributes = attributes.flat<float>().data();
+  p.triangles = triangles.flat<int32_t>().data();
+  p.triangle_ids = triangle_ids.flat<int32_t>().data();
+  p.barycentrics = barycentrics.flat<float>().data();
+  p.batch = in.batch;
+  p.vertex_count = in.vertex_count;
+  p.pixel_count = in.pixels();
+  p.channels = static_cast<int>(in.channels);
+  return p;
+}
+
+class InterpolateAttributesGpuOp : public OpKernel {
+ public:
+  explicit InterpolateAttributesGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& attributes = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& triangle_ids = context->input(2);
+    const Tensor& barycentrics = context->input(3);
+    Inputs in;
+    OP_REQUIRES_OK(context, CheckInputsOnGpu(context, attributes, triangles, triangle_ids,
+                                             barycentrics, &in));
+    TensorShape output_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape(
+                                {in.batch, in.height, in.width, in.channels}, &output_shape));
+    Tensor* output = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, output_shape, &output));
+    if (output->NumElements() == 0) return;
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "InterpolateCuda",
+                                InterpolateCuda(BatchParams(in, attributes, triangles,
+                                                            triangle_ids, barycentrics),
+                                                output->flat<float>().data(),
+                                                gpu_op::Stream(context))));
+  }
+};
+
+class InterpolateAttributesGradGpuOp : public OpKernel {
+ public:
+  explicit InterpolateAttributesGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& attributes = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& triangle_ids = context->input(2);
+    const Tensor& barycentrics = context->input(3);
+    const Tensor& d_output = context->input(4);
+    Inputs in;
+    OP_REQUIRES_OK(context, CheckInputsOnGpu(context, attributes, triangles, triangle_ids,
+                                             barycentrics, &in));
+    TensorShape output_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape(
+                                {in.batch, in.height, in.width, in.channels}, &output_shape));
+    OP_REQUIRES(context, d_output.shape() == output_shape,
+                InvalidArgument("d_output must have shape ", output_shape.DebugString(),
+                                ", got ", d_output.shape().DebugString()));
+    Tensor* d_attributes = nullptr;
+    Tensor* d_barycentrics = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, attributes.shape(), &d_attributes));
+    OP_REQUIRES_OK(context, context->allocate_output(1, barycentrics.shape(), &d_barycentrics));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "InterpolateGradientCuda",
+                                InterpolateGradientCuda(
+                                    BatchParams(in, attributes, triangles, triangle_ids,
+                                                barycentrics),
+                                    d_output.flat<float>().data(),
+                                    d_barycentrics->flat<float>().data(),
+                                    d_attributes->flat<float>().data(), gpu_op::Stream(context))));
+  }
+};
+#endif  // GOOGLE_CUDA
+
 ::tensorflow::Status InterpolateShape(InferenceContext* c) {
   ShapeHandle attributes, triangles, ids, barycentrics;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &attributes));
@@ -261,5 +382,11 @@ REGISTER_KERNEL_BUILDER(Name("InterpolateAttributes").Device(DEVICE_CPU),
                         InterpolateAttributesOp);
 REGISTER_KERNEL_BUILDER(Name("InterpolateAttributesGrad").Device(DEVICE_CPU),
                         InterpolateAttributesGradOp);
+#if GOOGLE_CUDA
+REGISTER_KERNEL_BUILDER(Name("InterpolateAttributes").Device(DEVICE_GPU),
+                        InterpolateAttributesGpuOp);
+REGISTER_KERNEL_BUILDER(Name("InterpolateAttributesGrad").Device(DEVICE_GPU),
+                        InterpolateAttributesGradGpuOp);
+#endif
 
 }  // namespace face3d

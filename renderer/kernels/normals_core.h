@@ -2,9 +2,10 @@
 // the VertexNormals op and its gradient.
 //
 // No TensorFlow in here. The per-triangle and per-vertex arithmetic is in
-// inline functions marked FACE3D_HOST_DEVICE, for a CUDA twin (one thread per
-// triangle adding into the vertex sums with atomics, then one per vertex); the
-// CPU loops below own one mesh (batch element) each and add plainly.
+// inline functions marked FACE3D_HOST_DEVICE, shared with the CUDA twin
+// (normals_cuda.cu: one thread per triangle adding into the vertex sums with
+// atomics, then one per vertex); the CPU loops below own one mesh (batch
+// element) each and add plainly.
 //
 // Layouts (row-major, one mesh): vertices and normals [vertex_count, 3];
 // triangles [triangle_count, 3] vertex indices (validated by the caller).

@@ -2,13 +2,19 @@
 //
 // Shape and index checks live here; the arithmetic lives in normals_core.cc.
 // Each mesh of the batch is one unit of work on TensorFlow's intra-op CPU
-// thread pool (a mesh's triangles add into its own vertices).
+// thread pool (a mesh's triangles add into its own vertices). With GOOGLE_CUDA
+// the GPU kernels (normals_cuda.cu) make the same checks, the index scan on
+// the device.
 #include <cstdint>
 #include <functional>
 #include <limits>
 
 #include "normals_core.h"
 #include "rasterize_core.h"
+#if GOOGLE_CUDA
+#include "gpu_op_util.h"
+#include "normals_cuda.h"
+#endif
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -28,7 +34,8 @@ using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
-::tensorflow::Status CheckMesh(const Tensor& vertices, const Tensor& triangles) {
+// Shapes only (no element is read: on a GPU they are device memory).
+::tensorflow::Status CheckMeshShapes(const Tensor& vertices, const Tensor& triangles) {
   if (vertices.dims() != 3 || vertices.dim_size(2) != 3) {
     return InvalidArgument("vertices must have shape [batch, vertices, 3], got ",
                            vertices.shape().DebugString());
@@ -41,12 +48,20 @@ using ::tensorflow::shape_inference::ShapeHandle;
       triangles.dim_size(0) > std::numeric_limits<int32_t>::max()) {
     return InvalidArgument("mesh too large for int32 indices");
   }
+  return ::tensorflow::OkStatus();
+}
+
+::tensorflow::Status TriangleError(int64_t bad, const Tensor& vertices) {
+  return InvalidArgument("triangle ", bad, " has a vertex index outside [0, ",
+                         vertices.dim_size(1), ")");
+}
+
+// Shapes and indices, on the host.
+::tensorflow::Status CheckMesh(const Tensor& vertices, const Tensor& triangles) {
+  TF_RETURN_IF_ERROR(CheckMeshShapes(vertices, triangles));
   const int64_t bad = FindInvalidTriangle(triangles.flat<int32_t>().data(),
                                           triangles.dim_size(0), vertices.dim_size(1));
-  if (bad >= 0) {
-    return InvalidArgument("triangle ", bad, " has a vertex index outside [0, ",
-                           vertices.dim_size(1), ")");
-  }
+  if (bad >= 0) return TriangleError(bad, vertices);
   return ::tensorflow::OkStatus();
 }
 
@@ -121,6 +136,84 @@ class VertexNormalsGradOp : public OpKernel {
   }
 };
 
+#if GOOGLE_CUDA
+using ::tensorflow::DEVICE_GPU;
+
+// Shapes on the host, indices on the device (the CPU kernel's message).
+::tensorflow::Status CheckMeshOnGpu(OpKernelContext* context, const Tensor& vertices,
+                                    const Tensor& triangles) {
+  TF_RETURN_IF_ERROR(CheckMeshShapes(vertices, triangles));
+  int64_t bad = -1;
+  TF_RETURN_IF_ERROR(gpu_op::FirstOutOfRange(context, triangles.flat<int32_t>().data(),
+                                             triangles.NumElements(), vertices.dim_size(1), &bad));
+  if (bad >= 0) return TriangleError(bad / 3, vertices);
+  return ::tensorflow::OkStatus();
+}
+
+NormalsCudaParams BatchParams(const Tensor& vertices, const Tensor& triangles) {
+  NormalsCudaParams p;
+  p.vertices = vertices.flat<float>().data();
+  p.triangles = triangles.flat<int32_t>().data();
+  p.batch = vertices.dim_size(0);
+  p.vertex_count = vertices.dim_size(1);
+  p.triangle_count = triangles.dim_size(0);
+  return p;
+}
+
+class VertexNormalsGpuOp : public OpKernel {
+ public:
+  explicit VertexNormalsGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
+    Tensor* normals = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &normals));
+    Tensor sums;
+    OP_REQUIRES_OK(context,
+                   context->allocate_temp(::tensorflow::DT_FLOAT, vertices.shape(), &sums));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "VertexNormalsCuda",
+                                VertexNormalsCuda(BatchParams(vertices, triangles),
+                                                  sums.flat<float>().data(),
+                                                  normals->flat<float>().data(),
+                                                  gpu_op::Stream(context))));
+  }
+};
+
+class VertexNormalsGradGpuOp : public OpKernel {
+ public:
+  explicit VertexNormalsGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& d_normals = context->input(2);
+    OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
+    OP_REQUIRES(context, d_normals.shape() == vertices.shape(),
+                InvalidArgument("d_normals must have the shape of vertices ",
+                                vertices.shape().DebugString(), ", got ",
+                                d_normals.shape().DebugString()));
+    Tensor* d_vertices = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices));
+    TensorShape scratch_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape(
+                                {2, vertices.dim_size(0), 3 * vertices.dim_size(1)},
+                                &scratch_shape));
+    Tensor scratch;
+    OP_REQUIRES_OK(context,
+                   context->allocate_temp(::tensorflow::DT_FLOAT, scratch_shape, &scratch));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "VertexNormalsGradientCuda",
+                                VertexNormalsGradientCuda(
+                                    BatchParams(vertices, triangles),
+                                    d_normals.flat<float>().data(), scratch.flat<float>().data(),
+                                    d_vertices->flat<float>().data(), gpu_op::Stream(context))));
+  }
+};
+#endif  // GOOGLE_CUDA
+
 }  // namespace
 
 REGISTER_OP("VertexNormals")
@@ -162,5 +255,9 @@ Gradient of VertexNormals with respect to the vertices, given d_normals
 
 REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_CPU), VertexNormalsOp);
 REGISTER_KERNEL_BUILDER(Name("VertexNormalsGrad").Device(DEVICE_CPU), VertexNormalsGradOp);
+#if GOOGLE_CUDA
+REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_GPU), VertexNormalsGpuOp);
+REGISTER_KERNEL_BUILDER(Name("VertexNormalsGrad").Device(DEVICE_GPU), VertexNormalsGradGpuOp);
+#endif
 
 }  // namespace face3d

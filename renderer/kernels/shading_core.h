@@ -2,8 +2,9 @@
 // core of the ShShading op and its gradient.
 //
 // No TensorFlow in here. The per-vertex arithmetic is in inline functions
-// marked FACE3D_HOST_DEVICE, for a CUDA twin (one thread per vertex; the light
-// gradient then reduces over a block). The CPU loops own one mesh each.
+// marked FACE3D_HOST_DEVICE, shared with the CUDA twin (shading_cuda.cu: one
+// thread per vertex; the light gradient then reduces over a block, in double,
+// in a fixed order). The CPU loops own one mesh each.
 //
 // Layouts (row-major, one mesh): normals, albedo, colours [vertex_count, 3];
 // coefficients [9, 3] (band-major, RGB last: the light with the ambient term
@@ -78,6 +79,39 @@ FACE3D_HOST_DEVICE inline void Irradiance(const float* basis,
     for (int k = 0; k < kShBands; ++k) sum += basis[k] * coefficients[3 * k + c];
     irradiance[c] = sum;
   }
+}
+
+// The colour of one vertex: albedo times the irradiance at its normal.
+FACE3D_HOST_DEVICE inline void ShadeVertex(const float* n, const float* albedo,
+                                           const float* coefficients,
+                                           const float* scales, float* colour) {
+  float basis[kShBands], irradiance[3];
+  ShBasis(n, scales, basis);
+  Irradiance(basis, coefficients, irradiance);
+  for (int c = 0; c < 3; ++c) colour[c] = albedo[c] * irradiance[c];
+}
+
+// The gradient of one vertex given d_colour: writes d_n and d_albedo, and the
+// vertex's basis and d_irradiance = d_colour * albedo, whose products
+// basis[k] d_irradiance[c] are its part of d_coefficients[k][c] (summed over
+// the vertices by the caller).
+FACE3D_HOST_DEVICE inline void ShadeVertexGradient(
+    const float* n, const float* albedo, const float* d_colour,
+    const float* coefficients, const float* scales, float* d_n,
+    float* d_albedo, float* basis, float* d_irradiance) {
+  float irradiance[3], d_basis[kShBands];
+  ShBasis(n, scales, basis);
+  Irradiance(basis, coefficients, irradiance);
+  for (int c = 0; c < 3; ++c) {
+    d_albedo[c] = d_colour[c] * irradiance[c];
+    d_irradiance[c] = d_colour[c] * albedo[c];
+  }
+  for (int k = 0; k < kShBands; ++k) {
+    d_basis[k] = coefficients[3 * k] * d_irradiance[0] +
+                 coefficients[3 * k + 1] * d_irradiance[1] +
+                 coefficients[3 * k + 2] * d_irradiance[2];
+  }
+  ShBasisGrad(n, scales, d_basis, d_n);
 }
 
 // colours [vertex_count, 3] of one mesh.

@@ -2,10 +2,16 @@
 //
 // Shape checks live here; the arithmetic lives in shading_core.cc. Each mesh
 // of the batch is one unit of work on TensorFlow's intra-op CPU thread pool.
+// With GOOGLE_CUDA the GPU kernels (shading_cuda.cu) make the same checks (all
+// on shapes) and read band_scales from device memory like the other inputs.
 #include <cstdint>
 #include <functional>
 
 #include "shading_core.h"
+#if GOOGLE_CUDA
+#include "gpu_op_util.h"
+#include "shading_cuda.h"
+#endif
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -113,6 +119,71 @@ class ShShadingGradOp : public OpKernel {
   }
 };
 
+#if GOOGLE_CUDA
+using ::tensorflow::DEVICE_GPU;
+
+ShadingCudaParams BatchParams(const Tensor& normals, const Tensor& albedo,
+                              const Tensor& coefficients, const Tensor& scales) {
+  ShadingCudaParams p;
+  p.normals = normals.flat<float>().data();
+  p.albedo = albedo.flat<float>().data();
+  p.coefficients = coefficients.flat<float>().data();
+  p.band_scales = scales.flat<float>().data();
+  p.batch = normals.dim_size(0);
+  p.vertex_count = normals.dim_size(1);
+  return p;
+}
+
+class ShShadingGpuOp : public OpKernel {
+ public:
+  explicit ShShadingGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& normals = context->input(0);
+    const Tensor& albedo = context->input(1);
+    const Tensor& coefficients = context->input(2);
+    const Tensor& scales = context->input(3);
+    OP_REQUIRES_OK(context, CheckInputs(normals, albedo, coefficients, scales));
+    Tensor* colours = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, normals.shape(), &colours));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "ShadeVerticesCuda",
+                                ShadeVerticesCuda(BatchParams(normals, albedo, coefficients, scales),
+                                                  colours->flat<float>().data(),
+                                                  gpu_op::Stream(context))));
+  }
+};
+
+class ShShadingGradGpuOp : public OpKernel {
+ public:
+  explicit ShShadingGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& normals = context->input(0);
+    const Tensor& albedo = context->input(1);
+    const Tensor& coefficients = context->input(2);
+    const Tensor& scales = context->input(3);
+    const Tensor& d_colours = context->input(4);
+    OP_REQUIRES_OK(context, CheckInputs(normals, albedo, coefficients, scales));
+    OP_REQUIRES(context, d_colours.shape() == normals.shape(),
+                InvalidArgument("d_colours must have the shape of normals ",
+                                normals.shape().DebugString(), ", got ",
+                                d_colours.shape().DebugString()));
+    Tensor *d_normals = nullptr, *d_albedo = nullptr, *d_coefficients = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, normals.shape(), &d_normals));
+    OP_REQUIRES_OK(context, context->allocate_output(1, albedo.shape(), &d_albedo));
+    OP_REQUIRES_OK(context, context->allocate_output(2, coefficients.shape(), &d_coefficients));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "ShadeVerticesGradientCuda",
+                                ShadeVerticesGradientCuda(
+                                    BatchParams(normals, albedo, coefficients, scales),
+                                    d_colours.flat<float>().data(), d_normals->flat<float>().data(),
+                                    d_albedo->flat<float>().data(),
+                                    d_coefficients->flat<float>().data(), gpu_op::Stream(context))));
+  }
+};
+#endif  // GOOGLE_CUDA
+
 }  // namespace
 
 REGISTER_OP("ShShading")
@@ -158,5 +229,9 @@ Gradient of ShShading with respect to normals, albedo and coefficients.
 
 REGISTER_KERNEL_BUILDER(Name("ShShading").Device(DEVICE_CPU), ShShadingOp);
 REGISTER_KERNEL_BUILDER(Name("ShShadingGrad").Device(DEVICE_CPU), ShShadingGradOp);
+#if GOOGLE_CUDA
+REGISTER_KERNEL_BUILDER(Name("ShShading").Device(DEVICE_GPU), ShShadingGpuOp);
+REGISTER_KERNEL_BUILDER(Name("ShShadingGrad").Device(DEVICE_GPU), ShShadingGradGpuOp);
+#endif
 
 }  // namespace face3d
