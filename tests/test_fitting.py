@@ -63,16 +63,23 @@ def fit(face_model, crops, landmarks, labels, initial, steps, **options):
 
 
 def test_fit_from_a_frontal_start_recovers_a_turned_and_tilted_head(face_model):
-    truth = framed_coefficients(face_model, np.random.default_rng(3), yaw_deg=35.0, roll_deg=-15.0)
-    crops, landmarks, labels = render_crops(face_model, truth[None])
-    frontal = np.zeros_like(truth)[None]  # what the network gives for a turned head in photos
+    rng = np.random.default_rng(3)
+    truth = np.stack([framed_coefficients(face_model, rng, yaw_deg=35.0, roll_deg=-15.0) for _ in range(3)])
+    crops, landmarks, labels = render_crops(face_model, truth)
+    frontal = np.zeros_like(truth)  # what the network gives for a turned head in photos
     fitted, trace = fit(face_model, crops, landmarks, labels, frontal, fitting.DEFAULT_STEPS)
-    pitch, yaw, roll = np.rad2deg(face_model.split_coefficients(fitted)["pose"][0, :3])
-    # On the smooth-outline face model the default 50 steps leave yaw 7 degrees past the truth
-    # (pitch and yaw trade off on the jaw points; 200 steps come within 3): the bound says the
-    # head comes out turned and tilted, from 35 and 15 degrees away, not that the fit has converged.
-    assert abs(yaw - 35.0) < 8.0 and abs(roll + 15.0) < 3.0, (pitch, yaw, roll)
-    assert trace[-1]["landmark"][0] < 0.05 * trace[0]["landmark"][0]
+    pitch, yaw, roll = np.rad2deg(face_model.split_coefficients(fitted)["pose"][:, :3]).T
+    # The default 50 steps leave yaw 4 to 7 degrees past the truth (pitch and yaw trade off on the
+    # jaw points; 200 steps come within 3.5) and roll up to 4 short of it, depending on the face
+    # (these three: yaw errors 7.2, 3.7, 6.3, roll 3.9, 1.1, 1.0; on the face model before size and
+    # pitch left the identity 6.9, 5.3, 6.1 and 2.4, 0.0, 1.3): the bounds say the heads come out
+    # turned and tilted, from 35 and 15 degrees away, each with at most a third of its start's
+    # error, not that the fit has converged. (A single bound of 3 degrees on the first face's roll
+    # held on that model and not on this one: a seed's luck, hence three faces.)
+    yaw_error, roll_error = np.abs(yaw - 35.0), np.abs(roll + 15.0)
+    assert np.all(yaw_error < 35.0 / 3) and np.all(roll_error < 15.0 / 3), (pitch, yaw, roll)
+    assert yaw_error.mean() < 8.0 and roll_error.mean() < 3.0, (pitch, yaw, roll)
+    assert np.all(trace[-1]["landmark"] < 0.05 * trace[0]["landmark"])
 
 
 def test_fit_from_the_network_follows_a_tilted_photo(face_model):
