@@ -14,8 +14,9 @@ CORE_SOURCES = ["fused_harness.cc", "rasterize_core.cc", "interpolate_core.cc", 
                 "shading_core.cc", "group_norm_core.cc"]
 CUDA_SOURCES = ["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu", "shading_cuda.cu",
                 "group_norm_cuda.cu"]
-# Outputs compared per run: interpolation 3 x 3 inputs, normals and shading 6, group norm 6 x 3.
-EMULATED_CHECKS = 3 * 3 + 6 + 6 * 3
+# Outputs compared per run: interpolation 3 x 3 inputs, normals and shading 6, triangle normals 2,
+# group norm 6 x 3.
+EMULATED_CHECKS = 3 * 3 + 6 + 2 + 6 * 3
 
 
 def paths(names):

@@ -1,5 +1,5 @@
 // Standalone harness (no TensorFlow) for the fused ops: runs each CPU core
-// (interpolation, vertex normals, SH shading, group normalisation; forward
+// (interpolation, vertex and triangle normals, SH shading, group normalisation; forward
 // and gradient) and its CUDA twin on the same inputs and prints their
 // agreement and milliseconds per call.
 //
@@ -294,6 +294,18 @@ void VertexNormalsGradient(const NormalsCudaParams& p, const float* d_normals, f
   std::fill(d_vertices, d_vertices + 3 * vertices, 0.0f);
   for (int64_t i = 0; i < p.batch * p.triangle_count; ++i) {
     ft::FaceGradThread(p, i, d_sums, d_vertices);
+  }
+}
+
+void TriangleNormals(const NormalsCudaParams& p, float* normals) {
+  for (int64_t i = 0; i < p.batch * p.triangle_count; ++i) ft::TriangleNormalThread(p, i, normals);
+}
+
+void TriangleNormalsGradient(const NormalsCudaParams& p, const float* d_normals,
+                             float* d_vertices) {
+  std::fill(d_vertices, d_vertices + 3 * p.batch * p.vertex_count, 0.0f);
+  for (int64_t i = 0; i < p.batch * p.triangle_count; ++i) {
+    ft::TriangleNormalGradThread(p, i, d_normals, d_vertices);
   }
 }
 
@@ -616,6 +628,52 @@ void RunNormalsAndShading(const Mesh& m) {
   PrintTimes("shading gradient", cpu_shade_grad, gpu[3]);
 }
 
+// Unit face normals (TriangleNormals) and their gradient.
+void RunTriangleNormals(const Mesh& m) {
+  const int64_t v = m.vertex_count, t = m.triangle_count();
+  std::printf("triangle normals, %s: batch %lld, %lld vertices, %lld triangles\n", m.name.c_str(),
+              static_cast<long long>(m.batch), static_cast<long long>(v),
+              static_cast<long long>(t));
+  const Floats d_normals = Normal(m.batch * 3 * t, 0.0f, 1.0f, 25);
+  auto mesh = [&](int64_t b) {
+    return NormalsParams{m.vertices.data() + 3 * v * b, m.triangles.data(), v, t};
+  };
+  Floats normals(m.batch * 3 * t), d_vertices(m.batch * 3 * v);
+  const double cpu_forward = CpuMs([&] {
+    for (int64_t b = 0; b < m.batch; ++b) ComputeTriangleNormals(mesh(b), normals.data() + 3 * t * b);
+  });
+  const double cpu_gradient = CpuMs([&] {
+    for (int64_t b = 0; b < m.batch; ++b) {
+      TriangleNormalsGradient(mesh(b), d_normals.data() + 3 * t * b, d_vertices.data() + 3 * v * b);
+    }
+  });
+  {
+    const NormalsCudaParams np{m.vertices.data(), m.triangles.data(), m.batch, v, t};
+    Floats e_normals(normals.size()), e_d_vertices(d_vertices.size());
+    emulated::TriangleNormals(np, e_normals.data());
+    emulated::TriangleNormalsGradient(np, d_normals.data(), e_d_vertices.data());
+    Agree("triangle normals, twin on host", normals, e_normals);
+    Agree("d_vertices, on host", d_vertices, e_d_vertices);
+  }
+  double gpu_forward = 0.0, gpu_gradient = 0.0;
+#if !defined(FACE3D_HARNESS_CPU_ONLY)
+  if (g_cuda) {
+    Device<float> g_vertices(m.vertices), g_d_normals(d_normals);
+    Device<int32_t> g_triangles(m.triangles);
+    Device<float> g_normals(normals.size()), g_d_vertices(d_vertices.size());
+    NormalsCudaParams np{g_vertices.data, g_triangles.data, m.batch, v, t};
+    gpu_forward = GpuMs([&] { return TriangleNormalsCuda(np, g_normals.data, nullptr); });
+    gpu_gradient = GpuMs([&] {
+      return TriangleNormalsGradientCuda(np, g_d_normals.data, g_d_vertices.data, nullptr);
+    });
+    Agree("triangle normals, cuda", normals, g_normals.Download());
+    Agree("d_vertices, cuda", d_vertices, g_d_vertices.Download());
+  }
+#endif
+  PrintTimes("forward", cpu_forward, gpu_forward);
+  PrintTimes("gradient", cpu_gradient, gpu_gradient);
+}
+
 void RunGroupNorm(int64_t batch, int height, int width, int channels, int groups, float offset,
                   uint32_t seed) {
   std::printf("group norm: batch %lld, %dx%d, %d channels, %d groups, mean offset %.1f\n",
@@ -756,6 +814,7 @@ int main(int argc, char** argv) {
   RunInterpolate(random, 7);
   for (const Mesh& m : meshes) RunInterpolate(m, 3);
   for (const Mesh& m : meshes) RunNormalsAndShading(m);
+  for (const Mesh& m : meshes) RunTriangleNormals(m);
   RunGroupNorm(4, 56, 56, 64, 32, 0.5f, 31);  // an encoder layer's shape
   RunGroupNorm(2, 7, 19, 6, 3, 3.0f, 32);     // a chunk remainder, few channels
   RunGroupNorm(3, 1, 130, 1, 1, -1.0f, 33);   // one channel, one group

@@ -132,6 +132,43 @@ FACE3D_HOST_DEVICE inline void FaceGradThread(const NormalsCudaParams& p, int64_
   }
 }
 
+// TriangleNormals: one thread per (mesh, triangle), i < batch * triangle_count.
+// normals [batch, triangle_count, 3] = triangle i's unit face normal (no sum:
+// the forward pass writes its own row only).
+FACE3D_HOST_DEVICE inline void TriangleNormalThread(const NormalsCudaParams& p, int64_t i,
+                                                    float* normals) {
+  const int64_t b = i / p.triangle_count, t = i % p.triangle_count;
+  const int32_t* tri = p.triangles + 3 * t;
+  const float* vertices = p.vertices + 3 * p.vertex_count * b;
+  float face[3];
+  FaceNormal(vertices + 3 * tri[0], vertices + 3 * tri[1], vertices + 3 * tri[2], face);
+  const float r = InverseNorm(face);
+  for (int k = 0; k < 3; ++k) normals[3 * i + k] = face[k] * r;
+}
+
+// Triangle i's gradient through its normalisation and cross product (the CPU
+// core's TriangleNormalsGradient body), scattered into d_vertices (zeroed before).
+FACE3D_HOST_DEVICE inline void TriangleNormalGradThread(const NormalsCudaParams& p, int64_t i,
+                                                        const float* d_normals,
+                                                        float* d_vertices) {
+  const int64_t b = i / p.triangle_count, t = i % p.triangle_count;
+  const int32_t* tri = p.triangles + 3 * t;
+  const int64_t offset = 3 * p.vertex_count * b;
+  const float* vertices = p.vertices + offset;
+  const float* v0 = vertices + 3 * tri[0];
+  const float* v1 = vertices + 3 * tri[1];
+  const float* v2 = vertices + 3 * tri[2];
+  float face[3], d_face[3];
+  FaceNormal(v0, v1, v2, face);
+  NormalizeGrad(face, d_normals + 3 * i, d_face);
+  float d_v[3][3];
+  FaceNormalGrad(v0, v1, v2, d_face, d_v[0], d_v[1], d_v[2]);
+  float* mesh_d_vertices = d_vertices + offset;
+  for (int corner = 0; corner < 3; ++corner) {
+    ScatterAdd3(mesh_d_vertices + 3 * tri[corner], d_v[corner]);
+  }
+}
+
 // ------------------------------------------------------------ SH shading
 // Vertex threads: i < batch * vertex_count. The light gradient: one block of
 // kLightThreads threads per mesh; thread t sums vertices t, t + kLightThreads,

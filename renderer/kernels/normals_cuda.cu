@@ -1,4 +1,4 @@
-// CUDA twin of the vertex-normals core; see normals_cuda.h. The threads' work
+// CUDA twin of the vertex- and triangle-normals core; see normals_cuda.h. The threads' work
 // is in fused_threads.h. Compile with -fmad=false (build.py does), so that
 // products round as the CPU core's.
 #include "normals_cuda.h"
@@ -35,6 +35,19 @@ __global__ void NormalizeGradKernel(int64_t vertices, const float* sums, const f
 __global__ void FaceGradKernel(NormalsCudaParams p, const float* d_sums, float* d_vertices) {
   const int64_t i = ThreadIndex();
   if (i < p.batch * p.triangle_count) fused_threads::FaceGradThread(p, i, d_sums, d_vertices);
+}
+
+__global__ void TriangleNormalKernel(NormalsCudaParams p, float* normals) {
+  const int64_t i = ThreadIndex();
+  if (i < p.batch * p.triangle_count) fused_threads::TriangleNormalThread(p, i, normals);
+}
+
+__global__ void TriangleNormalGradKernel(NormalsCudaParams p, const float* d_normals,
+                                         float* d_vertices) {
+  const int64_t i = ThreadIndex();
+  if (i < p.batch * p.triangle_count) {
+    fused_threads::TriangleNormalGradThread(p, i, d_normals, d_vertices);
+  }
 }
 
 // sums = the face-normal sums of every mesh.
@@ -75,6 +88,28 @@ const char* VertexNormalsGradientCuda(const NormalsCudaParams& params, const flo
   const int64_t triangles = params.batch * params.triangle_count;
   if (triangles > 0) {
     FaceGradKernel<<<Blocks(triangles), kThreads, 0, s>>>(params, d_sums, d_vertices);
+  }
+  return LastError();
+}
+
+const char* TriangleNormalsCuda(const NormalsCudaParams& params, float* normals, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int64_t triangles = params.batch * params.triangle_count;
+  if (triangles == 0) return nullptr;
+  TriangleNormalKernel<<<Blocks(triangles), kThreads, 0, s>>>(params, normals);
+  return LastError();
+}
+
+const char* TriangleNormalsGradientCuda(const NormalsCudaParams& params, const float* d_normals,
+                                        float* d_vertices, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int64_t vertices = params.batch * params.vertex_count;
+  if (vertices == 0) return nullptr;
+  const cudaError_t error = cudaMemsetAsync(d_vertices, 0, 3 * vertices * sizeof(float), s);
+  if (error != cudaSuccess) return cudaGetErrorString(error);
+  const int64_t triangles = params.batch * params.triangle_count;
+  if (triangles > 0) {
+    TriangleNormalGradKernel<<<Blocks(triangles), kThreads, 0, s>>>(params, d_normals, d_vertices);
   }
   return LastError();
 }

@@ -1,4 +1,4 @@
-// CUDA twin of the vertex-normals core (normals_core.h): framework-free
+// CUDA twin of the vertex- and triangle-normals core (normals_core.h): framework-free
 // parameters and launchers, used by the GPU kernels of normals_op.cc (with
 // GOOGLE_CUDA) and by the standalone harness (fused_harness.cc).
 //
@@ -44,6 +44,17 @@ const char* VertexNormalsCuda(const NormalsCudaParams& params, float* sums,
 const char* VertexNormalsGradientCuda(const NormalsCudaParams& params,
                                       const float* d_normals, float* scratch,
                                       float* d_vertices, void* stream);
+
+// TriangleNormals: normals [batch, triangle_count, 3], one thread per
+// (mesh, triangle) with the core's FaceNormal and InverseNorm (no sums, so
+// bit-identical to the CPU's).
+const char* TriangleNormalsCuda(const NormalsCudaParams& params, float* normals, void* stream);
+
+// d_vertices [batch, vertex_count, 3] (overwritten) given d_normals [batch,
+// triangle_count, 3]: one thread per triangle, added into its vertices with
+// atomicAdd (to rounding of the CPU's triangle-order sums).
+const char* TriangleNormalsGradientCuda(const NormalsCudaParams& params, const float* d_normals,
+                                        float* d_vertices, void* stream);
 
 }  // namespace face3d
 

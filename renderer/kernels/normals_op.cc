@@ -4,7 +4,7 @@
 // Each mesh of the batch is one unit of work on TensorFlow's intra-op CPU
 // thread pool (a mesh's triangles add into its own vertices). With GOOGLE_CUDA
 // the GPU kernels (normals_cuda.cu) make the same checks, the index scan on
-// the device. TriangleNormals has CPU kernels only (no CUDA twin yet).
+// the device.
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -261,6 +261,52 @@ class VertexNormalsGradGpuOp : public OpKernel {
                                     d_vertices->flat<float>().data(), gpu_op::Stream(context))));
   }
 };
+
+class TriangleNormalsGpuOp : public OpKernel {
+ public:
+  explicit TriangleNormalsGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
+    TensorShape shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape(
+                                {vertices.dim_size(0), triangles.dim_size(0), 3}, &shape));
+    Tensor* normals = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, shape, &normals));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "TriangleNormalsCuda",
+                                TriangleNormalsCuda(BatchParams(vertices, triangles),
+                                                    normals->flat<float>().data(),
+                                                    gpu_op::Stream(context))));
+  }
+};
+
+class TriangleNormalsGradGpuOp : public OpKernel {
+ public:
+  explicit TriangleNormalsGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& d_normals = context->input(2);
+    OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
+    OP_REQUIRES(context, d_normals.dims() == 3 && d_normals.dim_size(0) == vertices.dim_size(0) &&
+                             d_normals.dim_size(1) == triangles.dim_size(0) &&
+                             d_normals.dim_size(2) == 3,
+                InvalidArgument("d_normals must have shape [batch, triangles, 3] = [",
+                                vertices.dim_size(0), ", ", triangles.dim_size(0),
+                                ", 3], got ", d_normals.shape().DebugString()));
+    Tensor* d_vertices = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices));
+    OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
+                                "TriangleNormalsGradientCuda",
+                                TriangleNormalsGradientCuda(
+                                    BatchParams(vertices, triangles), d_normals.flat<float>().data(),
+                                    d_vertices->flat<float>().data(), gpu_op::Stream(context))));
+  }
+};
 #endif  // GOOGLE_CUDA
 
 }  // namespace
@@ -346,6 +392,8 @@ REGISTER_KERNEL_BUILDER(Name("TriangleNormalsGrad").Device(DEVICE_CPU), Triangle
 #if GOOGLE_CUDA
 REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_GPU), VertexNormalsGpuOp);
 REGISTER_KERNEL_BUILDER(Name("VertexNormalsGrad").Device(DEVICE_GPU), VertexNormalsGradGpuOp);
+REGISTER_KERNEL_BUILDER(Name("TriangleNormals").Device(DEVICE_GPU), TriangleNormalsGpuOp);
+REGISTER_KERNEL_BUILDER(Name("TriangleNormalsGrad").Device(DEVICE_GPU), TriangleNormalsGradGpuOp);
 #endif
 
 }  // namespace face3d
