@@ -71,7 +71,7 @@ def image_size_hw(image_size):
     return height, width
 
 
-def _triangles_int32(triangles):
+def triangles_int32(triangles):
     """triangles as an int32 tensor; refuses non-integer indices and values outside int32.
 
     A static array is checked now (TypeError / ValueError); an int64 tensor gets a run-time
@@ -128,7 +128,7 @@ def rasterize(clip_vertices, triangles, image_size, cull_backfaces=False, name=N
     height, width = image_size_hw(image_size)
     with tf.name_scope(name, "rasterize", [clip_vertices, triangles]):
         clip_vertices = tf.convert_to_tensor(clip_vertices, tf.float32, name="clip_vertices")
-        triangles = _triangles_int32(triangles)
+        triangles = triangles_int32(triangles)
         _check_static_shape(clip_vertices, 3, 4, "clip_vertices", "[batch, vertices, 4]")
         _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
         if clip_vertices.shape[1] == 0 or triangles.shape[0] == 0:
@@ -168,13 +168,14 @@ def interpolate(attributes, triangles, rasterized, name=None):
       [B, H, W, C] float32, zero on background; differentiable with respect to
       `attributes` and, through the barycentrics, the clip-space vertices.
     Raises:
-      ValueError: for wrong static ranks. A vertex index outside [0, V) or a triangle id
-      outside [0, T) is an InvalidArgumentError when the graph runs.
+      ValueError: for wrong static ranks; TypeError for triangles that are not integers (as
+      `rasterize`). A vertex index outside [0, V) or a triangle id outside [0, T) is an
+      InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "interpolate", [attributes, triangles]):
         attributes = tf.convert_to_tensor(attributes, tf.float32, name="attributes")
         _check_static_shape(attributes, 3, None, "attributes", "[batch, vertices, channels]")
-        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        triangles = triangles_int32(triangles)
         _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
         return load_op().interpolate_attributes(attributes, triangles, rasterized.triangle_ids,
                                                 rasterized.barycentrics)

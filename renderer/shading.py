@@ -6,7 +6,7 @@ import math
 
 import tensorflow.compat.v1 as tf
 
-from renderer.rasterizer import load_op
+from renderer.rasterizer import load_op, triangles_int32
 
 # Added to the band-0 coefficient of every colour channel, so that a zero light vector is a
 # plain white ambient light (irradiance DEFAULT_AMBIENT * pi * Y00 = 0.709 everywhere).
@@ -40,12 +40,13 @@ def vertex_normals(vertices, triangles, name=None):
       area: area weighting) over sqrt(max(|s|^2, 1e-24)), as tf.math.l2_normalize; zero for a
       vertex that no non-degenerate face uses. Differentiable with respect to `vertices`.
     Raises:
-      ValueError: for wrong static shapes. A vertex index outside [0, V) is an
+      ValueError: for wrong static shapes; TypeError for triangles that are not integers
+      (a float array is refused, not truncated). A vertex index outside [0, V) is an
       InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "vertex_normals", [vertices, triangles]):
         vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
-        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        triangles = triangles_int32(triangles)
         if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
             raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
         if triangles.shape.rank is not None and (triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
@@ -69,12 +70,13 @@ def triangle_normals(vertices, triangles, name=None):
       [B, T, 3] float32: each face normal f over sqrt(max(|f|^2, 1e-24)), as
       tf.math.l2_normalize (zero for a degenerate face). Differentiable with respect to `vertices`.
     Raises:
-      ValueError: for wrong static shapes. A vertex index outside [0, V) is an
+      ValueError: for wrong static shapes; TypeError for triangles that are not integers
+      (a float array is refused, not truncated). A vertex index outside [0, V) is an
       InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "triangle_normals", [vertices, triangles]):
         vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
-        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        triangles = triangles_int32(triangles)
         if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
             raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
         if triangles.shape.rank is not None and (triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):

@@ -231,6 +231,26 @@ def test_triangle_normals_reject_out_of_range_indices_and_bad_gradients():
             vertices, [[0, 1, 2]], np.zeros((1, 2, 3), np.float32)))
 
 
+def test_fused_ops_refuse_float_triangles_instead_of_truncating_them():
+    # tf.convert_to_tensor(np.array([[0, 1, 2.5]]), tf.int32) truncates silently; the ops do not.
+    vertices = np.zeros((1, 3, 3), np.float32)
+    bad = np.array([[0.0, 1.0, 2.5]])
+    with tf.Graph().as_default():
+        with pytest.raises(TypeError, match="triangles must hold integer vertex indices, got dtype float64"):
+            shading.triangle_normals(vertices, bad)
+        with pytest.raises(TypeError, match="triangles must hold integer vertex indices"):
+            shading.vertex_normals(vertices, bad)
+        with pytest.raises(TypeError, match="triangles must hold integer vertex indices, got dtype float32"):
+            shading.vertex_normals(vertices, tf.constant(bad, tf.float32))
+        clip = tf.constant([[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0]]])
+        rasterized = renderer.rasterize(clip, [[0, 1, 2]], 8)
+        with pytest.raises(TypeError, match="triangles must hold integer vertex indices"):
+            renderer.interpolate(tf.ones([1, 3, 2]), bad, rasterized)
+    # Integer arrays of any width still go in (int64 is checked against the int32 range).
+    normals = run(lambda: shading.triangle_normals(np.eye(3, dtype=np.float32)[None], np.array([[0, 1, 2]], np.int64)))
+    np.testing.assert_allclose(normals, [[[1 / np.sqrt(3)] * 3]], rtol=1e-6)
+
+
 # ------------------------------------------------------------------ group normalisation
 
 def group_norm_outputs(fn, x, gamma, beta, groups, dy):
