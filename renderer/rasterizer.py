@@ -98,7 +98,7 @@ def triangles_int32(triangles):
     return tf.constant(array.astype(np.int32), tf.int32, name="triangles")
 
 
-def _check_static_shape(tensor, rank, last_dim, name, dims_text):
+def check_static_shape(tensor, rank, last_dim, name, dims_text):
     shape = tensor.shape
     if shape.rank is None:
         return
@@ -129,8 +129,8 @@ def rasterize(clip_vertices, triangles, image_size, cull_backfaces=False, name=N
     with tf.name_scope(name, "rasterize", [clip_vertices, triangles]):
         clip_vertices = tf.convert_to_tensor(clip_vertices, tf.float32, name="clip_vertices")
         triangles = triangles_int32(triangles)
-        _check_static_shape(clip_vertices, 3, 4, "clip_vertices", "[batch, vertices, 4]")
-        _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
+        check_static_shape(clip_vertices, 3, 4, "clip_vertices", "[batch, vertices, 4]")
+        check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
         if clip_vertices.shape[1] == 0 or triangles.shape[0] == 0:
             raise ValueError("empty mesh: clip_vertices %s, triangles %s" % (clip_vertices.shape, triangles.shape))
         outputs = load_op().rasterize_clip_triangles(
@@ -174,9 +174,9 @@ def interpolate(attributes, triangles, rasterized, name=None):
     """
     with tf.name_scope(name, "interpolate", [attributes, triangles]):
         attributes = tf.convert_to_tensor(attributes, tf.float32, name="attributes")
-        _check_static_shape(attributes, 3, None, "attributes", "[batch, vertices, channels]")
+        check_static_shape(attributes, 3, None, "attributes", "[batch, vertices, channels]")
         triangles = triangles_int32(triangles)
-        _check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
+        check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
         return load_op().interpolate_attributes(attributes, triangles, rasterized.triangle_ids,
                                                 rasterized.barycentrics)
 

@@ -6,7 +6,7 @@ import math
 
 import tensorflow.compat.v1 as tf
 
-from renderer.rasterizer import load_op, triangles_int32
+from renderer.rasterizer import check_static_shape, load_op, triangles_int32
 
 # Added to the band-0 coefficient of every colour channel, so that a zero light vector is a
 # plain white ambient light (irradiance DEFAULT_AMBIENT * pi * Y00 = 0.709 everywhere).
@@ -27,6 +27,15 @@ _BAND_SCALES = (_A0 * _Y00, _A1 * _Y1, _A1 * _Y1, _A1 * _Y1, _A2 * _Y2_MIXED, _A
                 _A2 * _Y2_MIXED, _A2 * _Y22)
 
 
+def _mesh_tensors(vertices, triangles):
+    """float32 [B, V, 3] vertices and int32 [T, 3] triangles (rasterize's checks), for the normal ops."""
+    vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
+    check_static_shape(vertices, 3, 3, "vertices", "[batch, vertices, 3]")
+    triangles = triangles_int32(triangles)
+    check_static_shape(triangles, 2, 3, "triangles", "[triangles, 3]")
+    return vertices, triangles
+
+
 def vertex_normals(vertices, triangles, name=None):
     """Area-weighted unit vertex normals, by a fused C++ op with its gradient
     (renderer/kernels/normals_core.cc).
@@ -45,12 +54,7 @@ def vertex_normals(vertices, triangles, name=None):
       InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "vertex_normals", [vertices, triangles]):
-        vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
-        triangles = triangles_int32(triangles)
-        if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
-            raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
-        if triangles.shape.rank is not None and (triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
-            raise ValueError("triangles must have shape [triangles, 3], got %s" % triangles.shape)
+        vertices, triangles = _mesh_tensors(vertices, triangles)
         return load_op().vertex_normals(vertices, triangles)
 
 
@@ -75,12 +79,7 @@ def triangle_normals(vertices, triangles, name=None):
       InvalidArgumentError when the graph runs.
     """
     with tf.name_scope(name, "triangle_normals", [vertices, triangles]):
-        vertices = tf.convert_to_tensor(vertices, tf.float32, name="vertices")
-        triangles = triangles_int32(triangles)
-        if vertices.shape.rank is not None and (vertices.shape.rank != 3 or vertices.shape[-1] not in (None, 3)):
-            raise ValueError("vertices must have shape [batch, vertices, 3], got %s" % vertices.shape)
-        if triangles.shape.rank is not None and (triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
-            raise ValueError("triangles must have shape [triangles, 3], got %s" % triangles.shape)
+        vertices, triangles = _mesh_tensors(vertices, triangles)
         return load_op().triangle_normals(vertices, triangles)
 
 

@@ -65,6 +65,18 @@ using ::tensorflow::shape_inference::ShapeHandle;
   return ::tensorflow::OkStatus();
 }
 
+// d_normals of TriangleNormalsGrad: [batch, triangles, 3].
+::tensorflow::Status CheckTriangleGradient(const Tensor& d_normals, const Tensor& vertices,
+                                           const Tensor& triangles) {
+  if (d_normals.dims() == 3 && d_normals.dim_size(0) == vertices.dim_size(0) &&
+      d_normals.dim_size(1) == triangles.dim_size(0) && d_normals.dim_size(2) == 3) {
+    return ::tensorflow::OkStatus();
+  }
+  return InvalidArgument("d_normals must have shape [batch, triangles, 3] = [",
+                         vertices.dim_size(0), ", ", triangles.dim_size(0), ", 3], got ",
+                         d_normals.shape().DebugString());
+}
+
 NormalsParams MeshParams(const Tensor& vertices, const Tensor& triangles, int64_t b) {
   const int64_t vertex_count = vertices.dim_size(1);
   return {vertices.flat<float>().data() + 3 * vertex_count * b,
@@ -166,12 +178,7 @@ class TriangleNormalsGradOp : public OpKernel {
     const Tensor& triangles = context->input(1);
     const Tensor& d_normals = context->input(2);
     OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
-    OP_REQUIRES(context, d_normals.dims() == 3 && d_normals.dim_size(0) == vertices.dim_size(0) &&
-                             d_normals.dim_size(1) == triangles.dim_size(0) &&
-                             d_normals.dim_size(2) == 3,
-                InvalidArgument("d_normals must have shape [batch, triangles, 3] = [",
-                                vertices.dim_size(0), ", ", triangles.dim_size(0),
-                                ", 3], got ", d_normals.shape().DebugString()));
+    OP_REQUIRES_OK(context, CheckTriangleGradient(d_normals, vertices, triangles));
     Tensor* d_vertices_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices_tensor));
     float* d_vertices = d_vertices_tensor->flat<float>().data();
@@ -292,12 +299,7 @@ class TriangleNormalsGradGpuOp : public OpKernel {
     const Tensor& triangles = context->input(1);
     const Tensor& d_normals = context->input(2);
     OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
-    OP_REQUIRES(context, d_normals.dims() == 3 && d_normals.dim_size(0) == vertices.dim_size(0) &&
-                             d_normals.dim_size(1) == triangles.dim_size(0) &&
-                             d_normals.dim_size(2) == 3,
-                InvalidArgument("d_normals must have shape [batch, triangles, 3] = [",
-                                vertices.dim_size(0), ", ", triangles.dim_size(0),
-                                ", 3], got ", d_normals.shape().DebugString()));
+    OP_REQUIRES_OK(context, CheckTriangleGradient(d_normals, vertices, triangles));
     Tensor* d_vertices = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices));
     OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
