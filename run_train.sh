@@ -28,6 +28,7 @@ COARSE_CHECKPOINT_DIR=results/coarse
 BACKBONE=compact
 VGG_FACE_PATH=            # MatConvNet vgg-face.mat: turns the perceptual loss on (empty = off)
 COARSE_STEP=3000
+GT_SHAPE_WEIGHT=0.05      # synthetic shape supervision, per mm^2 (not in the paper: 0 = self-supervised only)
 # fine stage
 FINE_CHECKPOINT_DIR=results/fine
 FINE_COARSE_CHECKPOINT="${FINE_COARSE_CHECKPOINT:-$COARSE_CHECKPOINT_DIR/network}"
@@ -41,6 +42,7 @@ TRAIN_COARSE=false        # true: fine-tune the coarse network too
 FINE_BATCH_SIZE=4         # the paper: 48
 FINE_LEARNING_RATE=1e-4   # the paper: 1e-5, x 0.99 every 5,000 steps
 FINE_STEP=1000            # the paper: 10,001
+GT_DISP_WEIGHT=1e4        # synthetic detail supervision, per mm^2 (not in the paper: 0 = self-supervised only)
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # ------------------
 # Every other train.py flag keeps its default (train.py --helpfull lists them: learning rate
@@ -61,7 +63,8 @@ for stage in $STAGES; do
     echo "run_train.sh: coarse stage -> $COARSE_CHECKPOINT_DIR"
     "$PYTHON" train.py --stage=coarse --data_dir="$DATA_DIR${PHOTO_DIR:+,$PHOTO_DIR}" --data_ratio="$DATA_RATIO" \
       --checkpoint_dir="$COARSE_CHECKPOINT_DIR" \
-      --backbone="$BACKBONE" --vgg_face_path="$VGG_FACE_PATH" --step="$COARSE_STEP" "$@"
+      --backbone="$BACKBONE" --vgg_face_path="$VGG_FACE_PATH" --gt_shape_weight="$GT_SHAPE_WEIGHT" \
+      --step="$COARSE_STEP" "$@"
   else
     echo "run_train.sh: fine stage on $FINE_COARSE_CHECKPOINT -> $FINE_CHECKPOINT_DIR"
     "$PYTHON" train.py --stage=fine --data_dir="$DATA_DIR${PHOTO_DIR:+,$PHOTO_DIR}" --data_ratio="$DATA_RATIO" \
@@ -70,6 +73,6 @@ for stage in $STAGES; do
       --max_displacement="$MAX_DISPLACEMENT" --displacement_direction="$DISPLACEMENT_DIRECTION" \
       --displacement_highpass="$DISPLACEMENT_HIGHPASS" $PHOTO_WEIGHTS \
       --train_coarse="$TRAIN_COARSE" --batch_size="$FINE_BATCH_SIZE" --learning_rate="$FINE_LEARNING_RATE" \
-      --step="$FINE_STEP" "$@"
+      --gt_disp_weight="$GT_DISP_WEIGHT" --step="$FINE_STEP" "$@"
   fi
 done

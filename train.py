@@ -127,7 +127,11 @@ flags.DEFINE_float("perceptual_weight", coarse.TRAINING_LOSS_WEIGHTS.perceptual,
 flags.DEFINE_float("id_weight", coarse.TRAINING_LOSS_WEIGHTS.id, "Regularisation weight of the identity coefficients.")
 flags.DEFINE_float("exp_weight", coarse.TRAINING_LOSS_WEIGHTS.exp, "Regularisation weight of the expression coefficients.")
 flags.DEFINE_float("tex_weight", coarse.TRAINING_LOSS_WEIGHTS.tex, "Regularisation weight of the albedo coefficients.")
-for _weight in ("photo_weight", "landmark_weight", "perceptual_weight", "id_weight", "exp_weight", "tex_weight"):
+flags.DEFINE_float("gt_shape_weight", 0.0, "Weight of the synthetic shape supervision: mean squared vertex "
+                   "distance (mm^2, model frame) to the records' gt/coefficients, on the samples that carry them "
+                   "(not in the paper, which had no ground truth: 0 = off; run_train.sh sets it).")
+for _weight in ("photo_weight", "landmark_weight", "perceptual_weight", "id_weight", "exp_weight", "tex_weight",
+                "gt_shape_weight"):
     flag_ranges.require(_weight, at_least=0)
 # ---- the fine stage
 flags.DEFINE_string("coarse_checkpoint", fine.DEFAULT_COARSE_CHECKPOINT,
@@ -177,12 +181,15 @@ _FINE_WEIGHT_HELP = collections.OrderedDict([
     ("symmetry", "symmetry of the map on the invisible side (DECA's; not in the paper: 0 = off)"),
     ("photo_gain", "photometric loss after a smooth gain matches the render to the photo "
                    "(--photo_gain_sigma; not in the paper, where it is 0)"),
+    ("gt_disp", "synthetic supervision of the map: mean squared difference (mm^2) to the records' "
+                "gt/displacement on the detail mask, on the samples that carry it (not in the paper: 0 = off; "
+                "run_train.sh sets it)"),
 ])
 for _name, _help in _FINE_WEIGHT_HELP.items():
     # <name>_weight as the coarse stage's flags; the photometric one is fine_photo_weight, since
     # --photo_weight is the coarse stage's.
     flags.DEFINE_float(fine_weight_flag(_name), getattr(fine.DEFAULT_WEIGHTS, _name),
-                       "Fine stage: weight of the %s%s." % (_help, "" if _name in ("symmetry", "photo_gain") else
+                       "Fine stage: weight of the %s%s." % (_help, "" if _name in ("symmetry", "photo_gain", "gt_disp") else
                                                             " (the paper's: %g)" % getattr(fine.PAPER_WEIGHTS, _name)))
     flag_ranges.require(fine_weight_flag(_name), at_least=0)
 flags.DEFINE_integer("seed", 0, "Random seed (weights initialisation; data order is seed + start step).",
@@ -217,7 +224,7 @@ def coarse_stage(face_model, shard=None):
 
 def coarse_weights():
     return coarse.LossWeights(FLAGS.photo_weight, FLAGS.landmark_weight, FLAGS.perceptual_weight,
-                              FLAGS.id_weight, FLAGS.exp_weight, FLAGS.tex_weight)
+                              FLAGS.id_weight, FLAGS.exp_weight, FLAGS.tex_weight, FLAGS.gt_shape_weight)
 
 
 def fine_stage(face_model, shard=None):

@@ -25,7 +25,7 @@ import collections
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from model import losses, training
+from model import data, losses, training
 from model.data import training_batch
 from model.face import NUM_LIGHT, NUM_POSE, forward
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
@@ -50,9 +50,12 @@ _SQUEEZE_CHANNELS = 32
 _FEATURES = 512
 
 LossWeights = collections.namedtuple(
-    "LossWeights", ["photo", "landmark", "perceptual", "id", "exp", "tex"])
-LossWeights.__doc__ = "Weights of the coarse losses (see model/losses.py and train.py's flags)."
-# The weights run_train.sh trains the released checkpoint with; test-time fitting minimises the same sum.
+    "LossWeights", ["photo", "landmark", "perceptual", "id", "exp", "tex", "gt_shape"], defaults=[0.0])
+LossWeights.__doc__ = """Weights of the coarse losses (see model/losses.py and train.py's flags).
+gt_shape weighs the synthetic supervision of the shape (losses.supervised_shape_loss, mm^2; not in
+the paper; 0 = off, and it only acts on samples that carry ground truth)."""
+# The self-supervised weights (train.py's defaults); test-time fitting minimises the same sum.
+# run_train.sh adds the synthetic shape supervision on top (its GT_SHAPE_WEIGHT).
 TRAINING_LOSS_WEIGHTS = LossWeights(photo=1.9, landmark=1.6e-3, perceptual=0.2, id=1e-3, exp=8e-4, tex=1e-3)
 
 
@@ -232,7 +235,11 @@ class CoarseModel(object):
           weights: LossWeights.
         Returns:
           OrderedDict name -> scalar: photometric, landmark, regularization, perceptual (only when a
-          perceptual net is set) and total (the weighted sum that training minimises).
+          perceptual net is set), gt_shape (only with weights.gt_shape > 0 and a batch read with
+          keep_ground_truth: model.data) and total (the weighted sum that training minimises).
+
+        The photometric term compares the render clipped to [0, 1] (losses.composite_render's
+        reason: the SH shading leaves the photo's range in shadows and highlights).
         """
         size = self.render_size
         segmentation = tf.image.resize(batch["segmentation"][..., tf.newaxis], [size, size],
@@ -241,13 +248,17 @@ class CoarseModel(object):
         target_landmarks = batch["landmarks"] * (size / float(CROP_SIZE))
         parts = self.face_model.split_coefficients(outputs["coeffs"])
         terms = collections.OrderedDict()
-        terms["photometric"] = losses.photometric_loss(outputs["input"], outputs["render"], mask)
+        terms["photometric"] = losses.photometric_loss(outputs["input"], tf.clip_by_value(outputs["render"], 0.0, 1.0),
+                                                       mask)
         terms["landmark"] = losses.landmark_loss(outputs["landmarks"], target_landmarks,
                                                  losses.landmark_weights())
         terms["regularization"] = losses.coefficient_regularization(
             parts["identity"], parts["expression"], parts["albedo"], weights.id, weights.exp, weights.tex)
         total = (weights.photo * terms["photometric"] + weights.landmark * terms["landmark"]
                  + terms["regularization"])
+        if weights.gt_shape > 0 and data.GT_PRESENT in batch:
+            terms["gt_shape"] = self.supervised_shape_loss(batch, outputs)
+            total += weights.gt_shape * terms["gt_shape"]
         if self.perceptual_net is not None:
             composited = composite(outputs["render"], outputs["mask"], outputs["input"])
             pair = tf.image.resize(tf.concat([outputs["input"], composited], 0), [VGG_INPUT_SIZE] * 2)
@@ -256,6 +267,18 @@ class CoarseModel(object):
             total += weights.perceptual * terms["perceptual"]
         terms["total"] = total
         return terms
+
+
+    def supervised_shape_loss(self, batch, outputs):
+        """losses.supervised_shape_loss of the predicted shape (identity and expression, model
+        frame) against the ground truth's, mirrored for the samples the augmentation flipped."""
+        fm = self.face_model
+        predicted = fm.split_coefficients(outputs["coeffs"])
+        truth = fm.split_coefficients(batch[schema.GT_COEFFICIENTS])
+        target = fm.shape(truth["identity"], truth["expression"])
+        target = tf.where(batch[data.GT_FLIPPED], losses.mirrored_vertices(target, fm.mirror), target)
+        return losses.supervised_shape_loss(fm.shape(predicted["identity"], predicted["expression"]), target,
+                                            batch[data.GT_PRESENT])
 
 
 class CoarseStage(training.Stage):
@@ -304,7 +327,7 @@ class CoarseStage(training.Stage):
 
     def inputs(self, start_step):
         return training_batch(self.data_pattern, self.batch_size, self.seed + start_step, self.skip_bad_records,
-                              self.shard)
+                              self.shard, keep_ground_truth=self.weights.gt_shape > 0)
 
     def tower(self, batch):
         # One network object per graph; every tower of that graph calls it (its variables are

@@ -27,14 +27,17 @@ Augmentation (augment=True), as in the paper, in this order:
   - scale: uniform in [0.9, 1.1] about the crop centre (150, 150); image bilinear, segmentation
     nearest, zero (background) where the scaled-down crop leaves the frame; landmarks scaled.
 Ground truth (gt/*) describes the un-augmented sample, so augmented datasets leave it out: read
-it with augment=False (evaluation).
+it with augment=False (evaluation). A supervised training term asks for keep_ground_truth=True: the
+ground truth that holds in the face model's frame (coefficients, displacement map) is kept, with
+gt/flipped saying which samples were mirrored and gt/present which carry it.
 
 Several folders mixed (train.py --data_dir=a,b --data_ratio=2,1): make_dataset(Mixture([a, b],
 [2, 1]), ...) samples each record from folder a with probability 2/3 and from b with 1/3, each
 folder its own repeated, shuffled, augmented pipeline (Mixture: weights default to the folders'
 record counts). Photo records (make_tfrecords.py: no gt/*) and synthetic ones (with gt/*) mix in
-one batch: the training losses read only image, landmarks and segmentation, and an augmented
-dataset carries no gt/* anyway; with augment=False a mixture keeps only the keys all folders have.
+one batch: the self-supervised losses read only image, landmarks and segmentation; with
+keep_ground_truth the photos' samples get zero ground truth and gt/present 0; with augment=False a
+mixture keeps only the keys all folders have.
 """
 import os
 import re
@@ -51,6 +54,12 @@ from preprocess import schema
 COLOUR_SCALE_RANGE = (0.8, 1.2)
 SCALE_RANGE = (0.9, 1.1)
 SHUFFLE_BUFFER = 256
+
+# The ground truth an augmented training batch can carry (make_dataset keep_ground_truth=True),
+# with gt/flipped and gt/present beside it.
+TRAINING_GROUND_TRUTH = (schema.GT_COEFFICIENTS, schema.GT_DISPLACEMENT)
+GT_FLIPPED = "gt/flipped"
+GT_PRESENT = "gt/present"
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -372,8 +381,15 @@ def _scale_about_centre(image, factor, interpolation):
     return tf.cast(out, dtype)
 
 
-def augment_sample(sample, seed=None):
-    """The paper's augmentation of one parsed sample (see the module docstring); drops gt/*."""
+def augment_sample(sample, seed=None, keep_ground_truth=False):
+    """The paper's augmentation of one parsed sample (see the module docstring).
+
+    Drops gt/*, or with keep_ground_truth keeps the ground truth that holds in the face model's
+    own frame (TRAINING_GROUND_TRUTH: the coefficients and the displacement map, which colour and
+    scale leave as they are) and adds gt/flipped (bool []): True when the sample was mirrored, so
+    that its ground truth describes the mirror image of what the crop shows (a loss mirrors it:
+    vertices x -> -x through the face model's mirror map, the UV map's columns reversed).
+    """
     size = float(schema.CROP_SIZE)
     image, landmarks, segmentation = sample["image"], sample["landmarks"], sample["segmentation"]
 
@@ -396,6 +412,9 @@ def augment_sample(sample, seed=None):
 
     out = {key: value for key, value in sample.items() if not key.startswith("gt/")}
     out.update(image=image, landmarks=landmarks, segmentation=segmentation)
+    if keep_ground_truth and schema.GT_COEFFICIENTS in sample:
+        out.update({key: sample[key] for key in TRAINING_GROUND_TRUTH})
+        out[GT_FLIPPED] = flip
     return out
 
 
@@ -431,7 +450,7 @@ def shard_files(files, shard, file_pattern):
 
 
 def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=True, seed=None,
-                 skipped=None, shard=None):
+                 skipped=None, shard=None, keep_ground_truth=False):
     """The training (or evaluation) input pipeline.
 
     Args:
@@ -447,25 +466,32 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
         SkippedCounter: bad files and records are skipped, printed and counted in it.
       shard: None, or (index, count): only the files index, index + count, index + 2 count, ...
         of the sorted list are read (file-level sharding: each replica of a cluster its own).
+      keep_ground_truth: with augment, keep TRAINING_GROUND_TRUTH of records that carry it, with
+        gt/flipped (bool [B], see augment_sample) and gt/present (f32 [B], 1). In a Mixture,
+        samples of folders without ground truth get zeros there and gt/present 0, so that a
+        supervised loss can leave them out. Without ground truth anywhere, nothing is added.
     Returns:
       tf.data.Dataset of dicts: image f32 [B, 300, 300, 3] in [0, 1], landmarks f32 [B, 68, 2]
       crop pixels, segmentation i32 [B, 300, 300], source/filename string [B], crop/matrix
       f32 [B, 2, 3], plus gt/coefficients [B, C], gt/displacement [B, S, S], gt/points_px
-      [B, N, 3] when the records carry ground truth and augment=False.
+      [B, N, 3] when the records carry ground truth and augment=False (keep_ground_truth: see
+      there).
     Raises:
       DataError (a ValueError): no file matches, or all are empty; with augment=False, no file
         holds a readable record.
     """
     if isinstance(file_pattern, Mixture):
-        return _mixed_dataset(file_pattern, batch_size, augment, shuffle, repeat, seed, skipped, shard)
+        return _mixed_dataset(file_pattern, batch_size, augment, shuffle, repeat, seed, skipped, shard,
+                              keep_ground_truth)
     patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
     files = sorted(set(f for p in patterns for f in tf.io.gfile.glob(p)))
     if not files:
         raise DataError("no tfrecord file matches %r" % (file_pattern,))
     if shard is not None:
         files = shard_files(files, shard, file_pattern)
-    # Augmented samples carry no ground truth, so it is neither parsed nor required then.
-    sizes = None if augment else _ground_truth_sizes(files, skipped is not None)
+    # Augmented samples carry no ground truth unless kept, so it is neither parsed nor required then.
+    keep_ground_truth = keep_ground_truth and augment
+    sizes = None if augment and not keep_ground_truth else _ground_truth_sizes(files, skipped is not None)
     file_sizes = [tf.io.gfile.stat(f).length for f in files]
     if not any(file_sizes):
         raise DataError("all %d tfrecord file(s) matching %r are empty" % (len(files), file_pattern))
@@ -482,28 +508,35 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
         # repetition (tf.data's rule) and the error follows, where repeating the file names would
         # cycle through files without records forever.
         dataset = dataset.repeat().concatenate(_no_records_error(files, dataset.element_spec))
+    if keep_ground_truth and sizes is not None:
+        # The per-vertex points are pose-bound (crop pixels): not kept, so not shuffled either.
+        dataset = dataset.map(lambda s: {k: v for k, v in s.items() if k != schema.GT_POINTS_PX})
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed)
     dataset = dataset.map(_training_types, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     if augment:
-        dataset = dataset.map(lambda s: augment_sample(s, seed),
+        dataset = dataset.map(lambda s: augment_sample(s, seed, keep_ground_truth),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+        if keep_ground_truth and sizes is not None:
+            dataset = dataset.map(lambda s: dict(s, **{GT_PRESENT: tf.constant(1.0)}))
     if batch_size is None:
         return dataset
     dataset = dataset.batch(batch_size, drop_remainder=repeat)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def training_batch(file_pattern, batch_size, seed, skip_bad_records=False, shard=None):
+def training_batch(file_pattern, batch_size, seed, skip_bad_records=False, shard=None, keep_ground_truth=False):
     """What a training stage reads: `make_dataset`'s augmented, shuffled, repeated batches as
     tensors, data order seeded by `seed` (a stage passes its seed + the start step, so a resumed
-    run does not replay the first batches).
+    run does not replay the first batches). keep_ground_truth: see make_dataset (a stage with a
+    supervised term on synthetic ground truth asks for it).
 
     Returns:
       (batch dict of tensors, SkippedCounter when skip_bad_records else None).
     """
     skipped = SkippedCounter() if skip_bad_records else None
-    dataset = make_dataset(file_pattern, batch_size, augment=True, seed=seed, skipped=skipped, shard=shard)
+    dataset = make_dataset(file_pattern, batch_size, augment=True, seed=seed, skipped=skipped, shard=shard,
+                           keep_ground_truth=keep_ground_truth)
     return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
 
 
@@ -619,7 +652,33 @@ def _common_structure(datasets):
             for dataset, spec in zip(datasets, specs)]
 
 
-def _mixed_dataset(mixture, batch_size, augment, shuffle, repeat, seed, skipped, shard=None):
+def _fill_ground_truth(datasets):
+    """The datasets, those without ground truth given the others' (zeros of the same shapes,
+    gt/flipped False, gt/present 0): a mixture of synthetic and photo folders read with
+    keep_ground_truth. Unchanged when none or all of them carry it."""
+    specs = [dataset.element_spec for dataset in datasets]
+    carrying = [spec for spec in specs if GT_PRESENT in spec]
+    if not carrying or len(carrying) == len(specs):
+        return datasets
+    reference = carrying[0]
+    for spec in carrying[1:]:
+        for key in TRAINING_GROUND_TRUTH:
+            if spec[key].shape.as_list() != reference[key].shape.as_list():
+                raise DataError("the data folders' ground truth differs in shape: %s is %s in one, %s in another"
+                                % (key, reference[key].shape.as_list(), spec[key].shape.as_list()))
+
+    def filled(sample):
+        out = dict(sample)
+        for key in TRAINING_GROUND_TRUTH:
+            out[key] = tf.zeros(reference[key].shape, reference[key].dtype)
+        out[GT_FLIPPED] = tf.constant(False)
+        out[GT_PRESENT] = tf.constant(0.0)
+        return out
+    return [dataset if GT_PRESENT in spec else dataset.map(filled) for dataset, spec in zip(datasets, specs)]
+
+
+def _mixed_dataset(mixture, batch_size, augment, shuffle, repeat, seed, skipped, shard=None,
+                   keep_ground_truth=False):
     """make_dataset of a Mixture: each folder's samples (repeated, shuffled unless shuffle=False),
     drawn with the mixture's weights, then batched. With a shard, each folder is sharded alike (a
     cluster replica reads its share of every folder)."""
@@ -633,8 +692,11 @@ def _mixed_dataset(mixture, batch_size, augment, shuffle, repeat, seed, skipped,
             # folders are not shuffled and augmented with the same draws.
             folder_seed = None if seed is None else seed + 10 * k
             datasets.append(make_dataset(pattern, None, augment=augment, shuffle=shuffle, repeat=True,
-                                         seed=folder_seed, skipped=skipped, shard=shard))
+                                         seed=folder_seed, skipped=skipped, shard=shard,
+                                         keep_ground_truth=keep_ground_truth))
             weights.append(weight)
+    if keep_ground_truth and augment:
+        datasets = _fill_ground_truth(datasets)
     datasets = _common_structure(datasets)
     if len(datasets) == 1:
         mixed = datasets[0]

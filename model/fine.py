@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import coarse, losses, training
-from model.data import training_batch
+from model.data import GT_FLIPPED, GT_PRESENT, training_batch
 from model.face import forward, unwrap
 from model.face.camera import DEPTH_RANGE_PER_PIXEL
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
@@ -171,8 +171,10 @@ TRIANGLE_NORMAL_DEAD_ZONE = 1e-4
 
 FineWeights = collections.namedtuple("FineWeights", [
     "photo", "disp", "render_disp", "disp_eyebrow_nose", "disp_normal", "smooth", "smooth_normal",
-    "smooth_uv", "symmetry", "photo_gain"])
-FineWeights.__doc__ = "Weights of the fine losses (train.py's flags of the same names, the paper's defaults)."
+    "smooth_uv", "symmetry", "photo_gain", "gt_disp"], defaults=[0.0])
+FineWeights.__doc__ = """Weights of the fine losses (train.py's flags of the same names, the paper's defaults).
+gt_disp weighs the synthetic supervision of the map (losses.supervised_displacement_loss, mm^2; not
+in the paper; 0 = off, and it only acts on samples that carry ground truth)."""
 # photo_gain (losses.gain_normalised_photometric_loss) is not the paper's: 0 there.
 PAPER_WEIGHTS = FineWeights(photo=1.0, disp=1e-3, render_disp=2e-3, disp_eyebrow_nose=2e-3, disp_normal=1e-3,
                             smooth=1.0, smooth_normal=1.0, smooth_uv=1e-2, symmetry=0.0, photo_gain=0.0)
@@ -316,7 +318,7 @@ class FineModel(object):
         both = fine_outputs["mask"] * coarse_outputs["mask"]
         return both * (difference / pixels_per_mm[:, None, None])[..., tf.newaxis], both
 
-    def losses(self, images, skin_mask, coarse_outputs, fine_outputs, weights):
+    def losses(self, images, skin_mask, coarse_outputs, fine_outputs, weights, ground_truth=None):
         """Fine losses of one batch.
 
         Args:
@@ -324,6 +326,10 @@ class FineModel(object):
           skin_mask: [B, H, W, 1] skin pixels of the segmentation.
           coarse_outputs, fine_outputs: the coarse stage's and `forward`'s outputs at that size.
           weights: FineWeights.
+          ground_truth: None, or (displacement [B, S, S] mm, flipped [B] bool, present [B]) of an
+            augmented batch read with keep_ground_truth (model.data): the gt_disp term (when its
+            weight is > 0) compares the map with it, mirrored (columns reversed: the chart's mirror
+            twins are at mirrored u) where the sample was flipped.
         Returns:
           OrderedDict name -> scalar: every term of model/losses.py's fine section (unweighted)
           and total (the weighted sum that training minimises).
@@ -368,6 +374,16 @@ class FineModel(object):
             terms["symmetry"] = losses.symmetry_loss(displacement, fine_outputs["visibility"],
                                                      self.layout.mirror_texel, self.layout.mask)
             total += weights.symmetry * terms["symmetry"]
+        if weights.gt_disp > 0 and ground_truth is not None:
+            target, flipped, present = ground_truth
+            if target.shape[1:].as_list() != [self.layout.size] * 2:
+                raise ValueError("the records' gt/displacement maps are %s, the fine stage's UV maps %d x %d: "
+                                 "synthesize the data with --map_size=%d or train with --uv_size=%d"
+                                 % (" x ".join(map(str, target.shape[1:].as_list())), self.layout.size,
+                                    self.layout.size, self.layout.size, int(target.shape[1])))
+            target = tf.where(flipped, target[:, :, ::-1], target)[..., tf.newaxis]
+            terms["gt_disp"] = losses.supervised_displacement_loss(displacement, target, mask, present)
+            total += weights.gt_disp * terms["gt_disp"]
         terms["total"] = total
         return terms
 
@@ -537,8 +553,9 @@ class FineStage(training.Stage):
 
     def inputs(self, start_step):
         """(batch, skipped): the augmented training batch and its SkippedCounter (model.data.training_batch)."""
+        supervised = self.weights.gt_disp > 0 or (self.train_coarse and self.coarse_weights.gt_shape > 0)
         return training_batch(self.data_pattern, self.batch_size, self.seed + start_step, self.skip_bad_records,
-                              self.shard)
+                              self.shard, keep_ground_truth=supervised)
 
     def tower(self, batch):
         """(losses, image_summary) of `batch` (a whole batch or one tower's slice).
@@ -561,7 +578,10 @@ class FineStage(training.Stage):
         segmentation = tf.image.resize(batch["segmentation"][..., tf.newaxis], [self.render_size] * 2,
                                        method="nearest")[..., 0]
         skin = losses.region_mask(segmentation, PHOTO_REGION_LABELS)
-        terms = self._fine_model.losses(photos, skin, coarse_outputs, fine_outputs, self.weights)
+        ground_truth = None
+        if GT_PRESENT in batch:
+            ground_truth = (batch[schema.GT_DISPLACEMENT], batch[GT_FLIPPED], batch[GT_PRESENT])
+        terms = self._fine_model.losses(photos, skin, coarse_outputs, fine_outputs, self.weights, ground_truth)
         if self.train_coarse:
             coarse_terms = coarse_model.losses(batch, coarse_outputs, self.coarse_weights)
             total = terms.pop("total")

@@ -100,6 +100,53 @@ def coefficient_regularization(identity, expression, albedo, id_weight, exp_weig
             + tex_weight * mean_squared_norm(albedo))
 
 
+def mirrored_vertices(vertices, mirror):
+    """The mirror image of a face model's vertices [B, N, 3] (model frame, mm): vertex i of the
+    mirrored face is vertex mirror[i] with x -> -x (mirror: the face model's twin index [N]). What
+    a horizontally flipped crop shows (model/data.py augment_sample)."""
+    return tf.gather(vertices, mirror, axis=1) * tf.constant([-1.0, 1.0, 1.0], vertices.dtype)
+
+
+def supervised_shape_loss(predicted, target, present):
+    """Synthetic supervision of the shape (NOT in the paper, which had no ground truth): the mean
+    squared distance between predicted and ground-truth vertices in the face model's frame
+    (identity and expression; pose, scale and light play no part), over the samples that carry
+    ground truth.
+
+        L = 1/B sum_b present_b * 1/N sum_i ||P_{b,i} - T_{b,i}||^2
+
+    Divided by the batch size B, not by the samples present, so that the mean over equal slices
+    of a batch (in-graph towers) is the whole batch's loss, as for the other terms.
+
+    Args:
+      predicted, target: [B, N, 3] mm (model frame).
+      present: [B] 1 for a sample with ground truth, 0 for one without (a photo).
+    Returns:
+      scalar float32, mm^2 (0 at the ground truth).
+    """
+    per_sample = tf.reduce_mean(tf.reduce_sum(tf.square(predicted - target), axis=-1), axis=-1)
+    return tf.reduce_mean(per_sample * tf.cast(present, per_sample.dtype))
+
+
+def supervised_displacement_loss(predicted, target, mask, present):
+    """Synthetic supervision of the detail (NOT in the paper): the mean squared difference of the
+    predicted and ground-truth displacement maps over the detail mask, over the samples that
+    carry ground truth, divided by the batch size (as supervised_shape_loss).
+
+        L = 1/B sum_b present_b * sum_t M_t (D_{b,t} - G_{b,t})^2 / sum_t M_t
+
+    Args:
+      predicted, target: [B, S, S, 1] mm.
+      mask: [1, S, S, 1] the detail mask (0/1).
+      present: [B] 1 for a sample with ground truth, 0 for one without.
+    Returns:
+      scalar float32, mm^2.
+    """
+    per_sample = (tf.reduce_sum(mask * tf.square(predicted - target), axis=[1, 2, 3])
+                  / tf.maximum(tf.reduce_sum(mask), 1.0))
+    return tf.reduce_mean(per_sample * tf.cast(present, per_sample.dtype))
+
+
 def perceptual_loss(features_a, features_b):
     """Facial perceptual loss: mean cosine distance of deep face features.
 
