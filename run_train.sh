@@ -27,22 +27,22 @@ DATA_RATIO=               # sampling weights DATA_DIR,PHOTO_DIR, e.g. 1,2 (empty
 COARSE_CHECKPOINT_DIR=results/coarse
 BACKBONE=compact
 VGG_FACE_PATH=            # MatConvNet vgg-face.mat: turns the perceptual loss on (empty = off)
-COARSE_STEP=3000
+COARSE_STEP=5000
 GT_SHAPE_WEIGHT=0.05      # synthetic shape supervision, per mm^2 (not in the paper: 0 = self-supervised only)
 # fine stage
 FINE_CHECKPOINT_DIR=results/fine
 FINE_COARSE_CHECKPOINT="${FINE_COARSE_CHECKPOINT:-$COARSE_CHECKPOINT_DIR/network}"
 UV_SIZE=256               # 512 as the paper (4 x the work per step)
 MAX_CHANNELS=128          # 512 = the paper's U-Net widths (a 66 MB network at UV 256)
-MAX_DISPLACEMENT=0.25     # mm (the paper: 1; the synthetic detail is ~0.05 mm RMS)
+MAX_DISPLACEMENT=1.0      # mm (the paper's; with GT_DISP_WEIGHT=0 use 0.25: the synthetic detail is ~0.05 mm RMS)
 DISPLACEMENT_DIRECTION=normal   # or z, as the paper
-DISPLACEMENT_HIGHPASS=4   # texels: the map minus its Gaussian blur of this sigma (0 = the paper's free map)
+DISPLACEMENT_HIGHPASS=0   # texels: the map minus its Gaussian blur of this sigma (0 = the paper's free map; 4 without GT_DISP_WEIGHT)
 PHOTO_WEIGHTS="--fine_photo_weight=0 --photo_gain_weight=1"   # gain-normalised photometric term (the paper: 1 and 0)
 TRAIN_COARSE=false        # true: fine-tune the coarse network too
 FINE_BATCH_SIZE=4         # the paper: 48
 FINE_LEARNING_RATE=1e-4   # the paper: 1e-5, x 0.99 every 5,000 steps
 FINE_STEP=1000            # the paper: 10,001
-GT_DISP_WEIGHT=1e4        # synthetic detail supervision, per mm^2 (not in the paper: 0 = self-supervised only)
+GT_DISP_WEIGHT=1e5        # synthetic detail supervision, per mm^2 (not in the paper: 0 = self-supervised only)
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # ------------------
 # Every other train.py flag keeps its default (train.py --helpfull lists them: learning rate

@@ -144,3 +144,34 @@ def test_the_coarse_shape_term_is_zero_at_the_ground_truth_and_sees_the_flip(fac
                                    mirrored - face_model.shape(parts["identity"], parts["expression"])), -1), -1))
     np.testing.assert_allclose(value, asymmetry[1] / 2.0, rtol=1e-5)
     assert asymmetry[1] > 0.01
+
+
+def test_the_fine_detail_term_compares_the_map_with_the_truth_mirrored_where_flipped(face_model):
+    from model import fine
+    from model.face.uv_layout import UVLayout
+    size, image_size = 32, 64
+    layout = UVLayout(face_model, size)
+    rng = np.random.default_rng(4)
+    truth = (rng.normal(size=(2, size, size)) * layout.mask).astype(np.float32)
+    predicted = np.stack([truth[0], truth[1][:, ::-1]])[..., None]    # sample 1: the mirror image
+    coeffs = np.zeros((2, face_model.coeff_size), np.float32)
+    with tf.Graph().as_default():
+        coarse_outputs = coarse.CoarseModel(face_model, None, render_size=image_size).decode(
+            tf.constant(coeffs), tf.zeros([2, 300, 300, 3]))
+        fine_model = fine.FineModel(face_model, layout, None)
+        photos = coarse_outputs["input"]
+        outputs = fine_model.decode(coarse_outputs, tf.constant(predicted), image_size)
+        weights = fine.PAPER_WEIGHTS._replace(gt_disp=1.0)
+
+        def term(flipped, present=(1.0, 1.0), target=truth):
+            return fine_model.losses(photos, coarse_outputs["mask"], coarse_outputs, outputs, weights,
+                                     (tf.constant(target), tf.constant(flipped), tf.constant(present)))["gt_disp"]
+        right, wrong, absent = run(term([False, True]), term([False, False]), term([False, False], (1.0, 0.0)))
+        without = fine_model.losses(photos, coarse_outputs["mask"], coarse_outputs, outputs, weights)
+        assert "gt_disp" not in without
+        with pytest.raises(ValueError, match="gt/displacement maps are 16 x 16.*--map_size=32"):
+            term([False, False], target=truth[:, :16, :16])
+    assert right == 0.0 and absent == 0.0
+    mask = layout.mask.astype(np.float64)
+    expected = np.sum(mask * (truth[1][:, ::-1] - truth[1]) ** 2) / mask.sum() / 2.0
+    np.testing.assert_allclose(wrong, expected, rtol=1e-5)
