@@ -268,7 +268,23 @@ def resample_map(displacement, size):
     return detail.sample_map(displacement, texel_centres(size).reshape(-1, 2)).reshape(size, size)
 
 
-def score_fine_sample(reconstructor, result, predicted_coarse, gt_shape, gt_displacement, rotation):
+def ground_truth_map_sum(files, size):
+    """(sum [S, S] float64 of the records' gt/displacement maps at the network's map size S
+    (`resample_map`), their count), read straight from the records: the template baseline's
+    ingredients (`score_fine_sample`'s template_map)."""
+    total, count = np.zeros((size, size)), 0
+    for path in files:
+        for record in tf.io.tf_record_iterator(path):
+            feature = tf.train.Example.FromString(record).features.feature
+            side = int(feature[schema.GT_DISPLACEMENT_SIZE].int64_list.value[0])
+            values = np.asarray(feature[schema.GT_DISPLACEMENT].float_list.value, np.float64)
+            total += resample_map(values.reshape(side, side), size)
+            count += 1
+    return total, count
+
+
+def score_fine_sample(reconstructor, result, predicted_coarse, gt_shape, gt_displacement, rotation,
+                      template_map=None):
     """The fine stage's numbers of one synthetic reconstruction.
 
     Both surfaces are compared on the fine network's UV grid (metrics.dense_surface: the layout's
@@ -283,7 +299,9 @@ def score_fine_sample(reconstructor, result, predicted_coarse, gt_shape, gt_disp
     Returns:
       dict: coarse_grid_normal_error_deg, fine_normal_error_deg (means over the scored texels),
       displacement_error_mm (RMS of predicted - ground-truth map), displacement_gt_rms_mm (RMS of
-      the ground-truth map: the error of predicting zero), scored_texels.
+      the ground-truth map: the error of predicting zero), displacement_template_error_mm (RMS of
+      template_map - ground-truth map, when a template [S, S] is given: the mean map of the other
+      samples, what predicting the data's average detail for every face scores), scored_texels.
     """
     layout, triangles = reconstructor.layout, reconstructor.face_model.triangles
     size = layout.size
@@ -307,6 +325,8 @@ def score_fine_sample(reconstructor, result, predicted_coarse, gt_shape, gt_disp
                     predicted_map, gt_map, texels),
                 displacement_gt_rms_mm=float("nan") if empty else metrics.displacement_rms_error(
                     np.zeros_like(gt_map), gt_map, texels),
+                displacement_template_error_mm=float("nan") if empty or template_map is None else
+                metrics.displacement_rms_error(template_map, gt_map, texels),
                 scored_texels=int(texels.sum()))
 
 
@@ -342,6 +362,10 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
         session = tf.Session()
     rows = []
     error_sum = np.zeros(face_model.num_vertices)
+    if is_fine:
+        # The template baseline: each face scored against the mean map of the OTHER faces, so that
+        # a face's own detail never helps it (leave one out).
+        map_sum, map_count = ground_truth_map_sum(files, reconstructor.layout.size)
     bar = tqdm(total=count_records(files), desc="synthetic", unit="face", disable=not progress, file=sys.stderr)
     while True:
         try:
@@ -368,8 +392,10 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
                 row.update({prefix + key: value for key, value in scores.items()
                             if key not in ("per_vertex", "rotation")})
                 if not prefix and is_fine:
+                    own = resample_map(values[schema.GT_DISPLACEMENT][i], reconstructor.layout.size)
+                    template = (map_sum - own) / (map_count - 1) if map_count > 1 else None
                     row.update(score_fine_sample(reconstructor, result, np.asarray(vertices, np.float64), gt_shape,
-                                                 values[schema.GT_DISPLACEMENT][i], scores["rotation"]))
+                                                 values[schema.GT_DISPLACEMENT][i], scores["rotation"], template))
             rows.append(row)
             bar.update(1)
     bar.close()
@@ -394,7 +420,8 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
         section["normal_error_deg"].update(coarse_detail_grid=nanmean(rows, "coarse_grid_normal_error_deg"),
                                            fine=nanmean(rows, "fine_normal_error_deg"))
         section["displacement_error_mm"] = {"fine": nanmean(rows, "displacement_error_mm"),
-                                            "zero_prediction": nanmean(rows, "displacement_gt_rms_mm")}
+                                            "zero_prediction": nanmean(rows, "displacement_gt_rms_mm"),
+                                            "mean_map_of_the_others": nanmean(rows, "displacement_template_error_mm")}
         section["uv_size"] = reconstructor.layout.size
     return section, rows, error_sum / max(len(rows), 1)
 
@@ -602,6 +629,8 @@ def print_table(results, scans_skipped):
             print("  %-40s %s" % ("displacement RMS error, fine (mm)", number(synthetic["displacement_error_mm"]["fine"])))
             print("  %-40s %s" % ("displacement RMS, ground truth (mm)",
                                   number(synthetic["displacement_error_mm"]["zero_prediction"])))
+            print("  %-40s %s" % ("displacement RMS error, others' mean map",
+                                  number(synthetic["displacement_error_mm"]["mean_map_of_the_others"])))
     scans = results.get("scans")
     if scans is not None:
         print("scans: %d scored, %d skipped" % (scans["count"], len(scans_skipped)))

@@ -197,6 +197,18 @@ def test_a_fine_stage_config_without_its_sizes_is_named(tmp_path, tiny_fine_expo
         inference.load_reconstructor(str(copy))
 
 
+def evaluate_maps(folder):
+    """The gt/displacement maps of a folder's records, in file order."""
+    import tensorflow as tf2
+    out = []
+    for path in sorted(folder.glob("*.tfrecord")):
+        for record in tf2.compat.v1.io.tf_record_iterator(str(path)):
+            feature = tf2.train.Example.FromString(record).features.feature
+            side = feature["gt/displacement_size"].int64_list.value[0]
+            out.append(np.asarray(feature["gt/displacement"].float_list.value).reshape(side, side))
+    return out
+
+
 @pytest.fixture(scope="module")
 def record_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fine_records")
@@ -208,13 +220,20 @@ def test_evaluate_reports_fine_figures_and_zero_detail_scores_as_the_coarse_surf
         zero_reconstructor, nonzero_reconstructor, record_folder):
     zero, rows, _ = evaluate.evaluate_synthetic(zero_reconstructor, str(record_folder), progress=False)
     assert set(zero["normal_error_deg"]) == {"coarse", "coarse_detail_grid", "fine"}
-    assert set(zero["displacement_error_mm"]) == {"fine", "zero_prediction"}
+    assert set(zero["displacement_error_mm"]) == {"fine", "zero_prediction", "mean_map_of_the_others"}
     assert zero["uv_size"] == 32
     # A zero map is the coarse surface, and its error is the ground truth's RMS.
     assert zero["normal_error_deg"]["fine"] == pytest.approx(zero["normal_error_deg"]["coarse_detail_grid"], abs=1e-6)
     assert zero["displacement_error_mm"]["fine"] == pytest.approx(zero["displacement_error_mm"]["zero_prediction"])
     assert 0.0 < zero["displacement_error_mm"]["zero_prediction"] < 1.0
     assert all(row["scored_texels"] > 0 for row in rows)
+    # The template baseline of a face is the OTHER face's map (two records): scored by hand.
+    maps = [evaluate.resample_map(m, 32) for m in evaluate_maps(record_folder)]
+    assert np.isfinite(zero["displacement_error_mm"]["mean_map_of_the_others"])
+    assert [row["displacement_template_error_mm"] for row in rows] != [row["displacement_gt_rms_mm"] for row in rows]
+    total, count = evaluate.ground_truth_map_sum(sorted(map(str, record_folder.glob("*.tfrecord"))), 32)
+    assert count == 2
+    np.testing.assert_allclose(total, maps[0] + maps[1])
     section, _, _ = evaluate.evaluate_synthetic(nonzero_reconstructor, str(record_folder), progress=False)
     for key in ("coarse", "coarse_detail_grid", "fine"):
         assert np.isfinite(section["normal_error_deg"][key]) and 0.0 < section["normal_error_deg"][key] < 90.0
