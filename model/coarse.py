@@ -270,15 +270,14 @@ class CoarseModel(object):
 
 
     def supervised_shape_loss(self, batch, outputs):
-        """losses.supervised_shape_loss of the predicted shape (identity and expression, model
-        frame) against the ground truth's, mirrored for the samples the augmentation flipped."""
+        """losses.supervised_shape_loss of the predicted shape (`decode`'s vertices: identity and
+        expression, model frame) against the ground truth's, mirrored for the samples the
+        augmentation flipped."""
         fm = self.face_model
-        predicted = fm.split_coefficients(outputs["coeffs"])
         truth = fm.split_coefficients(batch[schema.GT_COEFFICIENTS])
         target = fm.shape(truth["identity"], truth["expression"])
         target = tf.where(batch[data.GT_FLIPPED], losses.mirrored_vertices(target, fm.mirror), target)
-        return losses.supervised_shape_loss(fm.shape(predicted["identity"], predicted["expression"]), target,
-                                            batch[data.GT_PRESENT])
+        return losses.supervised_shape_loss(outputs["vertices"], target, batch[data.GT_PRESENT])
 
 
 class CoarseStage(training.Stage):

@@ -133,8 +133,8 @@ def test_the_coarse_shape_term_is_zero_at_the_ground_truth_and_sees_the_flip(fac
     with tf.Graph().as_default():
         batch = {schema.GT_COEFFICIENTS: tf.constant(truth), data.GT_FLIPPED: tf.constant([False, True]),
                  data.GT_PRESENT: tf.constant([1.0, 1.0])}
-        outputs = {"coeffs": tf.constant(truth)}
         parts = face_model.split_coefficients(tf.constant(truth))
+        outputs = {"coeffs": tf.constant(truth), "vertices": face_model.shape(parts["identity"], parts["expression"])}
         mirrored = losses.mirrored_vertices(face_model.shape(parts["identity"], parts["expression"]),
                                             face_model.mirror)
         # The flipped sample's target is the mirror image: predicting the truth unmirrored costs
