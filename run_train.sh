@@ -19,7 +19,7 @@ cd "$ROOT"
 # ---- settings ----
 STAGES="${STAGES:-coarse fine}"
 DATA_DIR=data/synthetic
-NUM_SYNTHETIC=2000
+NUM_SYNTHETIC=6000
 SYNTHETIC_SEED=1
 PHOTO_DIR=                # make_tfrecords.py output to mix in (empty = synthetic faces only)
 DATA_RATIO=               # sampling weights DATA_DIR,PHOTO_DIR, e.g. 1,2 (empty = by record counts)

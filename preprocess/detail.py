@@ -7,8 +7,12 @@ works for any face model whose face is one UV island:
   - forehead wrinkles: 0-5 gently arched horizontal furrows above the brows;
   - frown lines: 0-2 short vertical furrows between the brows;
   - crow's feet: 0-4 rays fanning out from each outer eye corner;
-  - nasolabial folds: a crease from each nose wing bending outwards to the mouth corner.
-Furrows have a Gaussian cross-section and taper to zero at both ends.
+  - nasolabial folds: a crease from each nose wing bending outwards to the mouth corner;
+  - scattered creases: 0-5 short furrows anywhere on the skin.
+Furrows have a Gaussian cross-section and taper to zero at both ends. Their placement (the first
+forehead line's height, the spacing, tilt and shift, the folds' ends and bulge) is drawn per face:
+with fixed places, the mean map of the other faces scored as well as the fine network on held-out
+faces (results/README.md, "fine stage"), so a network could score by learning the template alone.
 
 Units and conventions:
   displacement in millimetres along the coarse surface normal (outward positive; furrows are
@@ -136,53 +140,80 @@ def displacement_map(rng, landmark_uv, size=DEFAULT_MAP_SIZE, pore_rms_range=POR
     across /= np.linalg.norm(across)
     width_scale = eye_width / 30.0     # feature widths below are for an eye 30 pixels wide
     total = np.zeros(shape)
+    skin = _skin_mask(shape, points)
 
-    # Forehead wrinkles: arches above the brow line, spaced by a third of an eye width and more.
+    # Forehead wrinkles: arches above the brow line. Where the first one sits, their spacing, a
+    # tilt and a sideways shift are drawn per face, so that the mean map of many faces (a template
+    # a network can learn without reading the image) is a poor guess for any one of them.
     brow_left, brow_right = points[18], points[25]
+    tilt = rng.uniform(-0.15, 0.15)
+    forehead_up = np.cos(tilt) * up + np.sin(tilt) * across
+    base, spacing = rng.uniform(0.35, 0.8), rng.uniform(0.28, 0.55)
+    shift = rng.uniform(-0.3, 0.3) * eye_width * across
     for k in range(rng.integers(0, 6)):
-        lift = eye_width * (0.55 + 0.4 * k + rng.uniform(-0.1, 0.1))
-        span = rng.uniform(0.6, 1.0)
-        middle = 0.5 * (brow_left + brow_right) + lift * up
+        lift = eye_width * (base + spacing * k + rng.uniform(-0.12, 0.12))
+        span = rng.uniform(0.35, 1.0)
         half = 0.5 * span * (brow_right - brow_left)
-        arch = rng.uniform(0.0, 0.25) * eye_width * up
+        middle = (0.5 * (brow_left + brow_right) + lift * forehead_up + shift
+                  + rng.uniform(-0.5, 0.5) * (1.0 - span) * (brow_right - brow_left))
+        arch = rng.uniform(0.0, 0.25) * eye_width * forehead_up
         curve = _bezier(middle - half, middle + arch, middle + half)
         curve += (rng.uniform(-0.06, 0.06) * eye_width
-                  * np.sin(np.linspace(0, rng.uniform(2, 8), len(curve)))[:, None] * up)
+                  * np.sin(np.linspace(0, rng.uniform(2, 8), len(curve)))[:, None] * forehead_up)
         total += _polyline_field(shape, curve, rng.uniform(0.1, 0.6),
                                  rng.uniform(0.8, 2.0) * width_scale)
 
-    # Frown lines between the brows.
+    # Frown lines between the brows, each leaning a little.
     glabella = 0.5 * (points[21] + points[22])
     for _ in range(rng.integers(0, 3)):
-        offset = rng.uniform(-0.3, 0.3) * eye_width * across
+        offset = rng.uniform(-0.35, 0.35) * eye_width * across
         length = rng.uniform(0.4, 0.8) * eye_width
-        curve = np.array([glabella + offset - 0.2 * length * up,
-                          glabella + offset + 0.8 * length * up])
+        lean = rng.uniform(-0.35, 0.35)
+        direction = np.cos(lean) * up + np.sin(lean) * across
+        curve = np.array([glabella + offset - 0.2 * length * direction,
+                          glabella + offset + 0.8 * length * direction])
         total += _polyline_field(shape, curve, rng.uniform(0.1, 0.5),
                                  rng.uniform(0.8, 1.5) * width_scale)
 
     # Crow's feet: rays pointing away from the face centre at each outer eye corner.
     for corner, outward in ((points[36], -across), (points[45], across)):
         for _ in range(rng.integers(0, 5)):
-            angle = rng.uniform(-0.6, 0.6)
+            angle = rng.uniform(-0.8, 0.8)
             direction = np.cos(angle) * outward + np.sin(angle) * up
-            start = corner + 0.15 * eye_width * direction
+            start = corner + rng.uniform(0.1, 0.4) * eye_width * direction
             curve = np.array([start, start + rng.uniform(0.4, 0.8) * eye_width * direction])
             total += _polyline_field(shape, curve, rng.uniform(0.05, 0.3),
                                      rng.uniform(0.6, 1.2) * width_scale)
 
-    # Nasolabial folds: nose wing to just outside the mouth corner, bulging outwards.
+    # Nasolabial folds: nose wing to around the mouth corner, bulging outwards; where each one
+    # starts and ends, its bulge and its depth are drawn per side.
     fold_depth = rng.uniform(0.0, 0.8)
     fold_width = rng.uniform(1.5, 3.5) * width_scale
     for wing, mouth_corner, outward in ((points[31], points[48], -across),
                                         (points[35], points[54], across)):
-        start = wing + 0.15 * eye_width * outward
-        end = mouth_corner + 0.2 * eye_width * outward - 0.2 * eye_width * up
-        bulge = 0.5 * (start + end) + 0.25 * eye_width * outward
-        total += _polyline_field(shape, _bezier(start, bulge, end), fold_depth, fold_width)
+        start = wing + rng.uniform(0.0, 0.35) * eye_width * outward
+        end = (mouth_corner + rng.uniform(0.0, 0.4) * eye_width * outward
+               - rng.uniform(0.0, 0.6) * eye_width * up)
+        bulge = 0.5 * (start + end) + rng.uniform(0.05, 0.45) * eye_width * outward
+        total += _polyline_field(shape, _bezier(start, bulge, end),
+                                 fold_depth * rng.uniform(0.6, 1.0), fold_width)
+
+    # Scattered creases: 0-5 short, slightly curved furrows anywhere on the skin (scars, sleep
+    # lines, fine folds), at places no template can know.
+    candidates = np.argwhere(skin > 0.9)
+    for _ in range(rng.integers(0, 6) if len(candidates) else 0):
+        row, col = candidates[rng.integers(len(candidates))]
+        centre = np.array([col + 0.5, row + 0.5])
+        angle = rng.uniform(0.0, np.pi)
+        direction = np.cos(angle) * across + np.sin(angle) * up
+        normal = np.array([-direction[1], direction[0]])
+        half = 0.5 * rng.uniform(0.3, 1.2) * eye_width * direction
+        bend = rng.uniform(-0.15, 0.15) * eye_width * normal
+        total += _polyline_field(shape, _bezier(centre - half, centre + bend, centre + half),
+                                 rng.uniform(0.05, 0.4), rng.uniform(0.6, 1.8) * width_scale)
 
     # Pores: white noise low-passed to about a pixel.
     pores = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=0.7 * max(width_scale, 1.0))
     total += rng.uniform(*pore_rms_range) * pores / max(pores.std(), 1e-12)
 
-    return (total * _skin_mask(shape, points)).astype(np.float32)
+    return (total * skin).astype(np.float32)

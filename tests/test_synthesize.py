@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+from scipy import ndimage
 import pytest
 import tensorflow.compat.v1 as tf
 
@@ -288,9 +289,12 @@ def test_occluders_and_head_are_labelled_other(renderer):
         changed = a["segmentation"] != b["segmentation"]
         assert changed.sum() > 1000
         assert (b["segmentation"][changed] == schema.OTHER).all()
-        # pixels that look different are either labelled other or were background before
+        # pixels that look different are labelled other, or are the anti-aliased rim around it
+        # (an occluder's edge covers part of a pixel whose label is what lies behind)
         differs = np.abs(a["image"].astype(int) - b["image"].astype(int)).max(axis=-1) > 3
-        assert np.isin(b["segmentation"][differs], [schema.OTHER]).mean() > 0.97
+        rim = ndimage.binary_dilation(b["segmentation"] == schema.OTHER, iterations=2)
+        assert rim[differs].mean() > 0.998
+        assert (b["segmentation"][differs] == schema.OTHER).mean() > 0.9
         np.testing.assert_array_equal(a["points_px"], b["points_px"])
 
 
