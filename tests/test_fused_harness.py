@@ -76,16 +76,20 @@ def test_fused_cuda_twins_and_harness_compile_with_nvcc(tmp_path):
 
 
 @pytest.mark.slow
-def test_gpu_op_kernels_compile_against_the_tensorflow_headers():
+def test_gpu_op_kernels_compile_against_the_tensorflow_headers(tmp_path):
     # The GOOGLE_CUDA branches of the op files are built only where TensorFlow is a CUDA build;
     # compiling them here (syntax and types, against the installed TensorFlow's headers) keeps
-    # them from rotting unseen.
+    # them from rotting unseen. One translation unit including every op file: TensorFlow's
+    # headers are parsed once (14 s, against 72 s for five compiles), and it also checks that
+    # the op files define no helper twice.
     compiler = shutil.which("g++")
     if compiler is None:
         pytest.skip("g++ not found on PATH")
     import tensorflow as tf
     flags = tf.sysconfig.get_compile_flags()
-    for name in ("interpolate_op.cc", "normals_op.cc", "shading_op.cc", "group_norm_op.cc", "rasterize_op.cc"):
-        result = subprocess.run([compiler, "-fsyntax-only", "-DGOOGLE_CUDA=1", "-Wno-deprecated-declarations"]
-                                + flags + [os.path.join(KERNEL_DIR, name)], capture_output=True, text=True)
-        assert result.returncode == 0, name + ":\n" + result.stderr[-3000:]
+    names = ("interpolate_op.cc", "normals_op.cc", "shading_op.cc", "group_norm_op.cc", "rasterize_op.cc")
+    unit = tmp_path / "all_ops.cc"
+    unit.write_text("".join('#include "%s"\n' % os.path.join(KERNEL_DIR, name) for name in names))
+    result = subprocess.run([compiler, "-fsyntax-only", "-DGOOGLE_CUDA=1", "-Wno-deprecated-declarations",
+                             "-I", KERNEL_DIR] + flags + [str(unit)], capture_output=True, text=True)
+    assert result.returncode == 0, " + ".join(names) + ":\n" + result.stderr[-3000:]

@@ -34,7 +34,7 @@ OPS = [
                 "normals_core.cc", "normals_op.cc", "group_norm_core.cc", "group_norm_op.cc",
                 "shading_core.cc", "shading_op.cc"],
        headers=["rasterize_core.h", "rasterize_pixel.h", "interpolate_core.h", "normals_core.h",
-                "group_norm_core.h", "shading_core.h"],
+                "group_norm_core.h", "shading_core.h", "cpu_op_util.h"],
        cuda_sources=["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu",
                      "shading_cuda.cu", "group_norm_cuda.cu"],
        cuda_headers=["rasterize_cuda.h", "interpolate_cuda.h", "normals_cuda.h", "shading_cuda.h",

@@ -1,6 +1,6 @@
-// Helpers of the fused ops' GPU kernels (interpolate_op.cc, normals_op.cc,
-// shading_op.cc, group_norm_op.cc), compiled only with GOOGLE_CUDA. The
-// rasterizer's rasterize_op.cc keeps its own copies of the first two.
+// Helpers of the ops' GPU kernels (rasterize_op.cc, interpolate_op.cc,
+// normals_op.cc, shading_op.cc, group_norm_op.cc), compiled only with
+// GOOGLE_CUDA.
 #ifndef FACE3D_RENDERER_KERNELS_GPU_OP_UTIL_H_
 #define FACE3D_RENDERER_KERNELS_GPU_OP_UTIL_H_
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <vector>
 
+#include "cpu_op_util.h"
 #include "group_norm_core.h"
 #if GOOGLE_CUDA
 #include "gpu_op_util.h"
@@ -57,12 +58,8 @@ using ::tensorflow::shape_inference::ShapeHandle;
 
 void RunPerImage(OpKernelContext* context, const Tensor& x,
                  const std::function<void(int64_t)>& work) {
-  auto* workers = context->device()->tensorflow_cpu_worker_threads();
   const int64_t cost = 10 * x.NumElements() / (x.dim_size(0) > 0 ? x.dim_size(0) : 1);
-  ::tensorflow::Shard(workers->num_threads, workers->workers, x.dim_size(0), cost,
-                      [&](int64_t begin, int64_t end) {
-                        for (int64_t b = begin; b < end; ++b) work(b);
-                      });
+  cpu_op::RunPerUnit(context, x.dim_size(0), cost, work);
 }
 
 class FusedGroupNormOp : public OpKernel {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 
+#include "cpu_op_util.h"
 #include "interpolate_core.h"
 #include "rasterize_core.h"
 #if GOOGLE_CUDA
@@ -36,12 +37,7 @@ using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
-void RunSharded(OpKernelContext* context, int64_t units, int64_t cost_per_unit,
-                const std::function<void(int64_t, int64_t)>& work) {
-  auto* workers = context->device()->tensorflow_cpu_worker_threads();
-  ::tensorflow::Shard(workers->num_threads, workers->workers, units,
-                      cost_per_unit, work);
-}
+using cpu_op::RunSharded;
 
 // The inputs shared by both ops, checked, and the image size they imply.
 struct Inputs {

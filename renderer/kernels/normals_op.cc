@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 
+#include "cpu_op_util.h"
 #include "normals_core.h"
 #include "rasterize_core.h"
 #if GOOGLE_CUDA
@@ -85,12 +86,8 @@ NormalsParams MeshParams(const Tensor& vertices, const Tensor& triangles, int64_
 
 void RunPerMesh(OpKernelContext* context, const Tensor& vertices,
                 const Tensor& triangles, const std::function<void(int64_t)>& work) {
-  auto* workers = context->device()->tensorflow_cpu_worker_threads();
   const int64_t cost = 40 * (vertices.dim_size(1) + triangles.dim_size(0));
-  ::tensorflow::Shard(workers->num_threads, workers->workers, vertices.dim_size(0),
-                      cost, [&](int64_t begin, int64_t end) {
-                        for (int64_t b = begin; b < end; ++b) work(b);
-                      });
+  cpu_op::RunPerUnit(context, vertices.dim_size(0), cost, work);
 }
 
 class VertexNormalsOp : public OpKernel {

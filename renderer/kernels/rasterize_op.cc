@@ -15,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "cpu_op_util.h"
 #include "rasterize_core.h"
 #if GOOGLE_CUDA
+#include "gpu_op_util.h"
 #include "rasterize_cuda.h"
 #include "xla/stream_executor/stream.h"
 #endif
@@ -82,12 +84,7 @@ ProjectedVertex* AsProjected(Tensor* storage) {
   return reinterpret_cast<ProjectedVertex*>(storage->flat<int8_t>().data());
 }
 
-void RunSharded(OpKernelContext* context, int64_t units, int64_t cost_per_unit,
-                const std::function<void(int64_t, int64_t)>& work) {
-  auto* workers = context->device()->tensorflow_cpu_worker_threads();
-  ::tensorflow::Shard(workers->num_threads, workers->workers, units,
-                      cost_per_unit, work);
-}
+using cpu_op::RunSharded;
 
 constexpr int64_t kProjectedBytes = sizeof(ProjectedVertex);
 
@@ -437,20 +434,8 @@ class RasterizeClipTrianglesGradOp : public OpKernel {
 #if GOOGLE_CUDA
 using ::tensorflow::DEVICE_GPU;
 
-void* GpuStream(OpKernelContext* context) {
-  return context->op_device_context()->stream()->platform_specific_handle().stream;
-}
-
-// Index of the first of `count` device int32 values outside [0, limit), or -1.
-::tensorflow::Status FirstOutOfRangeOnGpu(OpKernelContext* context, const int32_t* values,
-                                          int64_t count, int64_t limit, int64_t* first) {
-  Tensor scratch;
-  TF_RETURN_IF_ERROR(context->allocate_temp(::tensorflow::DT_UINT64, TensorShape({1}), &scratch));
-  const char* error = FindFirstOutOfRangeCuda(
-      values, count, limit, reinterpret_cast<unsigned long long*>(scratch.flat<uint64_t>().data()),
-      GpuStream(context), first);
-  return error == nullptr ? ::tensorflow::OkStatus() : ::tensorflow::errors::Internal(error);
-}
+using gpu_op::FirstOutOfRange;
+using gpu_op::Stream;
 
 class RasterizeClipTrianglesGpuOp : public OpKernel {
  public:
@@ -468,7 +453,7 @@ class RasterizeClipTrianglesGpuOp : public OpKernel {
     const int height = image_height_, width = image_width_;
     OP_REQUIRES_OK(context, CheckImageSizes(batch, height, width, vertex_count));
     int64_t bad = -1;
-    OP_REQUIRES_OK(context, FirstOutOfRangeOnGpu(context, triangles.flat<int32_t>().data(),
+    OP_REQUIRES_OK(context, FirstOutOfRange(context, triangles.flat<int32_t>().data(),
                                                  triangles.NumElements(), vertex_count, &bad));
     OP_REQUIRES(context, bad < 0, InvalidTriangleError(bad / 3, vertex_count));
     Tensor* outputs[5];
@@ -496,7 +481,7 @@ class RasterizeClipTrianglesGpuOp : public OpKernel {
     params.mask = outputs[1]->flat<float>().data();
     params.barycentrics = outputs[2]->flat<float>().data();
     params.depth = outputs[3]->flat<float>().data();
-    const char* error = RasterizeCuda(params, GpuStream(context));
+    const char* error = RasterizeCuda(params, Stream(context));
     OP_REQUIRES(context, error == nullptr, ::tensorflow::errors::Internal("RasterizeCuda: ", error));
   }
 
@@ -522,10 +507,10 @@ class RasterizeClipTrianglesGradGpuOp : public OpKernel {
     const int64_t batch = clip.dim_size(0), vertex_count = clip.dim_size(1);
     const int64_t triangle_count = triangles.dim_size(0);
     int64_t bad = -1;
-    OP_REQUIRES_OK(context, FirstOutOfRangeOnGpu(context, triangles.flat<int32_t>().data(),
+    OP_REQUIRES_OK(context, FirstOutOfRange(context, triangles.flat<int32_t>().data(),
                                                  triangles.NumElements(), vertex_count, &bad));
     OP_REQUIRES(context, bad < 0, InvalidTriangleError(bad / 3, vertex_count));
-    OP_REQUIRES_OK(context, FirstOutOfRangeOnGpu(context, ids.flat<int32_t>().data(),
+    OP_REQUIRES_OK(context, FirstOutOfRange(context, ids.flat<int32_t>().data(),
                                                  ids.NumElements(), triangle_count, &bad));
     OP_REQUIRES(context, bad < 0,
                 InvalidArgument("triangle_ids holds a value outside [0, ", triangle_count,
@@ -550,7 +535,7 @@ class RasterizeClipTrianglesGradGpuOp : public OpKernel {
     params.d_projected = sums.flat<float>().data();
     params.d_clip_slow = params.d_projected + 4 * batch * vertex_count;
     params.d_clip = d_clip->flat<float>().data();
-    const char* error = RasterizeGradientCuda(params, GpuStream(context));
+    const char* error = RasterizeGradientCuda(params, Stream(context));
     OP_REQUIRES(context, error == nullptr,
                 ::tensorflow::errors::Internal("RasterizeGradientCuda: ", error));
   }

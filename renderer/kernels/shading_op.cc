@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "cpu_op_util.h"
 #include "shading_core.h"
 #if GOOGLE_CUDA
 #include "gpu_op_util.h"
@@ -60,11 +61,7 @@ ShadingParams MeshParams(const Tensor& normals, const Tensor& albedo,
 
 void RunPerMesh(OpKernelContext* context, const Tensor& normals,
                 const std::function<void(int64_t)>& work) {
-  auto* workers = context->device()->tensorflow_cpu_worker_threads();
-  ::tensorflow::Shard(workers->num_threads, workers->workers, normals.dim_size(0),
-                      100 * normals.dim_size(1), [&](int64_t begin, int64_t end) {
-                        for (int64_t b = begin; b < end; ++b) work(b);
-                      });
+  cpu_op::RunPerUnit(context, normals.dim_size(0), 100 * normals.dim_size(1), work);
 }
 
 class ShShadingOp : public OpKernel {
