@@ -140,7 +140,7 @@ def _sizes_of(path, feature):
     return num_coefficients, side, num_vertex_values // 3
 
 
-def _feature_spec(with_ground_truth):
+def _feature_spec(with_ground_truth, with_points=True):
     # VarLen for everything, so that a missing key is a count of 0 that we report with the file
     # name, rather than the parser's own error, which names neither file nor record.
     spec = {key: tf.io.VarLenFeature(tf.string)
@@ -151,7 +151,8 @@ def _feature_spec(with_ground_truth):
         spec[schema.GT_COEFFICIENTS] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT_SIZE] = tf.io.VarLenFeature(tf.int64)
-        spec[schema.GT_POINTS_PX] = tf.io.VarLenFeature(tf.float32)
+        if with_points:
+            spec[schema.GT_POINTS_PX] = tf.io.VarLenFeature(tf.float32)
     return spec
 
 
@@ -234,7 +235,7 @@ def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=N
     Returns (sample, valid). sample: image uint8 [300, 300, 3]; landmarks f32 [68, 2];
     segmentation uint8 [300, 300]; source/filename string []; crop/matrix f32 [2, 3]; and with
     ground truth gt/coefficients f32 [C], gt/displacement f32 [S, S] (mm), gt/points_px f32 [N, 3]
-    (crop pixels, depth). valid is False only with a SkippedCounter (the sample is then zeros);
+    (crop pixels, depth; not when ground_truth_sizes' vertex count is None). valid is False only with a SkippedCounter (the sample is then zeros);
     without, a failed check is an InvalidArgumentError "malformed record K in FILE: <what>".
     """
     size = schema.CROP_SIZE
@@ -250,8 +251,9 @@ def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=N
     if ground_truth_sizes is not None:
         num_coefficients, side, num_vertices = ground_truth_sizes
         expected_counts += [(schema.GT_COEFFICIENTS, num_coefficients),
-                            (schema.GT_DISPLACEMENT, side * side),
-                            (schema.GT_POINTS_PX, 3 * num_vertices)]
+                            (schema.GT_DISPLACEMENT, side * side)]
+        if num_vertices is not None:
+            expected_counts.append((schema.GT_POINTS_PX, 3 * num_vertices))
     # Each stage's checks hold vacuously when an earlier stage failed, so the message reported is
     # the first problem, not a consequence of it.
     stages = [[count(key, expected) for key, expected in expected_counts]
@@ -289,7 +291,8 @@ def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=N
     if ground_truth_sizes is not None:
         sample[schema.GT_COEFFICIENTS] = fixed(values[schema.GT_COEFFICIENTS], [num_coefficients], tf.float32)
         sample[schema.GT_DISPLACEMENT] = fixed(values[schema.GT_DISPLACEMENT], [side, side], tf.float32)
-        sample[schema.GT_POINTS_PX] = fixed(values[schema.GT_POINTS_PX], [num_vertices, 3], tf.float32)
+        if num_vertices is not None:
+            sample[schema.GT_POINTS_PX] = fixed(values[schema.GT_POINTS_PX], [num_vertices, 3], tf.float32)
     return sample, valid
 
 
@@ -310,7 +313,8 @@ def _file_samples(filename, file_size, ground_truth_sizes, skipped):
     with the file's size at an end-of-file marker, the parser's and decoders' by the gap they leave
     in the record numbers. Either is then an error (or a counted skip) naming the file and record.
     """
-    spec = _feature_spec(ground_truth_sizes is not None)
+    spec = _feature_spec(ground_truth_sizes is not None,
+                         ground_truth_sizes is not None and ground_truth_sizes[2] is not None)
     records = tf.data.TFRecordDataset(filename).ignore_errors().map(lambda r: (r, tf.constant(True)))
     end = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(False)))
 
@@ -492,6 +496,10 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
     # Augmented samples carry no ground truth unless kept, so it is neither parsed nor required then.
     keep_ground_truth = keep_ground_truth and augment
     sizes = None if augment and not keep_ground_truth else _ground_truth_sizes(files, skipped is not None)
+    if keep_ground_truth and sizes is not None:
+        # The per-vertex points are pose-bound (crop pixels), so augmentation would not keep them:
+        # neither parsed nor checked.
+        sizes = sizes[:2] + (None,)
     file_sizes = [tf.io.gfile.stat(f).length for f in files]
     if not any(file_sizes):
         raise DataError("all %d tfrecord file(s) matching %r are empty" % (len(files), file_pattern))
@@ -508,9 +516,6 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
         # repetition (tf.data's rule) and the error follows, where repeating the file names would
         # cycle through files without records forever.
         dataset = dataset.repeat().concatenate(_no_records_error(files, dataset.element_spec))
-    if keep_ground_truth and sizes is not None:
-        # The per-vertex points are pose-bound (crop pixels): not kept, so not shuffled either.
-        dataset = dataset.map(lambda s: {k: v for k, v in s.items() if k != schema.GT_POINTS_PX})
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed)
     dataset = dataset.map(_training_types, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
