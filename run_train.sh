@@ -41,7 +41,7 @@ PHOTO_WEIGHTS="--fine_photo_weight=0 --photo_gain_weight=1"   # gain-normalised 
 TRAIN_COARSE=false        # true: fine-tune the coarse network too
 FINE_BATCH_SIZE=4         # the paper: 48
 FINE_LEARNING_RATE=1e-4   # the paper: 1e-5, x 0.99 every 5,000 steps
-FINE_STEP=1000            # the paper: 10,001
+FINE_STEP=1500            # the paper: 10,001
 GT_DISP_WEIGHT=1e5        # synthetic detail supervision, per mm^2 (not in the paper: 0 = self-supervised only)
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # ------------------
