@@ -140,18 +140,18 @@ def _sizes_of(path, feature):
     return num_coefficients, side, num_vertex_values // 3
 
 
-def _feature_spec(with_ground_truth, with_points=True):
+def _feature_spec(ground_truth_sizes):
     # VarLen for everything, so that a missing key is a count of 0 that we report with the file
     # name, rather than the parser's own error, which names neither file nor record.
     spec = {key: tf.io.VarLenFeature(tf.string)
             for key in (schema.IMAGE, schema.SEGMENTATION, schema.SOURCE_FILENAME)}
     spec[schema.LANDMARKS] = tf.io.VarLenFeature(tf.float32)
     spec[schema.CROP_MATRIX] = tf.io.VarLenFeature(tf.float32)
-    if with_ground_truth:
+    if ground_truth_sizes is not None:
         spec[schema.GT_COEFFICIENTS] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT] = tf.io.VarLenFeature(tf.float32)
         spec[schema.GT_DISPLACEMENT_SIZE] = tf.io.VarLenFeature(tf.int64)
-        if with_points:
+        if ground_truth_sizes[2] is not None:
             spec[schema.GT_POINTS_PX] = tf.io.VarLenFeature(tf.float32)
     return spec
 
@@ -235,7 +235,8 @@ def _checked_sample(filename, index, decoded, ground_truth_sizes=None, skipped=N
     Returns (sample, valid). sample: image uint8 [300, 300, 3]; landmarks f32 [68, 2];
     segmentation uint8 [300, 300]; source/filename string []; crop/matrix f32 [2, 3]; and with
     ground truth gt/coefficients f32 [C], gt/displacement f32 [S, S] (mm), gt/points_px f32 [N, 3]
-    (crop pixels, depth; not when ground_truth_sizes' vertex count is None). valid is False only with a SkippedCounter (the sample is then zeros);
+    (crop pixels, depth; not when ground_truth_sizes' vertex count is None). valid is False only
+    with a SkippedCounter (the sample is then zeros);
     without, a failed check is an InvalidArgumentError "malformed record K in FILE: <what>".
     """
     size = schema.CROP_SIZE
@@ -313,8 +314,7 @@ def _file_samples(filename, file_size, ground_truth_sizes, skipped):
     with the file's size at an end-of-file marker, the parser's and decoders' by the gap they leave
     in the record numbers. Either is then an error (or a counted skip) naming the file and record.
     """
-    spec = _feature_spec(ground_truth_sizes is not None,
-                         ground_truth_sizes is not None and ground_truth_sizes[2] is not None)
+    spec = _feature_spec(ground_truth_sizes)
     records = tf.data.TFRecordDataset(filename).ignore_errors().map(lambda r: (r, tf.constant(True)))
     end = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(False)))
 

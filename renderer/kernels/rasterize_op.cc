@@ -20,7 +20,6 @@
 #if GOOGLE_CUDA
 #include "gpu_op_util.h"
 #include "rasterize_cuda.h"
-#include "xla/stream_executor/stream.h"
 #endif
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
