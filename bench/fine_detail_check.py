@@ -8,7 +8,8 @@ FINE_CHECKPOINT: a fine export (or training) folder with stage.json, or a checkp
 ground-truth coarse faces (gt/coefficients) instead of the coarse network's. Prints JSON: Pearson
 correlation of predicted and ground-truth maps over the detail mask (4 texels in from its edge),
 all texels and visible ones, raw, both blurred (sigma 2 texels) and high-passed (minus a sigma-4
-blur); RMS of both and of the error; the predicted and ground-truth light's DC and non-DC energy.
+blur); RMS of both, of the error and of the error of the leave-one-out mean map
+(`rms_error_template`, the guess that ignores the photo); the predicted and ground-truth light's DC and non-DC energy.
 """
 import json, os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,6 +62,7 @@ if os.environ.get("FINE_CHECK_PICTURE"):     # predicted over ground-truth maps 
 mask = layout.mask & (layout.taper > 0.99)
 def corr(a, b):
     a = a - a.mean(); b = b - b.mean(); return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
+template = (gt.sum(0, keepdims=True) - gt) / max(len(gt) - 1, 1)
 res = {}
 for name, sel in (("detail mask", np.broadcast_to(mask, pred.shape)), ("visible", np.broadcast_to(mask, pred.shape) & (vis > 0.5))):
     res[name] = dict(pearson=corr(pred[sel], gt[sel]),
@@ -70,7 +72,9 @@ for name, sel in (("detail mask", np.broadcast_to(mask, pred.shape)), ("visible"
                                             np.stack([g - ndimage.gaussian_filter(g, 4) for g in gt])[sel]),
                      per_image=float(np.mean([corr(p[m], g[m]) for p, g, m in zip(pred, gt, sel)])),
                      rms_gt=float(np.sqrt((gt[sel] ** 2).mean())), rms_pred=float(np.sqrt((pred[sel] ** 2).mean())),
-                     rms_error=float(np.sqrt(((pred[sel] - gt[sel]) ** 2).mean())))
+                     rms_error=float(np.sqrt(((pred[sel] - gt[sel]) ** 2).mean())),
+                     # the best guess that ignores the photo: each face's map is the mean of the others'
+                     rms_error_template=float(np.sqrt(((template[sel] - gt[sel]) ** 2).mean())))
 def sh_energy(l):
     l = l.reshape(-1, 9, 3); return dict(dc=float(np.abs(l[:, 0]).mean()), non_dc_rms=float(np.sqrt((l[:, 1:] ** 2).sum((1, 2))).mean()),
                                          band1_3=float(np.sqrt((l[:, 1:4] ** 2).sum((1, 2))).mean()))

@@ -8,7 +8,7 @@ is right.
 The fourth argument picks the loss weights: fine.PAPER_WEIGHTS (the default of this script) or
 fine.DEFAULT_WEIGHTS (train.py's: the gain-normalised photometric term); the bound (mm) and the
 band limit (texels) default to FineStage's; NAME=WEIGHT pairs replace weights (fine.FineWeights
-fields, e.g. disp=10).
+fields, e.g. disp=10; gt_disp=1e5 adds the synthetic detail supervision as run_train.sh does).
 """
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,7 +30,12 @@ class GtCoarseStage(fine.FineStage):
         co = cm.decode(batch["gt/coefficients"], images)
         fo = self._fine_model.forward(co, co["input"])
         seg = tf.image.resize(batch["segmentation"][..., None], [self.render_size] * 2, method="nearest")[..., 0]
-        terms = self._fine_model.losses(co["input"], losses.region_mask(seg, fine.PHOTO_REGION_LABELS), co, fo, self.weights)
+        # Unaugmented records: nothing is flipped, every sample has its ground truth (the gt_disp
+        # term uses it when its weight is > 0, e.g. gt_disp=1e5 as run_train.sh).
+        count = tf.shape(images)[0]
+        ground_truth = (batch["gt/displacement"], tf.zeros([count], tf.bool), tf.ones([count]))
+        terms = self._fine_model.losses(co["input"], losses.region_mask(seg, fine.PHOTO_REGION_LABELS), co, fo,
+                                        self.weights, ground_truth=ground_truth)
         return terms, None
 
 weights = fine.DEFAULT_WEIGHTS if len(sys.argv) > 4 and sys.argv[4] == "default" else fine.PAPER_WEIGHTS

@@ -9,6 +9,7 @@ and loads it. Later calls reuse the cached library.
 Upstream conventions differ from ours: its op takes one image ([V, 4], no batch), its image
 row 0 is the bottom (NDC y = -1), and uncovered pixels have barycentrics 0 (no mask).
 """
+import fcntl
 import glob
 import os
 import shutil
@@ -77,7 +78,12 @@ def load():
     """Fetches, builds (once) and loads the upstream op module; raises UpstreamUnavailable."""
     global _module
     if _module is None:
-        _build(_fetch_sources())
+        # Processes that load at once (parallel test workers, a benchmark beside the tests) take
+        # turns: the first fetches and compiles, the others then find the cached library.
+        os.makedirs(CACHE_DIR, exist_ok=True)
+        with open(os.path.join(CACHE_DIR, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _build(_fetch_sources())
         _module = tf.load_op_library(LIBRARY)
         tf.RegisterGradient("RasterizeTriangles")(_upstream_gradient)
     return _module
