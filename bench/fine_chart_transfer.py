@@ -36,27 +36,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-import renderer  # noqa: E402
 from model import coarse, fine, training  # noqa: E402
 from model.data import make_dataset  # noqa: E402
 from model.face import FaceModel, unwrap  # noqa: E402
 from model.face.uv_layout import UVLayout  # noqa: E402
 
 tf.disable_eager_execution()
-
-
-def true_displacement_image(face_model, layout, gt_map, outputs):
-    """[B, H, W, 1]: at each pixel the true face covers, the ground-truth map at the chart position of
-    the surface point seen there (0 elsewhere)."""
-    batch = tf.shape(gt_map)[0]
-    uv = tf.tile(tf.constant(face_model.uv)[None], [batch, 1, 1])
-    chart = renderer.interpolate(uv, face_model.triangles, outputs["rasterized"])        # [B, H, W, 2]
-    size = float(layout.size)
-    # Texel coordinates of the map (x = u S, y = (1 - v) S, centres at +0.5): bilinear_sample's pixels.
-    positions = tf.stack([chart[..., 0] * size, (1.0 - chart[..., 1]) * size], axis=-1)
-    height, width = int(chart.shape[1]), int(chart.shape[2])
-    sampled = unwrap.bilinear_sample(gt_map[..., None], tf.reshape(positions, [batch, height * width, 2]))
-    return tf.reshape(sampled, [batch, height, width, 1]) * outputs["mask"]
 
 
 def main():
@@ -79,7 +64,8 @@ def main():
         truth = model.decode(batch["gt/coefficients"], batch["image"])
         predicted = model.decode(coeffs, batch["image"])
         depth_scale = fine.DEPTH_RANGE_PER_PIXEL * args.render_size
-        image = true_displacement_image(face_model, layout, batch["gt/displacement"], truth)
+        image = unwrap.chart_map_to_image(face_model, layout, batch["gt/displacement"][..., None],
+                                          truth["rasterized"])
         maps, where = {}, {}
         for name, outputs in (("through_gt", truth), ("through_net", predicted)):
             positions, visibility = unwrap.texel_visibility(layout, face_model.triangles, outputs["points_px"],

@@ -29,6 +29,8 @@ Where this differs from the paper's code (Chen et al. 2020), and why:
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from renderer.rasterizer import interpolate
+
 # Depth bias of the visibility test: a texel whose z-buffer pixel is nearer than its own depth by
 # less than its triangle's depth change over SLOPE_BIAS_PIXELS pixels plus DEPTH_BIAS_PIXELS is
 # on the surface the pixel shows (sampling offsets are below one pixel).
@@ -168,3 +170,33 @@ def unwrap_to_uv(layout, images, positions, visibility, fallback):
     covered = layout.covered.astype(np.float32)[None, :, :, None]
     hidden_value = mirror_visible * mirrored(sampled) + (1.0 - mirror_visible) * fallback
     return covered * (visibility * sampled + (1.0 - visibility) * hidden_value)
+
+
+def chart_map_to_image(face_model, layout, maps, rasterized):
+    """UV maps carried into an image through a rendered face: the other direction of unwrapping.
+
+    Each pixel the face covers takes the maps' bilinear value at the chart position (u, v) of the
+    surface point it shows: the face model's per-vertex UVs interpolated with the rasterized
+    barycentrics, exact inside each triangle since the chart is linear there. With the ground-truth
+    face and its displacement map this is the detail as the photo shows it, pixel by pixel; unwrapped
+    again through another face (`texel_visibility`, `unwrap_to_uv`) it is that detail in the other
+    face's chart, where a network reading the photo through that face would have to put it
+    (bench/fine_chart_transfer.py).
+
+    Args:
+      face_model: model.face.FaceModel (its uv and triangles: the rasterized mesh's).
+      layout: model.face.uv_layout.UVLayout, the maps' size.
+      maps: [B, S, S, C] float32 in the layout's chart.
+      rasterized: renderer.Rasterized of the face model's mesh (its triangles) in the image.
+    Returns:
+      [B, H, W, C] float32, 0 where the face does not cover.
+    """
+    size = layout.size
+    batch = tf.shape(maps)[0]
+    uv = tf.tile(tf.constant(np.asarray(face_model.uv, np.float32))[None], [batch, 1, 1])
+    chart = interpolate(uv, np.asarray(face_model.triangles, np.int32), rasterized)       # [B, H, W, 2]
+    height, width = int(chart.shape[1]), int(chart.shape[2])
+    # The map's texel coordinates: x = u S, y = (1 - v) S, texel centres at +0.5 (bilinear_sample's pixels).
+    positions = tf.stack([chart[..., 0] * size, (1.0 - chart[..., 1]) * size], axis=-1)
+    sampled = bilinear_sample(maps, tf.reshape(positions, [batch, height * width, 2]))
+    return tf.reshape(sampled, [batch, height, width, int(maps.shape[-1])]) * rasterized.mask[..., tf.newaxis]
