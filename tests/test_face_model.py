@@ -369,3 +369,19 @@ def test_model_hash_is_the_file_sha256(fm):
     import hashlib
     with open(DEFAULT_PATH, "rb") as f:
         assert fm.sha256 == hashlib.sha256(f.read()).hexdigest()
+
+
+def test_clip_to_unit_has_clip_by_values_values_and_gradient():
+    import tensorflow.compat.v1 as tf
+    from model.face.model import clip_to_unit
+    x = np.array([[-0.5, 0.0, 0.3, 1.0, 1.7, -1e-7, 1.0 + 1e-6]], np.float32)
+    upstream = np.array([[0.7, -1.3, 2.0, 0.4, -0.9, 5.0, 3.0]], np.float32)
+    with tf.Graph().as_default(), tf.Session() as session:
+        value = tf.constant(x)
+        ours, reference = clip_to_unit(value), tf.clip_by_value(value, 0.0, 1.0)
+        grads = [tf.gradients(y, value, grad_ys=tf.constant(upstream))[0] for y in (ours, reference)]
+        ours_y, reference_y, ours_g, reference_g = session.run([ours, reference] + grads)
+    np.testing.assert_array_equal(ours_y, reference_y)
+    np.testing.assert_array_equal(ours_g, reference_g)
+    # The gradient passes inside [0, 1], edges included, and is 0 outside.
+    np.testing.assert_array_equal(ours_g, upstream * np.array([[0, 1, 1, 1, 0, 0, 0]], np.float32))

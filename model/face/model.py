@@ -33,6 +33,24 @@ NUM_LIGHT = 27
 COEFFICIENT_PARTS = ("identity", "expression", "albedo", "pose", "light")
 
 
+
+def clip_to_unit(x):
+    """x clipped to [0, 1], with tf.clip_by_value's gradient (the incoming one where 0 <= x <= 1, 0
+    elsewhere) computed as one multiply by a mask: clip_by_value's own gradient builds a zero
+    tensor and two selects, ~4% of the whole face render's forward and backward (measured with
+    bench/bench_face_render.py's pipeline). A NaN gets gradient 0 here (clip_by_value passes it on).
+    """
+    import tensorflow.compat.v1 as tf
+
+    @tf.custom_gradient
+    def clip(value):
+        clipped = tf.clip_by_value(value, 0.0, 1.0)
+
+        def gradient(upstream):
+            return upstream * tf.cast(tf.equal(value, clipped), upstream.dtype)
+        return clipped, gradient
+    return clip(x)
+
 class FaceModel:
     """A morphable face model loaded from an npz file.
 
@@ -139,7 +157,7 @@ class FaceModel:
         import tensorflow.compat.v1 as tf
         offsets = tf.reshape(tf.matmul(albedo_coeffs, self._constant("tex_basis"), transpose_b=True),
                              [-1, self.num_vertices, 3])
-        return tf.clip_by_value(self._constant("mean_albedo")[tf.newaxis] + offsets, 0.0, 1.0)
+        return clip_to_unit(self._constant("mean_albedo")[tf.newaxis] + offsets)
 
     def landmarks(self, points_px):
         """[B, 68, 2] (u, v) of the landmark vertices from points_px [B, N, 3]."""
