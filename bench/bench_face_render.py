@@ -1,6 +1,6 @@
 """The whole differentiable face render, ours against the same render written with tf_mesh_renderer.
 
-    python bench/bench_face_render.py [--batch 16] [--size 224] [--repeats 10] [--threads N]
+    python bench/bench_face_render.py [--batch 16] [--size 224] [--repeats 10] [--threads N] [--top N]
 
 One render: coefficients [B, C] of the embedded face model -> vertices, normals, SH-shaded
 colours, clip space -> rasterize -> interpolate the colours -> photometric loss against a fixed
@@ -78,12 +78,31 @@ def random_coefficients(face_model, batch, rng):
     return np.concatenate(parts, 1).astype(np.float32)
 
 
+def print_top_nodes(session, fetch, count, batch, repeats):
+    """The `count` nodes of `fetch`'s graph with the most op time (start to end, summed over
+    `repeats` traced runs), ms per image, and the summed op time of all."""
+    totals = {}
+    for _ in range(repeats):
+        metadata = tf.RunMetadata()
+        session.run(fetch, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+        for device in metadata.step_stats.dev_stats:
+            for node in device.node_stats:
+                totals[node.node_name] = totals.get(node.node_name, 0) + node.op_end_rel_micros - node.op_start_rel_micros
+    scale = 1e-3 / (repeats * batch)
+    print("ours, forward+backward: summed op time %.2f ms/image; the %d most expensive nodes:"
+          % (sum(totals.values()) * scale, count))
+    for name, micros in sorted(totals.items(), key=lambda item: -item[1])[:count]:
+        print("  %7.3f ms/image  %s" % (micros * scale, name))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: default)")
+    parser.add_argument("--top", type=int, default=0,
+                        help="also print the N nodes of our forward+backward with the most op time (step stats)")
     args = parser.parse_args()
     if min(args.batch, args.size, args.repeats) <= 0:
         sys.exit("bench_face_render.py: --batch, --size and --repeats must be positive")
@@ -131,6 +150,8 @@ def main():
                 session.run(fetch)
                 timings[key][0].append(time.perf_counter() - start_wall)
                 timings[key][1].append(time.process_time() - start_cpu)
+        if args.top > 0:
+            print_top_nodes(session, pipelines["ours"]["gradient"], args.top, args.batch, args.repeats)
     per_image = {key: [1e3 * float(np.median(t)) / args.batch for t in pair] for key, pair in timings.items()}
     label = "threads %s" % (args.threads or "default")
     for name in pipelines:

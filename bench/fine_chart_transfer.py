@@ -21,7 +21,7 @@ the detail mask (4 texels in from its edge), all texels and the coarse face's vi
               in the true chart with that coarse face
 
 plus the image distance (pixels of the render) between where a texel lands on the true face and on
-the coarse network's face. Prints JSON.
+the coarse network's face. Prints JSON; --picture PATH also writes the maps of the first 4 faces.
 """
 import argparse
 import json
@@ -78,7 +78,7 @@ def transfer(face_model, layout, records, coeffs, render_size):
         model = coarse.CoarseModel(face_model, None, render_size=render_size)
         faces = dict(through_gt=model.decode(tf.constant(records["gt/coefficients"]), images),
                      through_net=model.decode(tf.constant(coeffs.astype(np.float32)), images))
-        image = unwrap.chart_map_to_image(face_model, layout, tf.constant(records["gt/displacement"][..., None]),
+        image = unwrap.chart_map_to_image(face_model, tf.constant(records["gt/displacement"][..., None]),
                                           faces["through_gt"]["rasterized"])
         depth_scale = fine.DEPTH_RANGE_PER_PIXEL * render_size
         fetches, positions = {}, {}
@@ -100,6 +100,8 @@ def main():
     parser.add_argument("--num", type=int, default=48)
     parser.add_argument("--uv_size", type=int, default=fine.DEFAULT_UV_SIZE)
     parser.add_argument("--render_size", type=int, default=300)
+    parser.add_argument("--picture", default="",
+                        help="also write a PNG: per face (rows), the true map | through the true face | through the coarse face")
     parser.add_argument("--fit_steps", type=int, default=0,
                         help="test-time fitting steps after the network (model/fitting.py; 0: the network alone)")
     args = parser.parse_args()
@@ -133,6 +135,11 @@ def main():
     # The scale: render pixels between horizontally adjacent texels of the true face.
     step = np.linalg.norm(np.diff(data["positions_gt"], axis=2), axis=-1)
     result["texel_spacing_px"] = float(np.median(step[inner[:, :, 1:] & inner[:, :, :-1]]))
+    if args.picture:
+        from PIL import Image
+        rows = [np.concatenate([gt[i], data["through_gt"][i], data["through_net"][i]], axis=1) for i in range(min(4, len(gt)))]
+        grey = np.clip(0.5 + np.concatenate(rows, axis=0) / 0.3, 0.0, 1.0)      # +-0.15 mm to black / white
+        Image.fromarray((grey * 255).astype(np.uint8)).save(args.picture)
     print(json.dumps(result, indent=1))
 
 

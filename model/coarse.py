@@ -29,6 +29,7 @@ from model import data, losses, training
 from model.data import training_batch
 from model.face import NUM_LIGHT, NUM_POSE, forward
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
+from model.face.model import clip_to_unit
 from model.group_norm import group_norm
 from model.vgg_face import INPUT_SIZE as VGG_INPUT_SIZE, VggFace
 from preprocess import schema
@@ -248,7 +249,7 @@ class CoarseModel(object):
         target_landmarks = batch["landmarks"] * (size / float(CROP_SIZE))
         parts = self.face_model.split_coefficients(outputs["coeffs"])
         terms = collections.OrderedDict()
-        terms["photometric"] = losses.photometric_loss(outputs["input"], tf.clip_by_value(outputs["render"], 0.0, 1.0),
+        terms["photometric"] = losses.photometric_loss(outputs["input"], clip_to_unit(outputs["render"]),
                                                        mask)
         terms["landmark"] = losses.landmark_loss(outputs["landmarks"], target_landmarks,
                                                  losses.landmark_weights())

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model.face import landmarks68
+from model.face.model import clip_to_unit
 
 # Guards sqrt at zero difference (its derivative is infinite there) and empty masks.
 _EPS = 1e-8
@@ -184,7 +185,7 @@ def composite_render(images, renders, render_mask):
     would push the shading toward the clip. Clipped, those pixels compare equal and pass no
     gradient.
     """
-    return render_mask * tf.clip_by_value(renders, 0.0, 1.0) + (1.0 - render_mask) * images
+    return render_mask * clip_to_unit(renders) + (1.0 - render_mask) * images
 
 
 def fine_photometric_loss(images, renders, render_mask, skin_mask):

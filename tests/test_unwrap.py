@@ -148,7 +148,7 @@ def test_a_chart_map_carried_into_the_image_and_unwrapped_back_is_itself_on_visi
         coeffs = np.zeros((1, face_model.coeff_size), np.float32)
         coeffs[0, face_model.coefficient_slices()["pose"].start + 1] = 0.5
         outputs = forward.render_face(face_model, tf.constant(coeffs), IMAGE_SIZE)
-        image = unwrap.chart_map_to_image(face_model, layout, tf.constant(chart_map), outputs["rasterized"])
+        image = unwrap.chart_map_to_image(face_model, tf.constant(chart_map), outputs["rasterized"])
         positions, visibility = unwrap.texel_visibility(layout, face_model.triangles, outputs["points_px"],
                                                         outputs["rasterized"], DEPTH_RANGE_PER_PIXEL * IMAGE_SIZE)
         back = unwrap.unwrap_to_uv(layout, image, positions, visibility, tf.fill([1, UV_SIZE, UV_SIZE, 1], FALLBACK))

@@ -33,12 +33,13 @@ NUM_LIGHT = 27
 COEFFICIENT_PARTS = ("identity", "expression", "albedo", "pose", "light")
 
 
-
 def clip_to_unit(x):
     """x clipped to [0, 1], with tf.clip_by_value's gradient (the incoming one where 0 <= x <= 1, 0
     elsewhere) computed as one multiply by a mask: clip_by_value's own gradient builds a zero
-    tensor and two selects, ~4% of the whole face render's forward and backward (measured with
-    bench/bench_face_render.py's pipeline). A NaN gets gradient 0 here (clip_by_value passes it on).
+    tensor and two selects. Used for every clip to [0, 1] of the training steps: the albedo (~4% of
+    the whole face render's forward and backward, bench/bench_face_render.py) and the render
+    compared with the photo (model/coarse.py, losses.composite_render). A NaN gets gradient 0 here
+    (clip_by_value passes it on).
     """
     import tensorflow.compat.v1 as tf
 
@@ -50,6 +51,7 @@ def clip_to_unit(x):
             return upstream * tf.cast(tf.equal(value, clipped), upstream.dtype)
         return clipped, gradient
     return clip(x)
+
 
 class FaceModel:
     """A morphable face model loaded from an npz file.

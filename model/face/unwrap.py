@@ -172,7 +172,7 @@ def unwrap_to_uv(layout, images, positions, visibility, fallback):
     return covered * (visibility * sampled + (1.0 - visibility) * hidden_value)
 
 
-def chart_map_to_image(face_model, layout, maps, rasterized):
+def chart_map_to_image(face_model, maps, rasterized):
     """UV maps carried into an image through a rendered face: the other direction of unwrapping.
 
     Each pixel the face covers takes the maps' bilinear value at the chart position (u, v) of the
@@ -185,13 +185,12 @@ def chart_map_to_image(face_model, layout, maps, rasterized):
 
     Args:
       face_model: model.face.FaceModel (its uv and triangles: the rasterized mesh's).
-      layout: model.face.uv_layout.UVLayout, the maps' size.
-      maps: [B, S, S, C] float32 in the layout's chart.
+      maps: [B, S, S, C] float32 in the face model's chart (a UV layout's maps).
       rasterized: renderer.Rasterized of the face model's mesh (its triangles) in the image.
     Returns:
       [B, H, W, C] float32, 0 where the face does not cover.
     """
-    size = layout.size
+    size = int(maps.shape[1])
     batch = tf.shape(maps)[0]
     uv = tf.tile(tf.constant(np.asarray(face_model.uv, np.float32))[None], [batch, 1, 1])
     chart = interpolate(uv, np.asarray(face_model.triangles, np.int32), rasterized)       # [B, H, W, 2]
