@@ -56,9 +56,10 @@ from tqdm import tqdm
 
 from model import inference, metrics, output_files
 from model.data import make_dataset
-from model.face import forward, landmarks68
+from model.face import forward, landmarks68, unwrap
 from model.face.uv_layout import texel_centres
 from model.face.framing import CROP_SIZE
+from model.fine import OWN_CHART_INSIDE
 from preprocess import detail, schema
 from preprocess.photo import SkippedPhoto
 
@@ -330,6 +331,57 @@ def score_fine_sample(reconstructor, result, predicted_coarse, gt_shape, gt_disp
                 scored_texels=int(texels.sum()))
 
 
+class OwnChartTargets(object):
+    """The ground-truth detail in the chart of each reconstruction's own coarse face
+    (model.face.unwrap.own_chart_target: the true detail at the pixel where each of its texels
+    lands, what a fine network reading the photo through that face has to predict), one record at
+    a time: __call__(gt coefficients [C], gt map [S', S'], texel positions [S, S, 2] crop pixels)
+    -> (target [S, S] mm, inside [S, S] bool: the true face covers the texel's point)."""
+
+    def __init__(self, face_model, num_coefficients, map_size, uv_size):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.coeffs = tf.placeholder(tf.float32, [1, num_coefficients])
+            self.map = tf.placeholder(tf.float32, [1, map_size, map_size])
+            self.positions = tf.placeholder(tf.float32, [1, uv_size, uv_size, 2])
+            target, inside = unwrap.own_chart_target(face_model, self.coeffs, self.map[..., tf.newaxis],
+                                                     self.positions, CROP_SIZE)
+            self.fetches = (target[0, ..., 0], inside[0, ..., 0] > OWN_CHART_INSIDE)
+            self.session = tf.Session(graph=self.graph)
+            self.graph.finalize()
+
+    def __call__(self, coeffs, displacement, positions):
+        return self.session.run(self.fetches, {self.coeffs: [coeffs], self.map: [displacement],
+                                               self.positions: [positions]})
+
+
+def own_chart_scores(predicted, targets, scored):
+    """The own-chart displacement figures of a set of reconstructions: RMS over all scored texels
+    of predicted - target (fine), of target (zero_prediction), and of the leave-one-out template
+    (each face's target replaced by the mean of the OTHER faces' targets at texels they scored).
+
+    Args:
+      predicted, targets: [F, S, S] mm; scored: [F, S, S] bool (detail mask, seen by the coarse
+        face, covered by the true one).
+    Returns:
+      dict fine, zero_prediction, mean_map_of_the_others (None without scored texels), scored_texels.
+    """
+    scored = np.asarray(scored, bool)
+    if not scored.any():
+        return dict(fine=None, zero_prediction=None, mean_map_of_the_others=None, scored_texels=0)
+    targets = np.asarray(targets, np.float64)
+    weight = scored.astype(np.float64)
+    total, count = (targets * weight).sum(0), weight.sum(0)
+    others = np.maximum(count[None] - weight, 1.0)
+    template = (total[None] - targets * weight) / others
+    template_ok = scored & (count[None] - weight > 0)
+
+    def rms(values, where):
+        return float(np.sqrt(np.mean(values[where] ** 2))) if where.any() else None
+    return dict(fine=rms(np.asarray(predicted, np.float64) - targets, scored), zero_prediction=rms(targets, scored),
+                mean_map_of_the_others=rms(template - targets, template_ok), scored_texels=int(scored.sum()))
+
+
 def count_records(files):
     return sum(1 for f in files for _ in tf.io.tf_record_iterator(f))
 
@@ -366,6 +418,7 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
         # The template baseline: each face scored against the mean map of the OTHER faces, so that
         # a face's own detail never helps it (leave one out).
         map_sum, map_count = ground_truth_map_sum(files, reconstructor.layout.size)
+        own_chart, own_predicted, own_targets, own_scored = None, [], [], []
     bar = tqdm(total=count_records(files), desc="synthetic", unit="face", disable=not progress, file=sys.stderr)
     while True:
         try:
@@ -396,6 +449,19 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
                     template = (map_sum - own) / (map_count - 1) if map_count > 1 else None
                     row.update(score_fine_sample(reconstructor, result, np.asarray(vertices, np.float64), gt_shape,
                                                  values[schema.GT_DISPLACEMENT][i], scores["rotation"], template))
+                    if own_chart is None:
+                        own_chart = OwnChartTargets(face_model, values[schema.GT_COEFFICIENTS].shape[1],
+                                                    values[schema.GT_DISPLACEMENT].shape[1], reconstructor.layout.size)
+                    target, inside = own_chart(values[schema.GT_COEFFICIENTS][i], values[schema.GT_DISPLACEMENT][i],
+                                               result["texel_positions"])
+                    size = reconstructor.layout.size
+                    own_scored.append(reconstructor.layout.mask & inside
+                                      & (np.asarray(result["visibility"]).reshape(size, size) > 0.5))
+                    own_targets.append(target)
+                    own_predicted.append(np.asarray(result["displacement"]).reshape(size, size))
+                    error = np.asarray(own_predicted[-1], np.float64) - target
+                    row["own_chart_displacement_error_mm"] = (
+                        float(np.sqrt(np.mean(error[own_scored[-1]] ** 2))) if own_scored[-1].any() else float("nan"))
             rows.append(row)
             bar.update(1)
     bar.close()
@@ -422,6 +488,8 @@ def evaluate_synthetic(reconstructor, folder, progress=True):
         section["displacement_error_mm"] = {"fine": nanmean(rows, "displacement_error_mm"),
                                             "zero_prediction": nanmean(rows, "displacement_gt_rms_mm"),
                                             "mean_map_of_the_others": nanmean(rows, "displacement_template_error_mm")}
+        # The same figures in each reconstruction's own chart (OwnChartTargets), pooled over texels.
+        section["displacement_error_mm_own_chart"] = own_chart_scores(own_predicted, own_targets, own_scored)
         section["uv_size"] = reconstructor.layout.size
     return section, rows, error_sum / max(len(rows), 1)
 
@@ -631,6 +699,12 @@ def print_table(results, scans_skipped):
                                   number(synthetic["displacement_error_mm"]["zero_prediction"])))
             print("  %-40s %s" % ("displacement RMS error, others' mean map",
                                   number(synthetic["displacement_error_mm"]["mean_map_of_the_others"])))
+            own = synthetic.get("displacement_error_mm_own_chart")
+            if own is not None:
+                print("  in each coarse face's own chart (the true detail where the photo shows it):")
+                print("  %-40s %s" % ("displacement RMS error, fine (mm)", number(own["fine"])))
+                print("  %-40s %s" % ("displacement RMS, ground truth (mm)", number(own["zero_prediction"])))
+                print("  %-40s %s" % ("displacement RMS error, others' mean map", number(own["mean_map_of_the_others"])))
     scans = results.get("scans")
     if scans is not None:
         print("scans: %d scored, %d skipped" % (scans["count"], len(scans_skipped)))

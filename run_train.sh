@@ -43,6 +43,8 @@ FINE_BATCH_SIZE=4         # the paper: 48
 FINE_LEARNING_RATE=1e-4   # the paper: 1e-5, x 0.99 every 5,000 steps
 FINE_STEP=1500            # the paper: 10,001
 GT_DISP_WEIGHT=1e5        # synthetic detail supervision, per mm^2 (not in the paper: 0 = self-supervised only)
+GT_CHART=own              # where that supervision compares: own = the true detail where the photo shows it, in the
+                          # coarse face's chart; true = the records' map in the true face's chart
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # ------------------
 # Every other train.py flag keeps its default (train.py --helpfull lists them: learning rate
@@ -73,6 +75,6 @@ for stage in $STAGES; do
       --max_displacement="$MAX_DISPLACEMENT" --displacement_direction="$DISPLACEMENT_DIRECTION" \
       --displacement_highpass="$DISPLACEMENT_HIGHPASS" $PHOTO_WEIGHTS \
       --train_coarse="$TRAIN_COARSE" --batch_size="$FINE_BATCH_SIZE" --learning_rate="$FINE_LEARNING_RATE" \
-      --gt_disp_weight="$GT_DISP_WEIGHT" --step="$FINE_STEP" "$@"
+      --gt_disp_weight="$GT_DISP_WEIGHT" --gt_chart="$GT_CHART" --step="$FINE_STEP" "$@"
   fi
 done

@@ -162,6 +162,10 @@ flag_ranges.require("displacement_highpass", at_least=0)
 flags.DEFINE_float("photo_gain_sigma", fine.DEFAULT_PHOTO_GAIN_SIGMA,
                    "Fine stage: scale, render pixels, of the smooth gain of the --photo_gain_weight term.")
 flag_ranges.require("photo_gain_sigma", above=0)
+flags.DEFINE_enum("gt_chart", "own", list(fine.GT_CHARTS),
+                  "Fine stage: the chart --gt_disp_weight compares the map in: own = the true detail where the photo "
+                  "shows it, in the chart of the coarse face the photo is unwrapped through (texels that face sees); "
+                  "true = the records' map in the true face's chart (which a coarse face a few mm off cannot read).")
 
 
 def fine_weight_flag(name):
@@ -234,7 +238,8 @@ def fine_stage(face_model, shard=None):
                           FLAGS.uv_size, FLAGS.max_channels, FLAGS.max_displacement, FLAGS.displacement_direction,
                           FLAGS.train_coarse, coarse_weights(), seed=FLAGS.seed,
                           skip_bad_records=FLAGS.skip_bad_records, shard=shard,
-                          displacement_highpass=FLAGS.displacement_highpass, photo_gain_sigma=FLAGS.photo_gain_sigma)
+                          displacement_highpass=FLAGS.displacement_highpass, photo_gain_sigma=FLAGS.photo_gain_sigma,
+                          gt_chart=FLAGS.gt_chart)
 
 
 def _value(name):

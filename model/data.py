@@ -29,7 +29,7 @@ Augmentation (augment=True), as in the paper, in this order:
 Ground truth (gt/*) describes the un-augmented sample, so augmented datasets leave it out: read
 it with augment=False (evaluation). A supervised training term asks for keep_ground_truth=True: the
 ground truth that holds in the face model's frame (coefficients, displacement map) is kept, with
-gt/flipped saying which samples were mirrored and gt/present which carry it.
+gt/flipped and gt/scale saying how each sample was mirrored and scaled, and gt/present which carry it.
 
 Several folders mixed (train.py --data_dir=a,b --data_ratio=2,1): make_dataset(Mixture([a, b],
 [2, 1]), ...) samples each record from folder a with probability 2/3 and from b with 1/3, each
@@ -56,9 +56,12 @@ SCALE_RANGE = (0.9, 1.1)
 SHUFFLE_BUFFER = 256
 
 # The ground truth an augmented training batch can carry (make_dataset keep_ground_truth=True),
-# with gt/flipped and gt/present beside it.
+# with gt/flipped, gt/scale and gt/present beside it.
 TRAINING_GROUND_TRUTH = (schema.GT_COEFFICIENTS, schema.GT_DISPLACEMENT)
 GT_FLIPPED = "gt/flipped"
+# The augmentation's magnification about the crop's centre (float32 []), kept beside gt/flipped:
+# together they map a point of the augmented crop back to the crop the ground truth describes.
+GT_SCALE = "gt/scale"
 GT_PRESENT = "gt/present"
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -392,7 +395,9 @@ def augment_sample(sample, seed=None, keep_ground_truth=False):
     own frame (TRAINING_GROUND_TRUTH: the coefficients and the displacement map, which colour and
     scale leave as they are) and adds gt/flipped (bool []): True when the sample was mirrored, so
     that its ground truth describes the mirror image of what the crop shows (a loss mirrors it:
-    vertices x -> -x through the face model's mirror map, the UV map's columns reversed).
+    vertices x -> -x through the face model's mirror map, the UV map's columns reversed), and
+    gt/scale (float32 []): the magnification applied after the mirror (a crop point p came from
+    centre + (p - centre) / scale of the possibly mirrored crop: model.face.unwrap.own_chart_target).
     """
     size = float(schema.CROP_SIZE)
     image, landmarks, segmentation = sample["image"], sample["landmarks"], sample["segmentation"]
@@ -419,6 +424,7 @@ def augment_sample(sample, seed=None, keep_ground_truth=False):
     if keep_ground_truth and schema.GT_COEFFICIENTS in sample:
         out.update({key: sample[key] for key in TRAINING_GROUND_TRUTH})
         out[GT_FLIPPED] = flip
+        out[GT_SCALE] = scale
     return out
 
 
@@ -471,8 +477,8 @@ def make_dataset(file_pattern, batch_size, augment=True, shuffle=True, repeat=Tr
       shard: None, or (index, count): only the files index, index + count, index + 2 count, ...
         of the sorted list are read (file-level sharding: each replica of a cluster its own).
       keep_ground_truth: with augment, keep TRAINING_GROUND_TRUTH of records that carry it, with
-        gt/flipped (bool [B], see augment_sample) and gt/present (f32 [B], 1). In a Mixture,
-        samples of folders without ground truth get zeros there and gt/present 0, so that a
+        gt/flipped (bool [B]), gt/scale (f32 [B]: see augment_sample) and gt/present (f32 [B], 1).
+        In a Mixture, samples of folders without ground truth get zeros there (scale 1) and gt/present 0, so that a
         supervised loss can leave them out. Without ground truth anywhere, nothing is added.
     Returns:
       tf.data.Dataset of dicts: image f32 [B, 300, 300, 3] in [0, 1], landmarks f32 [B, 68, 2]
@@ -677,6 +683,7 @@ def _fill_ground_truth(datasets):
         for key in TRAINING_GROUND_TRUTH:
             out[key] = tf.zeros(reference[key].shape, reference[key].dtype)
         out[GT_FLIPPED] = tf.constant(False)
+        out[GT_SCALE] = tf.constant(1.0)
         out[GT_PRESENT] = tf.constant(0.0)
         return out
     return [dataset if GT_PRESENT in spec else dataset.map(filled) for dataset, spec in zip(datasets, specs)]

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import coarse, losses, training
-from model.data import GT_FLIPPED, GT_PRESENT, training_batch
+from model.data import GT_FLIPPED, GT_PRESENT, GT_SCALE, training_batch
 from model.face import forward, unwrap
 from model.face.camera import DEPTH_RANGE_PER_PIXEL
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
@@ -159,6 +159,10 @@ class FineNet(object):
 # ---------------------------------------------------------------------------- forward path and losses
 
 DISPLACEMENT_DIRECTIONS = ("normal", "z")
+# Charts of the synthetic detail supervision (FineModel.losses' gt_chart).
+GT_CHARTS = ("own", "true")
+# Coverage of the true face (bilinear, 0..1) above which a texel's point is on it (own chart).
+OWN_CHART_INSIDE = 0.99
 # Regions whose displacement the paper penalises more (its `disp_eyebrow_nose` term): folds there
 # are mostly shading of the coarse shape's errors, not skin detail. The eyes are outside the
 # detail mask already (model/face/uv_layout.py).
@@ -213,10 +217,14 @@ class FineModel(object):
         (model-space z, the paper's choice).
       photo_gain_sigma: scale (render pixels) of the gain-normalised photometric term (used when
         its weight is > 0).
+      gt_chart: "own" | "true", the chart the gt_disp supervision compares in (`losses`).
     """
 
     def __init__(self, face_model, layout, net, displacement_direction="normal",
-                 photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA):
+                 photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA, gt_chart="own"):
+        if gt_chart not in GT_CHARTS:
+            raise ValueError("gt_chart must be one of %s, got %r" % (", ".join(GT_CHARTS), gt_chart))
+        self.gt_chart = gt_chart
         self.photo_gain_sigma = float(photo_gain_sigma)
         if displacement_direction not in DISPLACEMENT_DIRECTIONS:
             raise ValueError("displacement_direction must be one of %s, got %r"
@@ -245,7 +253,8 @@ class FineModel(object):
           images: [B, H, W, 3] the photos the coarse render is compared with.
         Returns:
           dict: uv_photo, uv_coarse [B, S, S, 3], visibility [B, S, S, 1] (model/face/unwrap.py;
-          hidden texels without a visible mirror take the coarse colour, so their input is 0).
+          hidden texels without a visible mirror take the coarse colour, so their input is 0),
+          texel_positions [B, S, S, 2] (u, v) image pixels of each texel on the coarse face.
         """
         size = int(images.shape[1])
         positions, visibility = unwrap.texel_visibility(
@@ -254,7 +263,8 @@ class FineModel(object):
         fallback = self.layout.vertices_to_uv(coarse_outputs["colours"])
         both = unwrap.unwrap_to_uv(self.layout, tf.concat([images, coarse_outputs["render"]], axis=-1),
                                    positions, visibility, tf.concat([fallback, fallback], axis=-1))
-        return dict(uv_photo=both[..., :3], uv_coarse=both[..., 3:], visibility=visibility)
+        return dict(uv_photo=both[..., :3], uv_coarse=both[..., 3:], visibility=visibility,
+                    texel_positions=positions)
 
     def forward(self, coarse_outputs, images):
         """Photos and their coarse reconstruction -> `decode` of the predicted displacement, plus
@@ -326,10 +336,17 @@ class FineModel(object):
           skin_mask: [B, H, W, 1] skin pixels of the segmentation.
           coarse_outputs, fine_outputs: the coarse stage's and `forward`'s outputs at that size.
           weights: FineWeights.
-          ground_truth: None, or (displacement [B, S, S] mm, flipped [B] bool, present [B]) of an
-            augmented batch read with keep_ground_truth (model.data): the gt_disp term (when its
-            weight is > 0) compares the map with it, mirrored (columns reversed: the chart's mirror
-            twins are at mirrored u) where the sample was flipped.
+          ground_truth: None, or a dict of an augmented batch read with keep_ground_truth
+            (model.data): displacement [B, S, S] mm, flipped [B] bool, present [B], and for
+            gt_chart "own" coefficients [B, C] and scale [B]. The gt_disp term (when its weight is
+            > 0) compares the map with it in the chart `gt_chart` says:
+              "own": the true detail where the photo shows it, in the chart of the coarse face the
+                network reads the photo through (unwrap.own_chart_target), over the detail mask's
+                texels the coarse face sees and the true face covers;
+              "true": the map as it is, in the true face's chart, mirrored (columns reversed: the
+                chart's mirror twins are at mirrored u) where the sample was flipped, over the
+                whole detail mask (the previous behaviour: a coarse face a few mm off cannot read
+                the detail at those texels, bench/fine_chart_transfer.py).
         Returns:
           OrderedDict name -> scalar: every term of model/losses.py's fine section (unweighted)
           and total (the weighted sum that training minimises).
@@ -375,14 +392,24 @@ class FineModel(object):
                                                      self.layout.mirror_texel, self.layout.mask)
             total += weights.symmetry * terms["symmetry"]
         if weights.gt_disp > 0 and ground_truth is not None:
-            target, flipped, present = ground_truth
+            target = ground_truth["displacement"]
             if target.shape[1:].as_list() != [self.layout.size] * 2:
                 raise ValueError("the records' gt/displacement maps are %s, the fine stage's UV maps %d x %d: "
                                  "synthesize the data with --map_size=%d or train with --uv_size=%d"
                                  % (" x ".join(map(str, target.shape[1:].as_list())), self.layout.size,
                                     self.layout.size, self.layout.size, int(target.shape[1])))
-            target = tf.where(flipped, target[:, :, ::-1], target)[..., tf.newaxis]
-            terms["gt_disp"] = losses.supervised_displacement_loss(displacement, target, mask, present)
+            if self.gt_chart == "own":
+                target, inside = unwrap.own_chart_target(
+                    self.face_model, ground_truth["coefficients"], target[..., tf.newaxis],
+                    fine_outputs["texel_positions"], image_size, ground_truth["flipped"], ground_truth["scale"])
+                # A target, not a path: with --train_coarse the coarse face must not move to make it easier.
+                target = tf.stop_gradient(target)
+                gt_mask = mask * fine_outputs["visibility"] * tf.cast(inside > OWN_CHART_INSIDE, tf.float32)
+            else:
+                target = tf.where(ground_truth["flipped"], target[:, :, ::-1], target)[..., tf.newaxis]
+                gt_mask = mask
+            terms["gt_disp"] = losses.supervised_displacement_loss(displacement, target, gt_mask,
+                                                                   ground_truth["present"])
             total += weights.gt_disp * terms["gt_disp"]
         terms["total"] = total
         return terms
@@ -481,6 +508,7 @@ class FineStage(training.Stage):
       render_size: side of the renders compared with the photo (DEFAULT_RENDER_SIZE).
       displacement_highpass: FineNet's highpass_sigma (texels; 0 = the paper's free map).
       photo_gain_sigma: FineModel's (render pixels).
+      gt_chart: FineModel's ("own" | "true": where gt_disp compares the map with the ground truth).
       seed: data order of a run starting at step k is seeded with seed + k.
       skip_bad_records, shard: as CoarseStage.
     Raises:
@@ -496,7 +524,8 @@ class FineStage(training.Stage):
                  uv_size=DEFAULT_UV_SIZE, max_channels=DEFAULT_MAX_CHANNELS,
                  max_displacement=DEFAULT_MAX_DISPLACEMENT, displacement_direction="normal", train_coarse=False,
                  coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False, shard=None,
-                 displacement_highpass=DEFAULT_DISPLACEMENT_HIGHPASS, photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA):
+                 displacement_highpass=DEFAULT_DISPLACEMENT_HIGHPASS, photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA,
+                 gt_chart="own"):
         self.displacement_highpass = float(displacement_highpass)
         level_widths(uv_size, max_channels)
         if not max_displacement > 0:
@@ -535,7 +564,7 @@ class FineStage(training.Stage):
         self.shard = shard
         self.layout = UVLayout(face_model, uv_size)
         self._fine_model = FineModel(face_model, self.layout, self._fine_net(), displacement_direction,
-                                     photo_gain_sigma)
+                                     photo_gain_sigma, gt_chart)
         self._coarse_variables = None
 
     def config(self):
@@ -580,7 +609,9 @@ class FineStage(training.Stage):
         skin = losses.region_mask(segmentation, PHOTO_REGION_LABELS)
         ground_truth = None
         if GT_PRESENT in batch:
-            ground_truth = (batch[schema.GT_DISPLACEMENT], batch[GT_FLIPPED], batch[GT_PRESENT])
+            ground_truth = dict(displacement=batch[schema.GT_DISPLACEMENT], flipped=batch[GT_FLIPPED],
+                                present=batch[GT_PRESENT], coefficients=batch[schema.GT_COEFFICIENTS],
+                                scale=batch[GT_SCALE])
         terms = self._fine_model.losses(photos, skin, coarse_outputs, fine_outputs, self.weights, ground_truth)
         if self.train_coarse:
             coarse_terms = coarse_model.losses(batch, coarse_outputs, self.coarse_weights)

@@ -282,6 +282,7 @@ class FineReconstructor(CoarseReconstructor):
       ones, then the layout's M dense ones).
     __call__ also returns: displacement [S, S, 1] mm (as applied: tapered to the detail mask),
     uv_photo [S, S, 3] (the photo unwrapped through the fitted coarse mesh), visibility [S, S, 1],
+    texel_positions [S, S, 2] (u, v crop pixels of each texel on the coarse face),
     detailed_vertices [N + M, 3] mm and detailed_normals [N + M, 3] (model frame), dense_vertices,
     dense_normals [M, 3]; with pictures=True also coarse_shading, fine_shading [300, 300, 3] (the
     grey renders of `grey_shading` over the crop).
@@ -304,7 +305,8 @@ class FineReconstructor(CoarseReconstructor):
         detailed_normals = tf.concat([face_model.normals(coarse_outputs["vertices"]), outputs["dense_normals"]],
                                      axis=1)
         self.fetches.update(displacement=outputs["displacement"], uv_photo=outputs["uv_photo"],
-                            visibility=outputs["visibility"], detailed_vertices=outputs["vertices"],
+                            visibility=outputs["visibility"], texel_positions=outputs["texel_positions"],
+                            detailed_vertices=outputs["vertices"],
                             detailed_normals=detailed_normals, dense_vertices=outputs["dense_vertices"],
                             dense_normals=outputs["dense_normals"])
         pose = face_model.split_coefficients(self.coeffs)["pose"]

@@ -241,6 +241,27 @@ def test_evaluate_reports_fine_figures_and_zero_detail_scores_as_the_coarse_surf
     assert np.isfinite(section["displacement_error_mm"]["fine"])
     assert section["displacement_error_mm"]["zero_prediction"] == pytest.approx(
         zero["displacement_error_mm"]["zero_prediction"])
+    # The own chart: a zero map scores the RMS of the true detail seen through the coarse face.
+    own = zero["displacement_error_mm_own_chart"]
+    assert own["scored_texels"] > 0
+    assert own["fine"] == pytest.approx(own["zero_prediction"]) and 0.0 < own["zero_prediction"] < 1.0
+    assert np.isfinite(own["mean_map_of_the_others"])
+    assert section["displacement_error_mm_own_chart"]["fine"] != pytest.approx(own["fine"])
+
+
+def test_own_chart_scores_pool_texels_and_leave_each_face_out_of_its_template():
+    targets = np.array([[[1.0, 2.0]], [[3.0, 6.0]], [[5.0, 0.0]]])
+    scored = np.array([[[True, True]], [[True, False]], [[True, True]]])
+    predicted = np.zeros_like(targets)
+    scores = evaluate.own_chart_scores(predicted, targets, scored)
+    values = targets[scored]
+    assert scores["scored_texels"] == 5
+    assert scores["fine"] == pytest.approx(np.sqrt(np.mean(values ** 2)))
+    assert scores["zero_prediction"] == scores["fine"]
+    # Templates: texel 0 of face 0 is (3 + 5) / 2; texel 1 of face 0 is 0 (face 1 did not score it).
+    residuals = [4.0 - 1.0, 0.0 - 2.0, 3.0 - 3.0, 2.0 - 5.0, 2.0 - 0.0]
+    assert scores["mean_map_of_the_others"] == pytest.approx(np.sqrt(np.mean(np.square(residuals))))
+    assert evaluate.own_chart_scores(predicted, targets, np.zeros_like(scored))["fine"] is None
 
 
 def test_maps_of_another_size_are_block_averaged_or_sampled():

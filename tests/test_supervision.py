@@ -146,7 +146,7 @@ def test_the_coarse_shape_term_is_zero_at_the_ground_truth_and_sees_the_flip(fac
     assert asymmetry[1] > 0.01
 
 
-def test_the_fine_detail_term_compares_the_map_with_the_truth_mirrored_where_flipped(face_model):
+def test_the_fine_detail_term_in_the_true_chart_compares_the_map_with_the_truth_mirrored_where_flipped(face_model):
     from model import fine
     from model.face.uv_layout import UVLayout
     size, image_size = 32, 64
@@ -158,14 +158,16 @@ def test_the_fine_detail_term_compares_the_map_with_the_truth_mirrored_where_fli
     with tf.Graph().as_default():
         coarse_outputs = coarse.CoarseModel(face_model, None, render_size=image_size).decode(
             tf.constant(coeffs), tf.zeros([2, 300, 300, 3]))
-        fine_model = fine.FineModel(face_model, layout, None)
+        fine_model = fine.FineModel(face_model, layout, None, gt_chart="true")
         photos = coarse_outputs["input"]
         outputs = fine_model.decode(coarse_outputs, tf.constant(predicted), image_size)
         weights = fine.PAPER_WEIGHTS._replace(gt_disp=1.0)
 
         def term(flipped, present=(1.0, 1.0), target=truth):
+            ground_truth = dict(displacement=tf.constant(target), flipped=tf.constant(flipped),
+                                present=tf.constant(present))
             return fine_model.losses(photos, coarse_outputs["mask"], coarse_outputs, outputs, weights,
-                                     (tf.constant(target), tf.constant(flipped), tf.constant(present)))["gt_disp"]
+                                     ground_truth)["gt_disp"]
         right, wrong, absent = run(term([False, True]), term([False, False]), term([False, False], (1.0, 0.0)))
         without = fine_model.losses(photos, coarse_outputs["mask"], coarse_outputs, outputs, weights)
         assert "gt_disp" not in without
@@ -175,3 +177,39 @@ def test_the_fine_detail_term_compares_the_map_with_the_truth_mirrored_where_fli
     mask = layout.mask.astype(np.float64)
     expected = np.sum(mask * (truth[1][:, ::-1] - truth[1]) ** 2) / mask.sum() / 2.0
     np.testing.assert_allclose(wrong, expected, rtol=1e-5)
+
+
+def test_the_fine_detail_term_in_the_own_chart_is_near_zero_at_the_truth_when_the_coarse_face_is_the_true_one(face_model):
+    """gt_chart "own" (the default): with the coarse face equal to the true one, the true detail
+    seen through it is the ground-truth map itself on the texels it sees, so predicting the truth
+    costs a small fraction of predicting zero (resampling through the image is the rest), and
+    predicting its negative about four times as much as zero."""
+    from model import fine
+    from model.face.uv_layout import UVLayout, texel_centres
+    size, image_size = 64, 300
+    layout = UVLayout(face_model, size)
+    centres = texel_centres(size)
+    # Smooth and asymmetric in u: a field the image carries at 300 pixels without loss.
+    truth = (np.sin(9.0 * centres[..., 0]) * np.cos(5.0 * centres[..., 1]) * layout.mask)[None].astype(np.float32)
+    coeffs = np.zeros((1, face_model.coeff_size), np.float32)
+    coeffs[0, face_model.coefficient_slices()["pose"].start + 1] = 0.3
+    with tf.Graph().as_default():
+        coarse_outputs = coarse.CoarseModel(face_model, None, render_size=image_size).decode(
+            tf.constant(coeffs), tf.zeros([1, 300, 300, 3]))
+        fine_model = fine.FineModel(face_model, layout, None)
+        photos = coarse_outputs["input"]
+        unwrapped = fine_model.unwrap(coarse_outputs, photos)
+        weights = fine.PAPER_WEIGHTS._replace(gt_disp=1.0)
+        ground_truth = dict(displacement=tf.constant(truth), flipped=tf.constant([False]),
+                            present=tf.constant([1.0]), coefficients=tf.constant(coeffs),
+                            scale=tf.constant([1.0]))
+
+        def term(predicted):
+            outputs = fine_model.decode(coarse_outputs, tf.constant(predicted[..., None]), image_size)
+            outputs.update(unwrapped)
+            return fine_model.losses(photos, coarse_outputs["mask"], coarse_outputs, outputs, weights,
+                                     ground_truth)["gt_disp"]
+        at_truth, at_zero, negative = run(term(truth), term(np.zeros_like(truth)), term(-truth))
+    assert at_zero > 0.05
+    assert at_truth < 0.01 * at_zero
+    np.testing.assert_allclose(negative, 4.0 * at_zero, rtol=0.05)

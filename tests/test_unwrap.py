@@ -165,3 +165,51 @@ def test_a_chart_map_carried_into_the_image_and_unwrapped_back_is_itself_on_visi
     # Texels at the silhouette sample pixels that mix in the background; elsewhere exact to rounding.
     assert np.median(error) < 1e-4
     assert np.percentile(error, 90) < 0.01
+
+
+def test_own_chart_target_undoes_the_augmentation_of_the_crop(face_model):
+    """own_chart_target(positions q in the augmented crop, flipped, scale) is the true face's
+    chart map at the point of the un-augmented crop that model.data.augment_sample moved to q: the
+    map carried into the crop, augmented as a training image is, and read at q gives the same
+    values (times the augmentation's colour gain); ignoring the flip does not."""
+    from model import data
+    centres = texel_centres(UV_SIZE)
+    # Positive, smooth and asymmetric in u (the chart's u runs across the face): mirroring changes it.
+    chart_map = (0.2 + 0.6 * centres[..., 0] + 0.1 * centres[..., 1])[None, :, :, None].astype(np.float32)
+    coeffs = np.zeros((1, face_model.coeff_size), np.float32)
+    coeffs[0, face_model.coefficient_slices()["pose"].start + 1] = 0.4
+    grid = (np.stack(np.meshgrid(np.arange(60, 240, 6.0), np.arange(60, 240, 6.0)), axis=-1) + 0.5)[None]
+    grid = grid.astype(np.float32)
+    found = None
+    with tf.Graph().as_default(), tf.Session() as session:
+        outputs = forward.render_face(face_model, tf.constant(coeffs), 300)
+        image = unwrap.chart_map_to_image(face_model, tf.constant(chart_map), outputs["rasterized"])
+        sample = dict(image=tf.tile(image[0], [1, 1, 3]), landmarks=tf.zeros([68, 2]),
+                      segmentation=tf.zeros([300, 300], tf.int32), **{"gt/coefficients": tf.constant(coeffs[0]),
+                                                                       "gt/displacement": tf.constant(chart_map[0, ..., 0])})
+        for seed in range(40):
+            augmented = data.augment_sample(sample, seed=seed, keep_ground_truth=True)
+            # One run: each run of a seeded random op draws again.
+            drawn = session.run(dict(image=augmented["image"], flipped=augmented[data.GT_FLIPPED],
+                                     scale=augmented[data.GT_SCALE]))
+            if drawn["flipped"] and abs(drawn["scale"] - 1.0) > 0.04:
+                found = drawn
+                break
+        assert found is not None
+        positions = tf.constant(grid)
+        seen = unwrap.bilinear_sample(tf.constant(found["image"][None]), tf.reshape(positions, [1, -1, 2]))[..., 0]
+
+        def target_of(flipped):
+            return unwrap.own_chart_target(face_model, tf.constant(coeffs), tf.constant(chart_map), positions, 300,
+                                           tf.constant([flipped]), tf.constant([found["scale"]]))
+        target, inside = target_of(True)
+        unflipped, _ = target_of(False)
+        values = session.run(dict(seen=seen, target=tf.reshape(target, [1, -1]), inside=tf.reshape(inside, [1, -1]),
+                                  unflipped=tf.reshape(unflipped, [1, -1])))
+    inside = values["inside"][0] > 0.99
+    assert inside.sum() > 200
+    seen, target = values["seen"][0][inside], values["target"][0][inside]
+    gain = np.median(seen / target)
+    assert 0.7 < gain < 1.3          # the colour augmentation's range
+    assert np.percentile(np.abs(seen - gain * target), 90) < 0.02
+    assert np.percentile(np.abs(seen - gain * values["unflipped"][0][inside]), 90) > 0.05

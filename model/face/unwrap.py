@@ -199,3 +199,65 @@ def chart_map_to_image(face_model, maps, rasterized):
     positions = tf.stack([chart[..., 0] * size, (1.0 - chart[..., 1]) * size], axis=-1)
     sampled = bilinear_sample(maps, tf.reshape(positions, [batch, height * width, 2]))
     return tf.reshape(sampled, [batch, height, width, int(maps.shape[-1])]) * rasterized.mask[..., tf.newaxis]
+
+
+# Oversampling of the true face's render in `own_chart_target`: the ground-truth detail is carried
+# into an image of OWN_CHART_OVERSAMPLE x the fine render's side, so that the texels (about 0.9
+# pixels apart at 300, UV 256) are not averaged by the image's own resampling.
+OWN_CHART_OVERSAMPLE = 2
+
+
+def own_chart_target(face_model, true_coeffs, true_maps, positions, image_size, flipped=None, scale=None,
+                     crop_size=300, oversample=OWN_CHART_OVERSAMPLE):
+    """The ground-truth detail in the chart of another face: what a reader of the photo must predict.
+
+    The synthetic ground-truth map lives in the chart of the TRUE face. A fine network reads the
+    photo unwrapped through the face it is given (the coarse network's), a few millimetres off: a
+    wrinkle the photo shows at pixel p lands on the texel t of that face's chart whose projection
+    p_t is p, not on the wrinkle's texel in the true chart. The target of t is therefore the true
+    surface's detail at p_t:
+
+        target(t) = D(a^-1(p_t)),   D = chart_map_to_image(true_maps, rasterization of the true face)
+
+    where a is the sample's augmentation (mirror x -> crop - x, then scale s about the crop's
+    centre: model/data.py), undone because the true face (gt/coefficients) describes the crop
+    before it. D is rendered at `oversample` x the crop's resolution and sampled bilinearly.
+
+    Args:
+      face_model: model.face.FaceModel (the chart's and the true face's).
+      true_coeffs: [B, C] gt/coefficients of the un-augmented crop.
+      true_maps: [B, S, S, K] float32 maps in the face model's chart (gt/displacement[..., None]).
+      positions: [B, S2, S2, 2] (u, v) pixels, in an image of side image_size, of the texels of
+        the other face (texel_visibility's positions; S2 need not be S).
+      image_size: side of the image `positions` refer to (the fine render, the crop's frame).
+      flipped: None or [B] bool, the samples that were mirrored (gt/flipped).
+      scale: None or [B] float32 (gt/scale), their magnification about the crop's centre.
+      crop_size: side of the un-augmented crop the pose refers to.
+      oversample: the true face's render side in units of crop_size.
+    Returns:
+      (target [B, S2, S2, K], inside [B, S2, S2, 1]): inside is the true face's coverage sampled
+      at the same point (1 deep inside it; a texel whose point the true face does not cover, or
+      only partly, has no ground truth there).
+    """
+    from model.face import forward
+    batch = tf.shape(true_coeffs)[0]
+    side = int(positions.shape[1])
+    render_size = int(round(oversample * crop_size))
+    parts = face_model.split_coefficients(true_coeffs)
+    mesh = forward.face_mesh(face_model, true_coeffs)
+    vertices = mesh["vertices"]
+    rendered = forward.render_mesh(face_model.camera, vertices, mesh["triangles"], parts["pose"], render_size,
+                                   colours=tf.zeros_like(vertices[..., :1]))
+    image = chart_map_to_image(face_model, true_maps, rendered["rasterized"])
+    both = tf.concat([image, rendered["mask"]], axis=-1)
+    crop = tf.reshape(positions, [batch, side * side, 2]) * (float(crop_size) / image_size)
+    centre = 0.5 * crop_size
+    if scale is not None:
+        crop = centre + (crop - centre) / tf.reshape(tf.cast(scale, tf.float32), [-1, 1, 1])
+    if flipped is not None:
+        mirror = tf.reshape(tf.cast(flipped, tf.float32), [-1, 1])
+        x = mirror * (crop_size - crop[..., 0]) + (1.0 - mirror) * crop[..., 0]
+        crop = tf.stack([x, crop[..., 1]], axis=-1)
+    sampled = bilinear_sample(both, crop * (render_size / float(crop_size)))
+    sampled = tf.reshape(sampled, [batch, side, side, int(both.shape[-1])])
+    return sampled[..., :-1], sampled[..., -1:]
