@@ -134,17 +134,18 @@ def supervised_displacement_loss(predicted, target, mask, present):
     predicted and ground-truth displacement maps over the detail mask, over the samples that
     carry ground truth, divided by the batch size (as supervised_shape_loss).
 
-        L = 1/B sum_b present_b * sum_t M_t (D_{b,t} - G_{b,t})^2 / sum_t M_t
+        L = 1/B sum_b present_b * sum_t M_{b,t} (D_{b,t} - G_{b,t})^2 / sum_t M_{b,t}
 
     Args:
       predicted, target: [B, S, S, 1] mm.
-      mask: [1, S, S, 1] the detail mask (0/1).
+      mask: [1, S, S, 1] the detail mask (0/1), or [B, S, S, 1] a mask per sample (each sample's
+        sum is over its own mask's texels).
       present: [B] 1 for a sample with ground truth, 0 for one without.
     Returns:
       scalar float32, mm^2.
     """
     per_sample = (tf.reduce_sum(mask * tf.square(predicted - target), axis=[1, 2, 3])
-                  / tf.maximum(tf.reduce_sum(mask), 1.0))
+                  / tf.maximum(tf.reduce_sum(mask, axis=[1, 2, 3]), 1.0))
     return tf.reduce_mean(per_sample * tf.cast(present, per_sample.dtype))
 
 
