@@ -9,7 +9,11 @@ works for any face model whose face is one UV island:
   - crow's feet: 0-4 rays fanning out from each outer eye corner;
   - nasolabial folds: a crease from each nose wing bending outwards to the mouth corner;
   - scattered creases: 0-5 short furrows anywhere on the skin.
-Furrows have a Gaussian cross-section and taper to zero at both ends. Their placement (the first
+Furrows have a Gaussian cross-section and taper to zero at both ends. Their depths (0.15-1.0 mm,
+the folds up to 1.2 mm) and widths (sigma 1-2.5 map pixels at an eye 30 pixels wide, the folds
+1.5-4) were doubled and widened on 2026-12-02: at half these depths the detail's shading was about
+a sixteenth of the fine-scale content of the unwrapped photo (bench/fine_detail_visibility.py) and
+the furrows could hardly be seen in the crops, so the fine network had nothing to read. Their placement (the first
 forehead line's height, the spacing, tilt and shift, the folds' ends and bulge) is drawn per face:
 with fixed places, the mean map of the other faces scored as well as the fine network on held-out
 faces (results/README.md, "fine stage"), so a network could score by learning the template alone.
@@ -160,8 +164,8 @@ def displacement_map(rng, landmark_uv, size=DEFAULT_MAP_SIZE, pore_rms_range=POR
         curve = _bezier(middle - half, middle + arch, middle + half)
         curve += (rng.uniform(-0.06, 0.06) * eye_width
                   * np.sin(np.linspace(0, rng.uniform(2, 8), len(curve)))[:, None] * forehead_up)
-        total += _polyline_field(shape, curve, rng.uniform(0.1, 0.6),
-                                 rng.uniform(0.8, 2.0) * width_scale)
+        total += _polyline_field(shape, curve, rng.uniform(0.25, 1.0),
+                                 rng.uniform(1.2, 2.5) * width_scale)
 
     # Frown lines between the brows, each leaning a little.
     glabella = 0.5 * (points[21] + points[22])
@@ -172,8 +176,8 @@ def displacement_map(rng, landmark_uv, size=DEFAULT_MAP_SIZE, pore_rms_range=POR
         direction = np.cos(lean) * up + np.sin(lean) * across
         curve = np.array([glabella + offset - 0.2 * length * direction,
                           glabella + offset + 0.8 * length * direction])
-        total += _polyline_field(shape, curve, rng.uniform(0.1, 0.5),
-                                 rng.uniform(0.8, 1.5) * width_scale)
+        total += _polyline_field(shape, curve, rng.uniform(0.25, 0.9),
+                                 rng.uniform(1.2, 2.2) * width_scale)
 
     # Crow's feet: rays pointing away from the face centre at each outer eye corner.
     for corner, outward in ((points[36], -across), (points[45], across)):
@@ -182,21 +186,21 @@ def displacement_map(rng, landmark_uv, size=DEFAULT_MAP_SIZE, pore_rms_range=POR
             direction = np.cos(angle) * outward + np.sin(angle) * up
             start = corner + rng.uniform(0.1, 0.4) * eye_width * direction
             curve = np.array([start, start + rng.uniform(0.4, 0.8) * eye_width * direction])
-            total += _polyline_field(shape, curve, rng.uniform(0.05, 0.3),
-                                     rng.uniform(0.6, 1.2) * width_scale)
+            total += _polyline_field(shape, curve, rng.uniform(0.15, 0.6),
+                                     rng.uniform(1.0, 1.8) * width_scale)
 
     # Nasolabial folds: nose wing to around the mouth corner, bulging outwards; where each one
     # starts and ends, its bulge and its depth are drawn per side.
-    fold_depth = rng.uniform(0.0, 0.8)
-    fold_width = rng.uniform(1.5, 3.5) * width_scale
+    fold_depth = rng.uniform(0.0, 1.2)
+    fold_width = rng.uniform(1.5, 4.0) * width_scale
     for wing, mouth_corner, outward in ((points[31], points[48], -across),
                                         (points[35], points[54], across)):
-        start = wing + rng.uniform(0.0, 0.35) * eye_width * outward
+        start = wing + rng.uniform(0.0, 0.5) * eye_width * outward
         end = (mouth_corner + rng.uniform(0.0, 0.4) * eye_width * outward
-               - rng.uniform(0.0, 0.6) * eye_width * up)
+               - rng.uniform(0.0, 0.8) * eye_width * up)
         bulge = 0.5 * (start + end) + rng.uniform(0.05, 0.45) * eye_width * outward
         total += _polyline_field(shape, _bezier(start, bulge, end),
-                                 fold_depth * rng.uniform(0.6, 1.0), fold_width)
+                                 fold_depth * rng.uniform(0.4, 1.0), fold_width)
 
     # Scattered creases: 0-5 short, slightly curved furrows anywhere on the skin (scars, sleep
     # lines, fine folds), at places no template can know.
@@ -210,7 +214,7 @@ def displacement_map(rng, landmark_uv, size=DEFAULT_MAP_SIZE, pore_rms_range=POR
         half = 0.5 * rng.uniform(0.3, 1.2) * eye_width * direction
         bend = rng.uniform(-0.15, 0.15) * eye_width * normal
         total += _polyline_field(shape, _bezier(centre - half, centre + bend, centre + half),
-                                 rng.uniform(0.05, 0.4), rng.uniform(0.6, 1.8) * width_scale)
+                                 rng.uniform(0.15, 0.7), rng.uniform(1.0, 2.2) * width_scale)
 
     # Pores: white noise low-passed to about a pixel.
     pores = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=0.7 * max(width_scale, 1.0))
