@@ -15,7 +15,8 @@ mesh, image size and threads):
             upstream's rasterizer (mesh-renderer==1.4, built by
             bench/upstream_rasterizer.py; one op per image as its wrapper does, rows flipped to
             our top-down order), and interpolation by gathers as its mesh_renderer.py does
-            (tests/tf_reference.interpolate_tf).
+            (tests/tf_reference.interpolate_tf), and the photometric loss in plain TensorFlow ops
+            (tests/tf_reference.photometric_loss_tf; ours is the fused op, model.losses).
 
 The two take turns, repeat by repeat, so that a change of the machine's load falls on both. Prints
 ms per image (medians of wall and of process CPU time), the agreement of the two renders and
@@ -38,7 +39,7 @@ from bench import upstream_rasterizer  # noqa: E402
 from model import losses  # noqa: E402
 from model.face import FaceModel, forward  # noqa: E402
 from renderer import camera  # noqa: E402
-from tests.tf_reference import interpolate_tf, sh_shading_tf, vertex_normals_tf  # noqa: E402
+from tests.tf_reference import interpolate_tf, photometric_loss_tf, sh_shading_tf, vertex_normals_tf  # noqa: E402
 
 tf.disable_eager_execution()
 
@@ -118,10 +119,11 @@ def main():
         coeffs = tf.Variable(random_coefficients(face_model, args.batch, rng), name="coefficients")
         target = tf.constant(rng.uniform(size=(args.batch, args.size, args.size, 3)).astype(np.float32))
         pipelines = {}
-        for name, render in (("ours", render_ours), ("upstream", render_upstream)):
+        for name, render, loss_of in (("ours", render_ours, losses.photometric_loss),
+                                      ("upstream", render_upstream, photometric_loss_tf)):
             with tf.name_scope(name):
                 image, coverage = render(face_model, coeffs, args.size)
-                loss = losses.photometric_loss(target, image, coverage)
+                loss = loss_of(target, image, coverage)
                 gradient = tf.gradients(loss, coeffs)[0]
             pipelines[name] = dict(image=image, coverage=coverage, loss=loss, gradient=gradient)
         session.run(tf.global_variables_initializer())

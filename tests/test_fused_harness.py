@@ -11,12 +11,12 @@ import pytest
 
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "renderer", "kernels")
 CORE_SOURCES = ["fused_harness.cc", "rasterize_core.cc", "interpolate_core.cc", "normals_core.cc",
-                "shading_core.cc", "group_norm_core.cc"]
+                "shading_core.cc", "group_norm_core.cc", "photometric_core.cc"]
 CUDA_SOURCES = ["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu", "shading_cuda.cu",
-                "group_norm_cuda.cu"]
+                "group_norm_cuda.cu", "photometric_cuda.cu"]
 # Outputs compared per run: interpolation 3 x 3 inputs, normals and shading 6, triangle normals 2,
-# group norm 6 x 3.
-EMULATED_CHECKS = 3 * 3 + 6 + 2 + 6 * 3
+# group norm 6 x 3, photometric loss 4 x 3.
+EMULATED_CHECKS = 3 * 3 + 6 + 2 + 6 * 3 + 4 * 3
 
 
 def paths(names):
@@ -87,7 +87,8 @@ def test_gpu_op_kernels_compile_against_the_tensorflow_headers(tmp_path):
         pytest.skip("g++ not found on PATH")
     import tensorflow as tf
     flags = tf.sysconfig.get_compile_flags()
-    names = ("interpolate_op.cc", "normals_op.cc", "shading_op.cc", "group_norm_op.cc", "rasterize_op.cc")
+    names = ("interpolate_op.cc", "normals_op.cc", "shading_op.cc", "group_norm_op.cc", "photometric_op.cc",
+             "rasterize_op.cc")
     unit = tmp_path / "all_ops.cc"
     unit.write_text("".join('#include "%s"\n' % os.path.join(KERNEL_DIR, name) for name in names))
     result = subprocess.run([compiler, "-fsyntax-only", "-DGOOGLE_CUDA=1", "-Wno-deprecated-declarations",

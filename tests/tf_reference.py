@@ -1,8 +1,10 @@
-"""The renderer's attribute interpolation, vertex normals and SH shading, and the encoder's group
-normalisation, as plain TensorFlow ops.
+"""The renderer's attribute interpolation, vertex normals and SH shading, the encoder's group
+normalisation and the coarse photometric loss, as plain TensorFlow ops.
 
 These were the implementations before the fused C++ ops (renderer/kernels/interpolate_core.cc,
-normals_core.cc; triangle_normals_tf is model/fine.py's face normals before the fused op); they stay here as the oracle of tests/test_fused_ops.py and as the
+normals_core.cc; triangle_normals_tf is model/fine.py's face normals before the fused op;
+photometric_loss_tf is model/losses.py's photometric_loss before renderer/kernels/photometric_core.cc,
+the oracle of tests/test_photometric_op.py); they stay here as the oracle of tests/test_fused_ops.py and as the
 "tf_mesh_renderer user" pipeline of bench/bench_face_render.py (upstream's mesh_renderer.py
 interpolates the same way: gather the vertex ids, gather the attributes, weight and sum).
 """
@@ -62,6 +64,20 @@ def sh_shading_tf(normals, albedo, light):
     coefficients = tf.reshape(tf.convert_to_tensor(light, tf.float32), [-1, 9, 3]) + ambient
     irradiance = tf.einsum("bvk,bkc->bvc", shading.sh_basis(normals), coefficients)
     return tf.convert_to_tensor(albedo, tf.float32) * irradiance
+
+
+def photometric_loss_per_image_tf(images, renders, mask, epsilon=1e-8):
+    """images, renders [B, H, W, C], mask [B, H, W, 1] -> [B]
+    sum_p M sqrt(sum_c (I - R)^2 + epsilon) / max(sum_p M, 1): model/losses.py's per-image term
+    before the fused op."""
+    distance = tf.sqrt(tf.reduce_sum(tf.square(images - renders), axis=-1, keepdims=True) + epsilon)
+    return (tf.reduce_sum(mask * distance, axis=[1, 2, 3])
+            / tf.maximum(tf.reduce_sum(mask, axis=[1, 2, 3]), 1.0))
+
+
+def photometric_loss_tf(images, renders, mask):
+    """model/losses.py's photometric_loss before the fused op: the batch mean of the above."""
+    return tf.reduce_mean(photometric_loss_per_image_tf(images, renders, mask))
 
 
 # ---------------------------------------------------------------------------- cameras

@@ -11,10 +11,11 @@ is missing and builds the CPU kernels alone. A library is rebuilt only when one 
 newer than it, or with --force. Exits non-zero with the compiler's message when a build fails.
 
 --harness also builds the standalone harnesses (no TensorFlow), cache/rasterize_harness (the
-rasterizer) and cache/fused_harness (interpolation, normals, shading, group norm): with nvcc where
-it is on PATH (CPU and CUDA cores), else with g++ (CPU cores only); see rasterize_harness.cc and
-fused_harness.cc. --cuda-archs limits the machine code to the given architectures (e.g. 90, to
-iterate faster; the default is all of CUDA_ARCHS, plus PTX of the last given).
+rasterizer) and cache/fused_harness (interpolation, normals, shading, group norm, photometric
+loss): with nvcc where it is on PATH (CPU and CUDA cores), else with g++ (CPU cores only); see
+rasterize_harness.cc and fused_harness.cc. --cuda-archs limits the machine code to the given
+architectures (e.g. 90, to iterate faster; the default is all of CUDA_ARCHS, plus PTX of the last
+given).
 """
 import argparse
 import collections
@@ -32,13 +33,14 @@ OPS = [
     Op(name="rasterize_op",
        sources=["rasterize_core.cc", "rasterize_op.cc", "interpolate_core.cc", "interpolate_op.cc",
                 "normals_core.cc", "normals_op.cc", "group_norm_core.cc", "group_norm_op.cc",
-                "shading_core.cc", "shading_op.cc"],
+                "shading_core.cc", "shading_op.cc", "photometric_core.cc", "photometric_op.cc"],
        headers=["rasterize_core.h", "rasterize_pixel.h", "interpolate_core.h", "normals_core.h",
-                "group_norm_core.h", "shading_core.h", "cpu_op_util.h"],
+                "group_norm_core.h", "shading_core.h", "photometric_core.h", "cpu_op_util.h"],
        cuda_sources=["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu",
-                     "shading_cuda.cu", "group_norm_cuda.cu"],
+                     "shading_cuda.cu", "group_norm_cuda.cu", "photometric_cuda.cu"],
        cuda_headers=["rasterize_cuda.h", "interpolate_cuda.h", "normals_cuda.h", "shading_cuda.h",
-                     "group_norm_cuda.h", "cuda_launch.h", "gpu_op_util.h"]),
+                     "group_norm_cuda.h", "photometric_cuda.h", "fused_threads.h", "cuda_launch.h",
+                     "gpu_op_util.h"]),
 ]
 
 # -ffp-contract=off keeps a*b+c from becoming fused multiply-adds, which would
@@ -64,9 +66,9 @@ HARNESSES = [
             ["rasterize_harness.cc", "rasterize_core.cc"], ["rasterize_cuda.cu"]),
     Harness(os.path.join(ROOT, "cache", "fused_harness"),
             ["fused_harness.cc", "rasterize_core.cc", "interpolate_core.cc", "normals_core.cc",
-             "shading_core.cc", "group_norm_core.cc"],
+             "shading_core.cc", "group_norm_core.cc", "photometric_core.cc"],
             ["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu", "shading_cuda.cu",
-             "group_norm_cuda.cu"]),
+             "group_norm_cuda.cu", "photometric_cuda.cu"]),
 ]
 
 

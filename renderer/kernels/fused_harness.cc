@@ -1,14 +1,15 @@
 // Standalone harness (no TensorFlow) for the fused ops: runs each CPU core
-// (interpolation, vertex and triangle normals, SH shading, group normalisation; forward
-// and gradient) and its CUDA twin on the same inputs and prints their
+// (interpolation, vertex and triangle normals, SH shading, group normalisation, the
+// photometric loss; forward and gradient) and its CUDA twin on the same inputs and prints their
 // agreement and milliseconds per call.
 //
 //   build: python renderer/kernels/build.py --harness (nvcc where present,
 //     else g++ with FACE3D_HARNESS_CPU_ONLY), or by hand:
 //     nvcc -std=c++17 -O3 -fmad=false -Xcompiler -ffp-contract=off fused_harness.cc
 //       rasterize_core.cc interpolate_core.cc normals_core.cc shading_core.cc
-//       group_norm_core.cc rasterize_cuda.cu interpolate_cuda.cu normals_cuda.cu
-//       shading_cuda.cu group_norm_cuda.cu -o fused_harness
+//       group_norm_core.cc photometric_core.cc rasterize_cuda.cu interpolate_cuda.cu
+//       normals_cuda.cu shading_cuda.cu group_norm_cuda.cu photometric_cuda.cu
+//       -o fused_harness
 //   run:   ./fused_harness [--mesh FILE] [--repeats N]
 //
 // Inputs: random ones (random triangle ids and barycentrics with background
@@ -18,7 +19,8 @@
 // bench/export_harness_mesh.py (the file rasterize_harness reads). The
 // interpolation runs on the rasterized ids and barycentrics; normals and
 // shading on the mesh's vertices (clip x, y, z); group norm on
-// encoder-shaped activations.
+// encoder-shaped activations; the photometric loss on random photos, renders
+// and masks (an empty one, soft ones, a chunk remainder, one and 3 channels).
 //
 // Agreement, per output: max |cuda - cpu| and that over max |cpu| (printed as
 // "rel"), and whether the two are bit-identical; an output agrees when rel
@@ -46,6 +48,7 @@
 #include "group_norm_core.h"
 #include "interpolate_core.h"
 #include "normals_core.h"
+#include "photometric_core.h"
 #include "rasterize_core.h"
 #include "shading_core.h"
 #if !defined(FACE3D_HARNESS_CPU_ONLY)
@@ -388,6 +391,24 @@ void GroupNormBackward(const GroupNormCudaParams& p, const float* x, const float
 // Scratch for GroupNorm: 8-byte aligned (doubles come first).
 std::vector<double> GroupNormScratch(const GroupNormCudaParams& p) {
   return std::vector<double>((ft::GroupNormScratchBytes(p) + 7) / 8 + 1);
+}
+
+void PhotometricLoss(const PhotometricCudaParams& p, float* per_image, float* mask_total) {
+  std::vector<double> sums(2 * p.batch * PhotometricChunks(p.pixel_count));
+  for (int64_t i = 0; i < p.batch * PhotometricChunks(p.pixel_count); ++i) {
+    ft::PhotometricChunkThread(p, i, sums.data());
+  }
+  for (int64_t b = 0; b < p.batch; ++b) {
+    ft::PhotometricImageThread(p, b, sums.data(), per_image, mask_total);
+  }
+}
+
+void PhotometricGradient(const PhotometricCudaParams& p, const float* per_image,
+                         const float* mask_total, const float* d_per_image, float* d_renders,
+                         float* d_mask) {
+  for (int64_t i = 0; i < p.batch * p.pixel_count; ++i) {
+    ft::PhotometricGradientThread(p, i, per_image, mask_total, d_per_image, d_renders, d_mask);
+  }
 }
 
 }  // namespace emulated
@@ -756,6 +777,89 @@ void RunGroupNorm(int64_t batch, int height, int width, int channels, int groups
   PrintTimes("gradient", cpu_gradient, 0.0);
 }
 
+// Photos and renders in [0, 1], a tenth of the pixels with render = photo;
+// image b's mask: empty (b % 4 == 0), soft values on about half the pixels
+// (1), 0/1 (2), everywhere 1 (3).
+void RunPhotometric(int64_t batch, int height, int width, int channels, uint32_t seed) {
+  std::printf("photometric loss: batch %lld, %dx%d, %d channels\n", static_cast<long long>(batch),
+              height, width, channels);
+  const int64_t pixels = static_cast<int64_t>(height) * width, values = pixels * channels;
+  Floats images = Uniform(batch * values, 0.0f, 1.0f, seed);
+  Floats renders = Uniform(batch * values, 0.0f, 1.0f, seed + 1);
+  const Floats coin = Uniform(batch * pixels, 0.0f, 1.0f, seed + 2);
+  Floats mask(batch * pixels);
+  for (int64_t i = 0; i < batch * pixels; ++i) {
+    const int64_t kind = (i / pixels) % 4;
+    mask[i] = kind == 0 ? 0.0f : kind == 1 ? (coin[i] < 0.5f ? coin[i] : 0.0f)
+                                           : kind == 2 ? (coin[i] < 0.5f ? 1.0f : 0.0f) : 1.0f;
+    if (coin[i] > 0.9f) std::copy_n(&images[channels * i], channels, &renders[channels * i]);
+  }
+  const Floats d_per_image = Normal(batch, 0.0f, 1.0f, seed + 3);
+  const float epsilon = 1e-8f;
+  auto image = [&](int64_t b) {
+    return PhotometricParams{images.data() + values * b, renders.data() + values * b,
+                             mask.data() + pixels * b, pixels, channels, epsilon};
+  };
+  const int64_t chunks = PhotometricChunks(pixels);
+  Floats per_image(batch), mask_total(batch), d_renders(batch * values), d_mask(batch * pixels);
+  std::vector<double> sums(2 * chunks);
+  const double cpu_forward = CpuMs([&] {
+    for (int64_t b = 0; b < batch; ++b) {
+      PhotometricChunkSums(image(b), 0, chunks, sums.data());
+      ImageLossFromChunks(pixels, sums.data(), &per_image[b], &mask_total[b]);
+    }
+  });
+  const double cpu_gradient = CpuMs([&] {
+    for (int64_t b = 0; b < batch; ++b) {
+      PhotometricGradient(image(b), 0, pixels, per_image[b], mask_total[b], d_per_image[b],
+                          d_renders.data() + values * b, d_mask.data() + pixels * b);
+    }
+  });
+  const PhotometricCudaParams p{images.data(), renders.data(), mask.data(), batch, pixels,
+                                channels, epsilon};
+  {
+    Floats e_per_image(batch), e_mask_total(batch), e_d_renders(d_renders.size()),
+        e_d_mask(d_mask.size());
+    emulated::PhotometricLoss(p, e_per_image.data(), e_mask_total.data());
+    emulated::PhotometricGradient(p, per_image.data(), mask_total.data(), d_per_image.data(),
+                                  e_d_renders.data(), e_d_mask.data());
+    Agree("per_image, twin on host", per_image, e_per_image);
+    Agree("mask_total, on host", mask_total, e_mask_total);
+    Agree("d_renders, on host", d_renders, e_d_renders);
+    Agree("d_mask, on host", d_mask, e_d_mask);
+  }
+#if !defined(FACE3D_HARNESS_CPU_ONLY)
+  if (g_cuda) {
+    Device<float> g_images(images), g_renders(renders), g_mask(mask), g_d_per_image(d_per_image);
+    Device<float> g_per_image(batch), g_mask_total(batch), g_d_renders(d_renders.size()),
+        g_d_mask(d_mask.size());
+    PhotometricCudaParams gp = p;
+    gp.images = g_images.data;
+    gp.renders = g_renders.data;
+    gp.mask = g_mask.data;
+    Device<unsigned char> scratch(PhotometricCudaScratchBytes(gp));
+    const double gpu_forward = GpuMs([&] {
+      return PhotometricLossCuda(gp, g_per_image.data, g_mask_total.data, scratch.data, nullptr);
+    });
+    // The gradient from the CPU's losses (as the op gets the forward pass's).
+    Device<float> g_cpu_per_image(per_image), g_cpu_mask_total(mask_total);
+    const double gpu_gradient = GpuMs([&] {
+      return PhotometricGradientCuda(gp, g_cpu_per_image.data, g_cpu_mask_total.data,
+                                     g_d_per_image.data, g_d_renders.data, g_d_mask.data, nullptr);
+    });
+    PrintTimes("forward", cpu_forward, gpu_forward);
+    PrintTimes("gradient", cpu_gradient, gpu_gradient);
+    Agree("per_image, cuda", per_image, g_per_image.Download());
+    Agree("mask_total, cuda", mask_total, g_mask_total.Download());
+    Agree("d_renders, cuda", d_renders, g_d_renders.Download());
+    Agree("d_mask, cuda", d_mask, g_d_mask.Download());
+    return;
+  }
+#endif
+  PrintTimes("forward", cpu_forward, 0.0);
+  PrintTimes("gradient", cpu_gradient, 0.0);
+}
+
 #if !defined(FACE3D_HARNESS_CPU_ONLY)
 // The device index scan finds the first bad entry (or none).
 void RunIndexCheck() {
@@ -818,6 +922,9 @@ int main(int argc, char** argv) {
   RunGroupNorm(4, 56, 56, 64, 32, 0.5f, 31);  // an encoder layer's shape
   RunGroupNorm(2, 7, 19, 6, 3, 3.0f, 32);     // a chunk remainder, few channels
   RunGroupNorm(3, 1, 130, 1, 1, -1.0f, 33);   // one channel, one group
+  RunPhotometric(8, 224, 224, 3, 41);          // the coarse loss's shape
+  RunPhotometric(4, 7, 19, 3, 42);             // a chunk remainder (133 pixels), vector tail
+  RunPhotometric(4, 13, 21, 1, 43);            // one channel: the scalar loops
 #if !defined(FACE3D_HARNESS_CPU_ONLY)
   if (g_cuda) RunIndexCheck();
 #endif

@@ -1,14 +1,14 @@
 // The work of one CUDA thread of each fused-op kernel, as FACE3D_HOST_DEVICE
 // functions of the thread's index: the __global__ kernels of
-// interpolate_cuda.cu, normals_cuda.cu, shading_cuda.cu and group_norm_cuda.cu
-// are one-line wrappers around them, and fused_harness.cc runs the same
+// interpolate_cuda.cu, normals_cuda.cu, shading_cuda.cu, group_norm_cuda.cu and
+// photometric_cuda.cu are one-line wrappers around them, and fused_harness.cc runs the same
 // functions serially on the host ("emulated twin"), so the CUDA twins'
 // decomposition (indexing, layouts, scratch) is checked against the CPU cores
 // even where there is no GPU. On the host, ScatterAdd adds plainly (one
 // thread at a time); on the device it is an atomicAdd.
 //
 // The per-element arithmetic itself is the cores' (interpolate_core.h,
-// normals_core.h, shading_core.h, group_norm_core.h).
+// normals_core.h, shading_core.h, group_norm_core.h, photometric_core.h).
 #ifndef FACE3D_RENDERER_KERNELS_FUSED_THREADS_H_
 #define FACE3D_RENDERER_KERNELS_FUSED_THREADS_H_
 
@@ -20,6 +20,8 @@
 #include "interpolate_cuda.h"
 #include "normals_core.h"
 #include "normals_cuda.h"
+#include "photometric_core.h"
+#include "photometric_cuda.h"
 #include "shading_core.h"
 #include "shading_cuda.h"
 
@@ -381,6 +383,46 @@ FACE3D_HOST_DEVICE inline void BatchSumThread(const GroupNormCudaParams& p, int6
   }
   d_gamma[c] = static_cast<float>(g);
   d_beta[c] = static_cast<float>(s);
+}
+
+// ------------------------------------------------------------ photometric loss
+// Chunk threads: i < batch * chunks (chunks = PhotometricChunks(pixel_count));
+// image threads: b < batch; pixel threads: i < batch * pixel_count.
+
+// Image b's part of the batch, as the CPU core takes it.
+FACE3D_HOST_DEVICE inline PhotometricParams PhotometricImage(const PhotometricCudaParams& p,
+                                                             int64_t b) {
+  const int64_t values = p.pixel_count * p.channels;
+  return {p.images + values * b, p.renders + values * b, p.mask + p.pixel_count * b,
+          p.pixel_count, p.channels, p.epsilon};
+}
+
+// The S and T of chunk i % chunks of image i / chunks into sums [2 i], [2 i + 1]
+// (sums [batch, chunks, 2]).
+FACE3D_HOST_DEVICE inline void PhotometricChunkThread(const PhotometricCudaParams& p, int64_t i,
+                                                      double* sums) {
+  const int64_t chunks = PhotometricChunks(p.pixel_count);
+  ChunkSums(PhotometricImage(p, i / chunks), i % chunks, sums + 2 * i, sums + 2 * i + 1);
+}
+
+FACE3D_HOST_DEVICE inline void PhotometricImageThread(const PhotometricCudaParams& p, int64_t b,
+                                                      const double* sums, float* per_image,
+                                                      float* mask_total) {
+  const int64_t chunks = PhotometricChunks(p.pixel_count);
+  ImageLossFromChunks(p.pixel_count, sums + 2 * chunks * b, per_image + b, mask_total + b);
+}
+
+FACE3D_HOST_DEVICE inline void PhotometricGradientThread(const PhotometricCudaParams& p,
+                                                         int64_t i, const float* per_image,
+                                                         const float* mask_total,
+                                                         const float* d_per_image,
+                                                         float* d_renders, float* d_mask) {
+  const int64_t b = i / p.pixel_count;
+  float scale, offset;
+  ImageGradientFactors(per_image[b], mask_total[b], d_per_image[b], &scale, &offset);
+  const int64_t c = p.channels;
+  PixelGradient(p.images + c * i, p.renders + c * i, p.mask[i], c, p.epsilon, scale, offset,
+                d_renders + c * i, d_mask + i);
 }
 
 }  // namespace fused_threads
