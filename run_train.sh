@@ -18,7 +18,7 @@ cd "$ROOT"
 
 # ---- settings ----
 STAGES="${STAGES:-coarse fine}"
-DATA_DIR=data/synthetic
+DATA_DIR="${DATA_DIR:-data/synthetic}"   # or DATA_DIR=... ./run_train.sh
 NUM_SYNTHETIC=6000
 SYNTHETIC_SEED=1
 PHOTO_DIR=                # make_tfrecords.py output to mix in (empty = synthetic faces only)
