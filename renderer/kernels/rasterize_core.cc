@@ -59,6 +59,25 @@ inline unsigned LaneMask(Int4 lanes) {
 #endif
 }
 
+// Transposes four 4-float vectors in place: lane j of r[i] becomes lane i of r[j].
+inline void Transpose4(Float4 r[4]) {
+  const Float4 t0 = FACE3D_SHUFFLE(r[0], r[1], 0, 4, 1, 5), t1 = FACE3D_SHUFFLE(r[0], r[1], 2, 6, 3, 7);
+  const Float4 t2 = FACE3D_SHUFFLE(r[2], r[3], 0, 4, 1, 5), t3 = FACE3D_SHUFFLE(r[2], r[3], 2, 6, 3, 7);
+  r[0] = FACE3D_SHUFFLE(t0, t2, 0, 1, 4, 5);
+  r[1] = FACE3D_SHUFFLE(t0, t2, 2, 3, 6, 7);
+  r[2] = FACE3D_SHUFFLE(t1, t3, 0, 1, 4, 5);
+  r[3] = FACE3D_SHUFFLE(t1, t3, 2, 3, 6, 7);
+}
+
+// Transposes the 4 x 4 bit matrix x (bit 4 i + j) to bit 4 j + i.
+inline unsigned TransposeNibbles(unsigned x) {
+  unsigned t = (x ^ (x >> 3)) & 0x0A0Au;
+  x ^= t ^ (t << 3);
+  t = (x ^ (x >> 6)) & 0x00CCu;
+  x ^= t ^ (t << 6);
+  return x;
+}
+
 inline Float4 LoadVertex(const ProjectedVertex* v) {
   Float4 r;
   std::memcpy(&r, v, sizeof(r));
@@ -330,6 +349,26 @@ void RasterizeRows(const float* clip, const ProjectedVertex* projected,
         edge[position][2] = e2;
       }
     }
+    if (((blocks | empty) & 0xFu) == 0xFu) {
+      // The common case: every triangle of the group is a block or has no
+      // candidate. Its covered pixels, as one 16-bit set (bit 4 k + position),
+      // are shaded in ascending bit order: triangle by triangle, as below,
+      // but without a data-dependent branch per triangle and position.
+      unsigned covered = TransposeNibbles(inside[0] | inside[1] << 4 | inside[2] << 8 |
+                                          inside[3] << 12);
+      while (covered != 0u) {
+        const int bit = __builtin_ctz(covered);
+        covered &= covered - 1u;
+        const int k = bit >> 2, position = bit & 3;
+        const int32_t* tri = ids + 3 * k;
+        const ProjectedVertex* const v[3] = {projected + tri[0], projected + tri[1], projected + tri[2]};
+        const float e[3] = {edge[position][0][k], edge[position][1][k], edge[position][2][k]};
+        ShadePixel(e, v, static_cast<int32_t>(t + k),
+                   static_cast<int64_t>(r0[k] + (position >> 1)) * width + c0[k] + (position & 1),
+                   triangle_ids, mask, barycentrics, depth);
+      }
+      continue;
+    }
     for (int k = 0; k < 4; ++k) {
       if ((blocks >> k) & 1u) {
         const int32_t* tri = ids + 3 * k;
@@ -485,7 +524,31 @@ void FinishGradient(const float* clip, const float* const* d_projected,
     // in 4-float vectors: (x, y, z, inv_w) -> (x, y, z, w) of one vertex.
     const Float4 scale = {static_cast<float>(half_width), -static_cast<float>(half_height), 1.0f, 0.0f};
     const Float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int64_t v = vertex_begin; v < vertex_end; ++v) {
+    // Four vertices at a time, transposed so that lane k holds vertex v + k:
+    // lane by lane the operations of the one-vertex loop below, in the same
+    // order, and no branch (which vertices have a gradient follows the
+    // coverage and is hard to predict); vertices without one get zeros.
+    const Float4 x_scale = zero + static_cast<float>(half_width);
+    const Float4 y_scale = zero - static_cast<float>(half_height);
+    const Float4 one = zero + 1.0f;
+    int64_t v = vertex_begin;
+    for (; v + 4 <= vertex_end; v += 4) {
+      Float4 d[4], c[4];
+      std::memcpy(d, d_projected[0] + 4 * v, sizeof(d));
+      std::memcpy(c, clip + 4 * v, sizeof(c));
+      Transpose4(d);
+      Transpose4(c);
+      const Int4 nonzero = (d[0] != zero) | (d[1] != zero) | (d[2] != zero) | (d[3] != zero);
+      const Float4 q = one / c[3];
+      const Float4 d_q = d[3] + d[0] * (c[0] * x_scale) + d[1] * (c[1] * y_scale) + d[2] * (c[2] * one);
+      Float4 out[4] = {d[0] * x_scale * q, d[1] * y_scale * q, d[2] * one * q, -d_q * q * q};
+      for (int k = 0; k < 4; ++k) {
+        out[k] = reinterpret_cast<Float4>(reinterpret_cast<Int4>(out[k]) & nonzero);
+      }
+      Transpose4(out);
+      std::memcpy(d_clip + 4 * v, out, sizeof(out));
+    }
+    for (; v < vertex_end; ++v) {
       Float4 d, c;
       std::memcpy(&d, d_projected[0] + 4 * v, sizeof(d));
       Float4 out = zero;
