@@ -162,6 +162,10 @@ flag_ranges.require("displacement_highpass", at_least=0)
 flags.DEFINE_float("photo_gain_sigma", fine.DEFAULT_PHOTO_GAIN_SIGMA,
                    "Fine stage: scale, render pixels, of the smooth gain of the --photo_gain_weight term.")
 flag_ranges.require("photo_gain_sigma", above=0)
+flags.DEFINE_bool("shading_cue", fine.DEFAULT_SHADING_CUE,
+                  "Fine stage: give the network, besides the photo's residual and visibility, how the coarse "
+                  "render's shading answers a displacement slope per texel (fine.shading_cue; not in the paper: the "
+                  "residual alone cannot tell a furrow lit from one side from a ridge lit from the other).")
 flags.DEFINE_enum("gt_chart", "own", list(fine.GT_CHARTS),
                   "Fine stage: the chart --gt_disp_weight compares the map in: own = the true detail where the photo "
                   "shows it, in the chart of the coarse face the photo is unwrapped through (texels that face sees); "
@@ -239,7 +243,7 @@ def fine_stage(face_model, shard=None):
                           FLAGS.train_coarse, coarse_weights(), seed=FLAGS.seed,
                           skip_bad_records=FLAGS.skip_bad_records, shard=shard,
                           displacement_highpass=FLAGS.displacement_highpass, photo_gain_sigma=FLAGS.photo_gain_sigma,
-                          gt_chart=FLAGS.gt_chart)
+                          gt_chart=FLAGS.gt_chart, shading_cue=FLAGS.shading_cue)
 
 
 def _value(name):

@@ -38,7 +38,8 @@ with tf.Graph().as_default(), tf.Session() as session:
     co = cm.decode(batch["gt/coefficients"] if use_gt else coeffs, batch["image"])
     fm = fine.FineModel(face_model, layout, fine.FineNet(config["uv_size"], config["max_channels"],
                                                          config["max_displacement"],
-                                                         config.get("displacement_highpass", 0.0)), config["displacement_direction"])
+                                                         config.get("displacement_highpass", 0.0)), config["displacement_direction"],
+                         shading_cue=bool(config.get("shading_cue", False)))
     fo = fm.forward(co, co["input"])
     prefix = tf.train.latest_checkpoint(export) if os.path.isdir(export) else export
     stored = dict(tf.train.list_variables(prefix))

@@ -6,7 +6,10 @@ are what limits the fine stage; if it can, the self-supervised loss is.
 
     python bench/fine_supervised_gt.py 'DATA/*.tfrecord' OUT_DIR STEPS [MAX_DISPLACEMENT [HIGHPASS]]
 
-MAX_DISPLACEMENT (mm) and HIGHPASS (texels) default to FineStage's. Exported like FineStage, so
+MAX_DISPLACEMENT (mm) and HIGHPASS (texels) default to FineStage's. Environment: SUP_FACES=N trains
+on the first N faces only (an overfitting check: can the network fit a few maps at all?),
+SUP_LR (default 1e-4), SUP_BATCH (default 4), SUP_CUE=1 adds the shading cue to the input
+(fine.shading_cue). Exported like FineStage, so
 `bench/fine_detail_check.py OUT_DIR/network 'HELD_OUT/*.tfrecord' 48 gt` scores it.
 """
 import os, sys
@@ -22,7 +25,12 @@ from model.face import FaceModel
 
 class SupervisedGtStage(fine.FineStage):
     def inputs(self, start_step):
-        d = make_dataset(self.data_pattern, self.batch_size, augment=False, shuffle=True, seed=self.seed + start_step)
+        faces = int(os.environ.get("SUP_FACES", "0"))
+        if faces:
+            d = make_dataset(self.data_pattern, None, augment=False, shuffle=False, repeat=False).take(faces).cache()
+            d = d.repeat().shuffle(faces, seed=self.seed + start_step).batch(self.batch_size, drop_remainder=True)
+        else:
+            d = make_dataset(self.data_pattern, self.batch_size, augment=False, shuffle=True, seed=self.seed + start_step)
         return tf.data.make_one_shot_iterator(d).get_next(), None
 
     def tower(self, batch):
@@ -33,7 +41,8 @@ class SupervisedGtStage(fine.FineStage):
         co = cm.decode(batch["gt/coefficients"], images)
         fm = self._fine_model
         uv = fm.unwrap(co, co["input"])
-        predicted = fm.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"]))
+        cue = fine.shading_cue(self.face_model, fm.layout, co) if fm.shading_cue else None
+        predicted = fm.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue))
         predicted = predicted * fm.layout.taper[None, :, :, None]
         mask = tf.constant(fm.layout.mask.astype(np.float32))[None, :, :, None]
         error = tf.square(predicted - batch["gt/displacement"][..., None]) * mask
@@ -48,9 +57,9 @@ class SupervisedGtStage(fine.FineStage):
 if __name__ == "__main__":
     max_displacement = float(sys.argv[4]) if len(sys.argv) > 4 else fine.DEFAULT_MAX_DISPLACEMENT
     highpass = float(sys.argv[5]) if len(sys.argv) > 5 else fine.DEFAULT_DISPLACEMENT_HIGHPASS
-    stage = SupervisedGtStage(FaceModel(), sys.argv[1], 4, fine.DEFAULT_WEIGHTS, max_displacement=max_displacement,
-                              displacement_highpass=highpass)
+    stage = SupervisedGtStage(FaceModel(), sys.argv[1], int(os.environ.get("SUP_BATCH", "4")), fine.DEFAULT_WEIGHTS, max_displacement=max_displacement,
+                              displacement_highpass=highpass, shading_cue=os.environ.get("SUP_CUE") == "1")
     settings = training.LoopSettings(checkpoint_dir=sys.argv[2], step=int(sys.argv[3]), save_step=100, log_step=20,
-                                     image_summary_step=10 ** 6, learning_rate=1e-4, lr_decay_step=1000,
+                                     image_summary_step=10 ** 6, learning_rate=float(os.environ.get("SUP_LR", "1e-4")), lr_decay_step=1000,
                                      lr_decay_rate=0.9, min_learning_rate=1e-6, gradient_clip=1.0, seed=0)
     training.train(stage, settings)

@@ -58,24 +58,28 @@ def level_widths(uv_size, max_channels=PAPER_MAX_CHANNELS):
     return [min(_BASE_CHANNELS * 2 ** level, PAPER_MAX_CHANNELS, max_channels) for level in range(levels + 1)]
 
 
-def parameter_count(uv_size, max_channels=PAPER_MAX_CHANNELS):
-    """Number of float parameters of FineNet(uv_size, max_channels) (4 bytes each in a checkpoint)."""
+def parameter_count(uv_size, max_channels=PAPER_MAX_CHANNELS, in_channels=NUM_INPUT_CHANNELS):
+    """Number of float parameters of FineNet(uv_size, max_channels) on in_channels input channels
+    (4 bytes each in a checkpoint)."""
     widths = level_widths(uv_size, max_channels)
-    count = 9 * NUM_INPUT_CHANNELS * widths[0] + widths[0]
+    count = 9 * in_channels * widths[0] + widths[0]
     for low, high in zip(widths[:-1], widths[1:]):
         count += 2 * 9 * low * high + high + low     # stride-2 conv low->high and its transpose
     return count + 9 * widths[0] + 1
 
 
-def network_input(uv_photo, uv_coarse, visibility):
-    """The network's input: [B, S, S, 4] = (2 P - 1) - (2 R - 1) per RGB channel, then V.
+def network_input(uv_photo, uv_coarse, visibility, cue=None):
+    """The network's input: [B, S, S, 4] = (2 P - 1) - (2 R - 1) per RGB channel, then V (then
+    the 2 channels of the shading cue, [B, S, S, 6], when one is given).
 
     Args:
       uv_photo: [B, S, S, 3] P, the photo unwrapped, in [0, 1].
       uv_coarse: [B, S, S, 3] R, the coarse render unwrapped the same way, in [0, 1].
       visibility: [B, S, S, 1] V in {0, 1}.
+      cue: None, or [B, S, S, 2] `shading_cue`.
     """
-    return tf.concat([2.0 * (uv_photo - uv_coarse), visibility], axis=-1)
+    parts = [2.0 * (uv_photo - uv_coarse), visibility] + ([cue] if cue is not None else [])
+    return tf.concat(parts, axis=-1)
 
 
 def _weights(name, shape, zero=False):
@@ -206,6 +210,70 @@ def region_texels(face_model, layout, names):
     return (layout.mask & touches).astype(np.float32)
 
 
+# The shading cue (FineModel.shading_cue): tilt of the coarse normal (radians) of its central
+# difference, and the factor that brings the cue to about unit RMS on the synthetic faces.
+SHADING_CUE_TILT = 0.05
+SHADING_CUE_SCALE = 1.0
+NUM_SHADING_CUE_CHANNELS = 2
+
+
+def input_channels(shading_cue=False):
+    """Channels of the fine network's input: `network_input`'s 4, plus the shading cue's 2."""
+    return NUM_INPUT_CHANNELS + (NUM_SHADING_CUE_CHANNELS if shading_cue else 0)
+
+
+def shading_cue(face_model, layout, coarse_outputs):
+    """How the coarse render's shading answers a displacement slope, per texel: [B, S, S, 2].
+
+    A displacement d along the normal tilts the surface normal by about -grad d, so the detail's
+    shading is, to first order, -(g_col dd/ds_col + g_row dd/ds_row), with g the derivative of the
+    shaded colour (grey: mean of RGB) with respect to a tilt of the normal along the map's column
+    (row) direction on the coarse surface, under the coarse albedo and SH light. The photo's
+    residual alone cannot tell a furrow under a light from one side from a ridge under a light from
+    the other (the sign of the shading flips with the light's direction), so without g a network
+    can only learn the detail's average (results/README.md, "fine stage"). Channel k is
+    SHADING_CUE_SCALE x g_k / h_k, h_k the texel spacing (mm) in that direction: the change of
+    shade per mm of displacement difference between neighbouring texels. 0 where a neighbour is
+    uncovered. No gradient flows through it (an input, like the photo).
+
+    Args:
+      face_model: model.face.FaceModel; layout: UVLayout.
+      coarse_outputs: dict with vertices [B, N, 3] mm (model frame), albedo [B, N, 3], coeffs [B, C].
+    """
+    vertices = tf.stop_gradient(coarse_outputs["vertices"])
+    albedo = tf.stop_gradient(coarse_outputs["albedo"])
+    parts = face_model.split_coefficients(tf.stop_gradient(coarse_outputs["coeffs"]))
+    rotation = face_model.camera.rotation(parts["pose"])
+    size = layout.size
+    ones = tf.ones_like(vertices[..., :1])
+    maps = layout.vertices_to_uv(tf.concat([vertices, face_model.normals(vertices), albedo, ones], axis=-1))
+    flat = tf.reshape(maps, [-1, size * size, 10])
+    positions = tf.matmul(flat[..., 0:3], rotation, transpose_b=True)
+    normals = tf.math.l2_normalize(tf.matmul(flat[..., 3:6], rotation, transpose_b=True), axis=-1)
+    texel_albedo, covered = flat[..., 6:9], tf.reshape(flat[..., 9:], [-1, size, size, 1])
+    positions = tf.reshape(positions, [-1, size, size, 3])
+    padded = tf.pad(positions, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    inside = tf.pad(tf.cast(covered > 0.5, tf.float32), [[0, 0], [1, 1], [1, 1], [0, 0]])
+    channels = []
+    for axis in (2, 1):                          # along a row (column direction), then a column
+        if axis == 2:
+            ahead, behind = padded[:, 1:-1, 2:], padded[:, 1:-1, :-2]
+            valid = inside[:, 1:-1, 2:] * inside[:, 1:-1, :-2]
+        else:
+            ahead, behind = padded[:, 2:, 1:-1], padded[:, :-2, 1:-1]
+            valid = inside[:, 2:, 1:-1] * inside[:, :-2, 1:-1]
+        step = tf.reshape(ahead - behind, [-1, size * size, 3])
+        spacing = 0.5 * tf.norm(step, axis=-1, keepdims=True) + 1e-6
+        tangent = step - tf.reduce_sum(step * normals, axis=-1, keepdims=True) * normals
+        tangent = tf.math.l2_normalize(tangent, axis=-1)
+        shades = [tf.reduce_mean(shading.sh_shading(
+            tf.math.l2_normalize(normals + sign * SHADING_CUE_TILT * tangent, axis=-1), texel_albedo,
+            parts["light"]), axis=-1, keepdims=True) for sign in (1.0, -1.0)]
+        slope = (shades[0] - shades[1]) / (2.0 * SHADING_CUE_TILT) / spacing
+        channels.append(tf.reshape(slope, [-1, size, size, 1]) * valid)
+    return tf.stop_gradient(SHADING_CUE_SCALE * tf.concat(channels, axis=-1))
+
+
 class FineModel(object):
     """The fine stage as one object: unwrap, predict, displace, render; and its losses.
 
@@ -218,10 +286,12 @@ class FineModel(object):
       photo_gain_sigma: scale (render pixels) of the gain-normalised photometric term (used when
         its weight is > 0).
       gt_chart: "own" | "true", the chart the gt_disp supervision compares in (`losses`).
+      shading_cue: give the network `shading_cue`'s 2 channels besides the 4 of `network_input`.
     """
 
     def __init__(self, face_model, layout, net, displacement_direction="normal",
-                 photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA, gt_chart="own"):
+                 photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA, gt_chart="own", shading_cue=False):
+        self.shading_cue = bool(shading_cue)
         if gt_chart not in GT_CHARTS:
             raise ValueError("gt_chart must be one of %s, got %r" % (", ".join(GT_CHARTS), gt_chart))
         self.gt_chart = gt_chart
@@ -270,7 +340,8 @@ class FineModel(object):
         """Photos and their coarse reconstruction -> `decode` of the predicted displacement, plus
         `unwrap`'s maps."""
         uv = self.unwrap(coarse_outputs, images)
-        displacement = self.net(network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"]))
+        cue = shading_cue(self.face_model, self.layout, coarse_outputs) if self.shading_cue else None
+        displacement = self.net(network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue))
         outputs = self.decode(coarse_outputs, displacement * self.layout.taper[None, :, :, None],
                               int(images.shape[1]))
         outputs.update(uv)
@@ -456,6 +527,8 @@ DEFAULT_MAX_DISPLACEMENT = 0.25
 # so it cannot take the low-frequency shape of the coarse face's misfit (README "Fine stage").
 DEFAULT_DISPLACEMENT_HIGHPASS = 4.0
 DEFAULT_COARSE_CHECKPOINT = "results/release/coarse"
+# Whether the network reads the shading cue (FineModel.shading_cue).
+DEFAULT_SHADING_CUE = False
 # Side of the images the fine stage renders and compares: the 300 crop itself, as the paper. 224
 # (the coarse stage's render size, 0.56 x the pixels) was no faster: bench/bench_train_fine.py at
 # batch 4, UV 256 gave a fine step 6.2 coarse steps at 224 and 5.9 at 300 (loaded machine); the
@@ -475,14 +548,14 @@ COARSE_LOSS_SCALE = 255.0
 
 def stage_config(face_model, backbone, uv_size, max_channels, max_displacement, displacement_direction,
                  coarse_checkpoint, train_coarse, render_size=DEFAULT_RENDER_SIZE,
-                 displacement_highpass=0.0):
+                 displacement_highpass=0.0, shading_cue=False):
     """The fine stage's config (model.training; the keys test.py's model/inference.py reads): what a fine
     export needs to be loaded alone (both networks' shapes and the face model) and matched."""
     config = dict(stage=FineStage.name, backbone=backbone, uv_size=int(uv_size), max_channels=int(max_channels),
                   max_displacement=float(max_displacement), displacement_direction=displacement_direction,
                   coarse_checkpoint=str(coarse_checkpoint), train_coarse=bool(train_coarse),
                   crop_size=CROP_SIZE, encoder_size=ENCODER_SIZE, render_size=int(render_size),
-                  displacement_highpass=float(displacement_highpass))
+                  displacement_highpass=float(displacement_highpass), shading_cue=bool(shading_cue))
     config.update(training.face_model_config(face_model))
     return config
 
@@ -509,6 +582,7 @@ class FineStage(training.Stage):
       displacement_highpass: FineNet's highpass_sigma (texels; 0 = the paper's free map).
       photo_gain_sigma: FineModel's (render pixels).
       gt_chart: FineModel's ("own" | "true": where gt_disp compares the map with the ground truth).
+      shading_cue: FineModel's (the network's input gets `shading_cue`'s 2 channels).
       seed: data order of a run starting at step k is seeded with seed + k.
       skip_bad_records, shard: as CoarseStage.
     Raises:
@@ -525,7 +599,8 @@ class FineStage(training.Stage):
                  max_displacement=DEFAULT_MAX_DISPLACEMENT, displacement_direction="normal", train_coarse=False,
                  coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False, shard=None,
                  displacement_highpass=DEFAULT_DISPLACEMENT_HIGHPASS, photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA,
-                 gt_chart="own"):
+                 gt_chart="own", shading_cue=DEFAULT_SHADING_CUE):
+        self.shading_cue = bool(shading_cue)
         self.displacement_highpass = float(displacement_highpass)
         level_widths(uv_size, max_channels)
         if not max_displacement > 0:
@@ -564,13 +639,13 @@ class FineStage(training.Stage):
         self.shard = shard
         self.layout = UVLayout(face_model, uv_size)
         self._fine_model = FineModel(face_model, self.layout, self._fine_net(), displacement_direction,
-                                     photo_gain_sigma, gt_chart)
+                                     photo_gain_sigma, gt_chart, self.shading_cue)
         self._coarse_variables = None
 
     def config(self):
         return stage_config(self.face_model, self.backbone, self.uv_size, self.max_channels, self.max_displacement,
                             self.displacement_direction, self.coarse_checkpoint, self.train_coarse,
-                            self.render_size, self.displacement_highpass)
+                            self.render_size, self.displacement_highpass, self.shading_cue)
 
     def _coarse_net(self):
         return coarse.network(self.face_model, self.backbone)
@@ -645,7 +720,7 @@ class FineStage(training.Stage):
         coarse_net = self._coarse_net()
         coarse_net(tf.zeros([1, ENCODER_SIZE, ENCODER_SIZE, 3]))
         fine_net = self._fine_net()
-        fine_net(tf.zeros([1, self.uv_size, self.uv_size, NUM_INPUT_CHANNELS]))
+        fine_net(tf.zeros([1, self.uv_size, self.uv_size, input_channels(self.shading_cue)]))
         return coarse_net.variables() + fine_net.variables()
 
 

@@ -10,7 +10,7 @@ from model import coarse, fine, training
 
 
 def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displacement=1.0,
-                     displacement_direction="normal", coarse_checkpoint=None, output_std=0.0, seed=0):
+                     displacement_direction="normal", coarse_checkpoint=None, output_std=0.0, seed=0, shading_cue=False):
     """Writes folder/model.ckpt-0 and folder/stage.json; returns folder.
 
     Args:
@@ -18,6 +18,7 @@ def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displac
         frontal) or a coarse checkpoint (folder or prefix) whose variables are restored.
       output_std: standard deviation of the fine network's last kernel; 0 keeps its zero
         initialisation (the displacement is then exactly 0).
+      shading_cue: the fine network reads fine.shading_cue's channels too.
     """
     folder = str(folder)
     os.makedirs(folder, exist_ok=True)
@@ -29,7 +30,7 @@ def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displac
         net = coarse.CoarseNet(face_model.k_id, face_model.k_exp, face_model.k_tex, backbone)
         net(tf.zeros([1, coarse.ENCODER_SIZE, coarse.ENCODER_SIZE, 3]))
         fine_net = fine.FineNet(uv_size, max_channels, max_displacement)
-        fine_net(tf.zeros([1, uv_size, uv_size, fine.NUM_INPUT_CHANNELS]))
+        fine_net(tf.zeros([1, uv_size, uv_size, fine.input_channels(shading_cue)]))
         session.run(tf.global_variables_initializer())
         if coarse_checkpoint is not None:
             prefix = (tf.train.latest_checkpoint(coarse_checkpoint) if os.path.isdir(coarse_checkpoint)
@@ -44,6 +45,6 @@ def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displac
     config = coarse.stage_config(face_model, backbone)
     config.update(stage="fine", uv_size=uv_size, max_channels=max_channels, max_displacement=max_displacement,
                   displacement_direction=displacement_direction,
-                  coarse_checkpoint=str(coarse_checkpoint or "fresh initialisation"), train_coarse=False)
+                  coarse_checkpoint=str(coarse_checkpoint or "fresh initialisation"), train_coarse=False, shading_cue=bool(shading_cue))
     training.write_stage_config(folder, config)
     return folder

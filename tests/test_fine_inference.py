@@ -276,3 +276,17 @@ def test_maps_of_another_size_are_block_averaged_or_sampled():
     expected = evaluate.texel_centres(40)
     np.testing.assert_allclose(small[5:-5, 5:-5], (np.sin(3 * expected[..., 0]) + expected[..., 1] ** 2)[5:-5, 5:-5],
                                atol=2e-3)
+
+
+def test_an_export_with_the_shading_cue_loads_and_reads_six_channels(tmp_path, face_model, crop):
+    from tests.fine_export import make_fine_export
+    from model import fine
+    folder = make_fine_export(tmp_path / "cue", face_model, output_std=0.05, shading_cue=True)
+    assert training.read_stage_config(folder)["shading_cue"] is True
+    reconstructor = inference.load_reconstructor(folder, fit_steps=0)
+    result = reconstructor(crop)
+    assert np.all(np.isfinite(result["displacement"])) and np.abs(result["displacement"]).max() > 0
+    stored = dict(tf.train.list_variables(tf.train.latest_checkpoint(folder)))
+    assert stored[fine.SCOPE + "/conv0/kernel"] == [3, 3, fine.input_channels(True), 8]
+    assert fine.parameter_count(32, 8, fine.input_channels(True)) == sum(
+        int(np.prod(shape)) for name, shape in stored.items() if name.startswith(fine.SCOPE + "/"))
