@@ -166,6 +166,13 @@ flags.DEFINE_bool("shading_cue", fine.DEFAULT_SHADING_CUE,
                   "Fine stage: give the network, besides the photo's residual and visibility, how the coarse "
                   "render's shading answers a displacement slope per texel (fine.shading_cue; not in the paper: the "
                   "residual alone cannot tell a furrow lit from one side from a ridge lit from the other).")
+flags.DEFINE_bool("ratio_input", fine.DEFAULT_RATIO_INPUT,
+                  "Fine stage: the network reads the photo relative to the coarse render, (P - R) / (R + 0.05), and "
+                  "the shading cue relative to the shade, instead of 2 (P - R) (not in the paper).")
+flags.DEFINE_string("fine_init", "",
+                    "Fine stage: start a fresh run's fine network from this checkpoint (folder or prefix; a fine "
+                    "export, a fine training folder, or bench/fine_supervised_gt.py's) instead of its initialisers; "
+                    "a resumed run ignores it.")
 flags.DEFINE_enum("gt_chart", "own", list(fine.GT_CHARTS),
                   "Fine stage: the chart --gt_disp_weight compares the map in: own = the true detail where the photo "
                   "shows it, in the chart of the coarse face the photo is unwrapped through (texels that face sees); "
@@ -243,7 +250,8 @@ def fine_stage(face_model, shard=None):
                           FLAGS.train_coarse, coarse_weights(), seed=FLAGS.seed,
                           skip_bad_records=FLAGS.skip_bad_records, shard=shard,
                           displacement_highpass=FLAGS.displacement_highpass, photo_gain_sigma=FLAGS.photo_gain_sigma,
-                          gt_chart=FLAGS.gt_chart, shading_cue=FLAGS.shading_cue)
+                          gt_chart=FLAGS.gt_chart, shading_cue=FLAGS.shading_cue,
+                          ratio_input=FLAGS.ratio_input, fine_init=FLAGS.fine_init or None)
 
 
 def _value(name):

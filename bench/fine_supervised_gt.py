@@ -9,7 +9,7 @@ are what limits the fine stage; if it can, the self-supervised loss is.
 MAX_DISPLACEMENT (mm) and HIGHPASS (texels) default to FineStage's. Environment: SUP_FACES=N trains
 on the first N faces only (an overfitting check: can the network fit a few maps at all?),
 SUP_LR (default 1e-4), SUP_BATCH (default 4), SUP_CUE=1 adds the shading cue to the input
-(fine.shading_cue). Exported like FineStage, so
+(fine.shading_cue), SUP_RATIO=1 the ratio form of the input and a relative cue. Exported like FineStage, so
 `bench/fine_detail_check.py OUT_DIR/network 'HELD_OUT/*.tfrecord' 48 gt` scores it.
 """
 import os, sys
@@ -41,8 +41,9 @@ class SupervisedGtStage(fine.FineStage):
         co = cm.decode(batch["gt/coefficients"], images)
         fm = self._fine_model
         uv = fm.unwrap(co, co["input"])
-        cue = fine.shading_cue(self.face_model, fm.layout, co) if fm.shading_cue else None
-        predicted = fm.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue))
+        ratio = os.environ.get("SUP_RATIO") == "1"
+        cue = fine.shading_cue(self.face_model, fm.layout, co, relative=ratio) if fm.shading_cue else None
+        predicted = fm.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue, ratio))
         predicted = predicted * fm.layout.taper[None, :, :, None]
         mask = tf.constant(fm.layout.mask.astype(np.float32))[None, :, :, None]
         error = tf.square(predicted - batch["gt/displacement"][..., None]) * mask

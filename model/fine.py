@@ -68,7 +68,7 @@ def parameter_count(uv_size, max_channels=PAPER_MAX_CHANNELS, in_channels=NUM_IN
     return count + 9 * widths[0] + 1
 
 
-def network_input(uv_photo, uv_coarse, visibility, cue=None):
+def network_input(uv_photo, uv_coarse, visibility, cue=None, ratio=False):
     """The network's input: [B, S, S, 4] = (2 P - 1) - (2 R - 1) per RGB channel, then V (then
     the 2 channels of the shading cue, [B, S, S, 6], when one is given).
 
@@ -77,8 +77,15 @@ def network_input(uv_photo, uv_coarse, visibility, cue=None):
       uv_coarse: [B, S, S, 3] R, the coarse render unwrapped the same way, in [0, 1].
       visibility: [B, S, S, 1] V in {0, 1}.
       cue: None, or [B, S, S, 2] `shading_cue`.
+      ratio: the first 3 channels are (P - R) / (max(R, 0) + RATIO_FLOOR) instead: the photo
+        relative to the coarse render, so a detail's shading reads the same on dark and light
+        skin, and an albedo level the coarse face misses is a smooth offset.
     """
-    parts = [2.0 * (uv_photo - uv_coarse), visibility] + ([cue] if cue is not None else [])
+    if ratio:
+        residual = (uv_photo - uv_coarse) / (tf.maximum(uv_coarse, 0.0) + RATIO_FLOOR)
+    else:
+        residual = 2.0 * (uv_photo - uv_coarse)
+    parts = [residual, visibility] + ([cue] if cue is not None else [])
     return tf.concat(parts, axis=-1)
 
 
@@ -215,6 +222,8 @@ def region_texels(face_model, layout, names):
 SHADING_CUE_TILT = 0.05
 SHADING_CUE_SCALE = 1.0
 NUM_SHADING_CUE_CHANNELS = 2
+# Floor of the shade a ratio divides by (`network_input`'s ratio form, the relative shading cue).
+RATIO_FLOOR = 0.05
 
 
 def input_channels(shading_cue=False):
@@ -222,7 +231,7 @@ def input_channels(shading_cue=False):
     return NUM_INPUT_CHANNELS + (NUM_SHADING_CUE_CHANNELS if shading_cue else 0)
 
 
-def shading_cue(face_model, layout, coarse_outputs):
+def shading_cue(face_model, layout, coarse_outputs, relative=False):
     """How the coarse render's shading answers a displacement slope, per texel: [B, S, S, 2].
 
     A displacement d along the normal tilts the surface normal by about -grad d, so the detail's
@@ -239,6 +248,8 @@ def shading_cue(face_model, layout, coarse_outputs):
     Args:
       face_model: model.face.FaceModel; layout: UVLayout.
       coarse_outputs: dict with vertices [B, N, 3] mm (model frame), albedo [B, N, 3], coeffs [B, C].
+      relative: divide by the grey shade of the untilted normal (+ RATIO_FLOOR): the change
+        relative to the shade, free of the albedo's level (with `network_input`'s ratio form).
     """
     vertices = tf.stop_gradient(coarse_outputs["vertices"])
     albedo = tf.stop_gradient(coarse_outputs["albedo"])
@@ -270,6 +281,9 @@ def shading_cue(face_model, layout, coarse_outputs):
             tf.math.l2_normalize(normals + sign * SHADING_CUE_TILT * tangent, axis=-1), texel_albedo,
             parts["light"]), axis=-1, keepdims=True) for sign in (1.0, -1.0)]
         slope = (shades[0] - shades[1]) / (2.0 * SHADING_CUE_TILT) / spacing
+        if relative:
+            level = tf.reduce_mean(shading.sh_shading(normals, texel_albedo, parts["light"]), axis=-1, keepdims=True)
+            slope = slope / (tf.maximum(level, 0.0) + RATIO_FLOOR)
         channels.append(tf.reshape(slope, [-1, size, size, 1]) * valid)
     return tf.stop_gradient(SHADING_CUE_SCALE * tf.concat(channels, axis=-1))
 
@@ -287,11 +301,13 @@ class FineModel(object):
         its weight is > 0).
       gt_chart: "own" | "true", the chart the gt_disp supervision compares in (`losses`).
       shading_cue: give the network `shading_cue`'s 2 channels besides the 4 of `network_input`.
+      ratio_input: `network_input`'s ratio form (and a relative shading cue).
     """
 
     def __init__(self, face_model, layout, net, displacement_direction="normal",
-                 photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA, gt_chart="own", shading_cue=False):
+                 photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA, gt_chart="own", shading_cue=False, ratio_input=False):
         self.shading_cue = bool(shading_cue)
+        self.ratio_input = bool(ratio_input)
         if gt_chart not in GT_CHARTS:
             raise ValueError("gt_chart must be one of %s, got %r" % (", ".join(GT_CHARTS), gt_chart))
         self.gt_chart = gt_chart
@@ -340,8 +356,10 @@ class FineModel(object):
         """Photos and their coarse reconstruction -> `decode` of the predicted displacement, plus
         `unwrap`'s maps."""
         uv = self.unwrap(coarse_outputs, images)
-        cue = shading_cue(self.face_model, self.layout, coarse_outputs) if self.shading_cue else None
-        displacement = self.net(network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue))
+        cue = (shading_cue(self.face_model, self.layout, coarse_outputs, relative=self.ratio_input)
+               if self.shading_cue else None)
+        displacement = self.net(network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue,
+                                              self.ratio_input))
         outputs = self.decode(coarse_outputs, displacement * self.layout.taper[None, :, :, None],
                               int(images.shape[1]))
         outputs.update(uv)
@@ -529,6 +547,8 @@ DEFAULT_DISPLACEMENT_HIGHPASS = 4.0
 DEFAULT_COARSE_CHECKPOINT = "results/release/coarse"
 # Whether the network reads the shading cue (FineModel.shading_cue).
 DEFAULT_SHADING_CUE = False
+# Whether the network reads the photo relative to the coarse render (network_input's ratio form).
+DEFAULT_RATIO_INPUT = False
 # Side of the images the fine stage renders and compares: the 300 crop itself, as the paper. 224
 # (the coarse stage's render size, 0.56 x the pixels) was no faster: bench/bench_train_fine.py at
 # batch 4, UV 256 gave a fine step 6.2 coarse steps at 224 and 5.9 at 300 (loaded machine); the
@@ -548,14 +568,15 @@ COARSE_LOSS_SCALE = 255.0
 
 def stage_config(face_model, backbone, uv_size, max_channels, max_displacement, displacement_direction,
                  coarse_checkpoint, train_coarse, render_size=DEFAULT_RENDER_SIZE,
-                 displacement_highpass=0.0, shading_cue=False):
+                 displacement_highpass=0.0, shading_cue=False, ratio_input=False):
     """The fine stage's config (model.training; the keys test.py's model/inference.py reads): what a fine
     export needs to be loaded alone (both networks' shapes and the face model) and matched."""
     config = dict(stage=FineStage.name, backbone=backbone, uv_size=int(uv_size), max_channels=int(max_channels),
                   max_displacement=float(max_displacement), displacement_direction=displacement_direction,
                   coarse_checkpoint=str(coarse_checkpoint), train_coarse=bool(train_coarse),
                   crop_size=CROP_SIZE, encoder_size=ENCODER_SIZE, render_size=int(render_size),
-                  displacement_highpass=float(displacement_highpass), shading_cue=bool(shading_cue))
+                  displacement_highpass=float(displacement_highpass), shading_cue=bool(shading_cue),
+                  ratio_input=bool(ratio_input))
     config.update(training.face_model_config(face_model))
     return config
 
@@ -583,6 +604,11 @@ class FineStage(training.Stage):
       photo_gain_sigma: FineModel's (render pixels).
       gt_chart: FineModel's ("own" | "true": where gt_disp compares the map with the ground truth).
       shading_cue: FineModel's (the network's input gets `shading_cue`'s 2 channels).
+      ratio_input: FineModel's (`network_input`'s ratio form).
+      fine_init: None, or a checkpoint (folder or prefix: a fine export, a fine training folder,
+        bench/fine_supervised_gt.py's) whose fine network starts a fresh run instead of the
+        initialisers (a warm start; a resumed run ignores it). Its network must have this one's
+        shapes (uv_size, max_channels, input channels).
       seed: data order of a run starting at step k is seeded with seed + k.
       skip_bad_records, shard: as CoarseStage.
     Raises:
@@ -599,8 +625,16 @@ class FineStage(training.Stage):
                  max_displacement=DEFAULT_MAX_DISPLACEMENT, displacement_direction="normal", train_coarse=False,
                  coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False, shard=None,
                  displacement_highpass=DEFAULT_DISPLACEMENT_HIGHPASS, photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA,
-                 gt_chart="own", shading_cue=DEFAULT_SHADING_CUE):
+                 gt_chart="own", shading_cue=DEFAULT_SHADING_CUE, ratio_input=DEFAULT_RATIO_INPUT,
+                 fine_init=None):
+        self.fine_init_prefix = None
+        if fine_init:
+            self.fine_init_prefix = (tf.train.latest_checkpoint(fine_init) if tf.io.gfile.isdir(fine_init)
+                                     else fine_init)
+            if self.fine_init_prefix is None or not tf.io.gfile.exists(self.fine_init_prefix + ".index"):
+                raise FileNotFoundError("--fine_init: no checkpoint at %s" % fine_init)
         self.shading_cue = bool(shading_cue)
+        self.ratio_input = bool(ratio_input)
         self.displacement_highpass = float(displacement_highpass)
         level_widths(uv_size, max_channels)
         if not max_displacement > 0:
@@ -639,13 +673,13 @@ class FineStage(training.Stage):
         self.shard = shard
         self.layout = UVLayout(face_model, uv_size)
         self._fine_model = FineModel(face_model, self.layout, self._fine_net(), displacement_direction,
-                                     photo_gain_sigma, gt_chart, self.shading_cue)
+                                     photo_gain_sigma, gt_chart, self.shading_cue, self.ratio_input)
         self._coarse_variables = None
 
     def config(self):
         return stage_config(self.face_model, self.backbone, self.uv_size, self.max_channels, self.max_displacement,
                             self.displacement_direction, self.coarse_checkpoint, self.train_coarse,
-                            self.render_size, self.displacement_highpass, self.shading_cue)
+                            self.render_size, self.displacement_highpass, self.shading_cue, self.ratio_input)
 
     def _coarse_net(self):
         return coarse.network(self.face_model, self.backbone)
@@ -713,12 +747,23 @@ class FineStage(training.Stage):
         variables = self._coarse_variables
         inference.check_checkpoint_matches(self.coarse_prefix, variables, self.backbone)
         tf.train.Saver(variables).restore(session, self.coarse_prefix)
-        return ["coarse network (%s) restored from %s, %s" % (self.backbone, self.coarse_prefix, what)]
+        said = ["coarse network (%s) restored from %s, %s" % (self.backbone, self.coarse_prefix, what)]
+        if self.fine_init_prefix is not None:
+            fine_variables = FineNet.variables()
+            inference.check_variables_in_checkpoint(
+                self.fine_init_prefix, fine_variables,
+                "a fine network of uv_size %d, max_channels %d, %d input channels (--shading_cue)"
+                % (self.uv_size, self.max_channels, input_channels(self.shading_cue)))
+            tf.train.Saver(fine_variables).restore(session, self.fine_init_prefix)
+            said.append("fine network started from %s (--fine_init)" % self.fine_init_prefix)
+        return said
 
     def build_network(self):
         """Both networks (a fine export is self-contained: the coarse reconstruction is rebuilt from it)."""
         coarse_net = self._coarse_net()
         coarse_net(tf.zeros([1, ENCODER_SIZE, ENCODER_SIZE, 3]))
+        if self._coarse_variables is None:
+            self._coarse_variables = coarse_net.variables()
         fine_net = self._fine_net()
         fine_net(tf.zeros([1, self.uv_size, self.uv_size, input_channels(self.shading_cue)]))
         return coarse_net.variables() + fine_net.variables()

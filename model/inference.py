@@ -300,7 +300,8 @@ class FineReconstructor(CoarseReconstructor):
         self.net = fine.FineNet(int(config["uv_size"]), int(config["max_channels"]), self.max_displacement,
                                 float(config.get("displacement_highpass", 0.0)))
         self.model = fine.FineModel(face_model, self.layout, self.net, config["displacement_direction"],
-                                    shading_cue=bool(config.get("shading_cue", False)))
+                                    shading_cue=bool(config.get("shading_cue", False)),
+                                    ratio_input=bool(config.get("ratio_input", False)))
         self.detailed_triangles = self.model.triangles
         outputs = self.model.forward(coarse_outputs, self.crop)
         detailed_normals = tf.concat([face_model.normals(coarse_outputs["vertices"]), outputs["dense_normals"]],

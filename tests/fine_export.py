@@ -10,7 +10,7 @@ from model import coarse, fine, training
 
 
 def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displacement=1.0,
-                     displacement_direction="normal", coarse_checkpoint=None, output_std=0.0, seed=0, shading_cue=False):
+                     displacement_direction="normal", coarse_checkpoint=None, output_std=0.0, seed=0, shading_cue=False, ratio_input=False):
     """Writes folder/model.ckpt-0 and folder/stage.json; returns folder.
 
     Args:
@@ -18,7 +18,8 @@ def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displac
         frontal) or a coarse checkpoint (folder or prefix) whose variables are restored.
       output_std: standard deviation of the fine network's last kernel; 0 keeps its zero
         initialisation (the displacement is then exactly 0).
-      shading_cue: the fine network reads fine.shading_cue's channels too.
+      shading_cue: the fine network reads fine.shading_cue's channels too; ratio_input: it reads
+        network_input's ratio form.
     """
     folder = str(folder)
     os.makedirs(folder, exist_ok=True)
@@ -45,6 +46,7 @@ def make_fine_export(folder, face_model, uv_size=32, max_channels=8, max_displac
     config = coarse.stage_config(face_model, backbone)
     config.update(stage="fine", uv_size=uv_size, max_channels=max_channels, max_displacement=max_displacement,
                   displacement_direction=displacement_direction,
-                  coarse_checkpoint=str(coarse_checkpoint or "fresh initialisation"), train_coarse=False, shading_cue=bool(shading_cue))
+                  coarse_checkpoint=str(coarse_checkpoint or "fresh initialisation"), train_coarse=False, shading_cue=bool(shading_cue),
+                  ratio_input=bool(ratio_input))
     training.write_stage_config(folder, config)
     return folder

@@ -281,8 +281,9 @@ def test_maps_of_another_size_are_block_averaged_or_sampled():
 def test_an_export_with_the_shading_cue_loads_and_reads_six_channels(tmp_path, face_model, crop):
     from tests.fine_export import make_fine_export
     from model import fine
-    folder = make_fine_export(tmp_path / "cue", face_model, output_std=0.05, shading_cue=True)
-    assert training.read_stage_config(folder)["shading_cue"] is True
+    folder = make_fine_export(tmp_path / "cue", face_model, output_std=0.05, shading_cue=True, ratio_input=True)
+    config = training.read_stage_config(folder)
+    assert config["shading_cue"] is True and config["ratio_input"] is True
     reconstructor = inference.load_reconstructor(folder, fit_steps=0)
     result = reconstructor(crop)
     assert np.all(np.isfinite(result["displacement"])) and np.abs(result["displacement"]).max() > 0

@@ -96,3 +96,29 @@ def test_the_cue_flips_with_the_light_and_vanishes_without_a_direction(face_mode
     np.testing.assert_allclose(ambient[mask], 0.0, atol=1e-4)
     # Off the face (uncovered texels and their neighbours) the cue is 0.
     assert np.all(cue[~layout.covered] == 0.0)
+
+
+def test_the_ratio_input_is_the_photo_relative_to_the_render_and_the_relative_cue_is_scaled():
+    photo = np.array([0.3, 0.6, 0.0], np.float32).reshape(1, 1, 1, 3)
+    render = np.array([0.2, 0.6, -0.1], np.float32).reshape(1, 1, 1, 3)
+    visibility = np.ones((1, 1, 1, 1), np.float32)
+    with tf.Graph().as_default(), tf.Session() as session:
+        ratio, plain = session.run([fine.network_input(photo, render, visibility, ratio=True),
+                                    fine.network_input(photo, render, visibility)])
+    floor = fine.RATIO_FLOOR
+    np.testing.assert_allclose(ratio[0, 0, 0], [0.1 / (0.2 + floor), 0.0, 0.1 / floor, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(plain[0, 0, 0], [0.2, 0.0, 0.2, 1.0], rtol=1e-6)
+
+
+def test_the_relative_cue_is_the_cue_over_the_shade(face_model, layout):
+    coeffs = coefficients(face_model, [0.2, 0.3, 0.4])
+    with tf.Graph().as_default(), tf.Session() as session:
+        co = coarse.CoarseModel(face_model, None, render_size=64).decode(tf.constant(coeffs), tf.zeros([1, 300, 300, 3]))
+        absolute, relative = session.run([fine.shading_cue(face_model, layout, co),
+                                          fine.shading_cue(face_model, layout, co, relative=True)])
+    mask = layout.mask & (np.abs(absolute[0, ..., 0]) > 1e-3)
+    factor = absolute[0][mask] / relative[0][mask]            # the shade + floor, the same for both channels
+    assert np.all(factor[:, 0] > fine.RATIO_FLOOR) and np.all(factor[:, 0] < 2.0)
+    both = mask & (np.abs(absolute[0, ..., 1]) > 1e-3)
+    np.testing.assert_allclose(absolute[0][both][:, 0] / relative[0][both][:, 0],
+                               absolute[0][both][:, 1] / relative[0][both][:, 1], rtol=1e-4)

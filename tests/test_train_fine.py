@@ -228,3 +228,31 @@ def test_stage_defaults_apply_to_unset_flags_only():
     train.FLAGS.unparse_flags()
     train.FLAGS(["train.py", "--min_learning_rate=%g" % 3e-4])   # coarse: 5e-4, fine
     train.FLAGS.unparse_flags()
+
+
+def test_fine_init_starts_the_fine_network_from_a_checkpoint_and_a_wrong_one_is_named(tmp_path, face_model):
+    from tests.fine_export import make_fine_export
+    source = make_fine_export(tmp_path / "source", face_model, uv_size=UV_SIZE, max_channels=8, output_std=0.1,
+                              shading_cue=True, seed=4)
+    stage = fine.FineStage(face_model, "unused", 1, fine.DEFAULT_WEIGHTS, RELEASED_COARSE, uv_size=UV_SIZE,
+                           max_channels=8, render_size=RENDER_SIZE, shading_cue=True, fine_init=source)
+    with tf.Graph().as_default(), tf.Session() as session:
+        stage.build_network()
+        session.run(tf.global_variables_initializer())
+        said = stage.initialize(session, resumed=False)
+        values = {v.op.name: session.run(v) for v in fine.FineNet.variables()}
+    assert any("--fine_init" in line for line in said)
+    prefix = tf.train.latest_checkpoint(source)
+    for name, value in values.items():
+        np.testing.assert_array_equal(value, tf.train.load_variable(prefix, name))
+    # Without the cue the network reads 4 channels: the checkpoint's 6-channel first layer is refused, named.
+    other = fine.FineStage(face_model, "unused", 1, fine.DEFAULT_WEIGHTS, RELEASED_COARSE, uv_size=UV_SIZE,
+                           max_channels=8, render_size=RENDER_SIZE, fine_init=source)
+    with tf.Graph().as_default(), tf.Session() as session:
+        other.build_network()
+        session.run(tf.global_variables_initializer())
+        with pytest.raises(ValueError, match="conv0/kernel"):
+            other.initialize(session, resumed=False)
+    with pytest.raises(FileNotFoundError, match="--fine_init"):
+        fine.FineStage(face_model, "unused", 1, fine.DEFAULT_WEIGHTS, RELEASED_COARSE, uv_size=UV_SIZE,
+                       max_channels=8, fine_init=str(tmp_path / "nothing"))
