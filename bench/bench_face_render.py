@@ -9,7 +9,8 @@ gradient with respect to the coefficients. Two pipelines, in one graph and one s
 mesh, image size and threads):
 
   ours      model.face.forward.render_face, the product's one forward path (fused vertex-normal
-            and SH-shading ops, our rasterizer, fused interpolation op);
+            and SH-shading ops, fused camera ops: the normals' rotation and the projection to
+            clip space, our rasterizer, fused interpolation op);
   upstream  as a tf_mesh_renderer user writes it: the face model's steps with normals and shading
             in plain TensorFlow ops (tests/tf_reference, the code before the fused ops),
             upstream's rasterizer (mesh-renderer==1.4, built by

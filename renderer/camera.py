@@ -8,7 +8,7 @@ at +0.5) to NDC x = 2u/W - 1, y = 1 - 2v/H, so image row 0 is the top (NDC y = +
 """
 import tensorflow.compat.v1 as tf
 
-from renderer.rasterizer import image_size_hw
+from renderer.rasterizer import image_size_hw, load_op
 
 
 def euler_rotation(angles, name=None):
@@ -92,3 +92,71 @@ def perspective_to_clip(points_cam, focal_px, principal_point_px, image_size, ne
         clip_y = -(2.0 * focal / height) * y + (1.0 - 2.0 * cy / height) * z
         clip_z = (far + near) / (far - near) * z - 2.0 * far * near / (far - near)
         return tf.stack([clip_x, clip_y, clip_z, z], axis=-1)
+
+
+def crop_project(vertices, rotation, centre, scale, shift, image_size, depth_scale, name=None):
+    """A scaled-orthographic crop camera and `pixels_to_clip` in one fused C++ op with its
+    gradient (renderer/kernels/camera_core.cc): model/face/camera.py's CropCamera.project then
+    to_clip, without the [B, V, 3] intermediates of the TensorFlow formulation and their gradients.
+
+    Args:
+      vertices: [B, V, 3] float32 model-frame points X.
+      rotation: [B, 3, 3] float32 R (applied to column vectors).
+      centre: [3] float32 c, subtracted before the rotation.
+      scale: [B] float32 s, pixels per unit of X.
+      shift: [B, 2] float32 (tx, ty) pixels.
+      image_size: int W of the square W x W image.
+      depth_scale: positive float, as `pixels_to_clip`'s.
+    Returns:
+      (points_px [B, V, 3], clip [B, V, 4]): with p = R (X - c), (u, v, depth) =
+      (W/2 + s p_x + tx, W/2 - s p_y + ty, s p_z) and clip = pixels_to_clip(points_px, W,
+      depth_scale); the same float operations as the TensorFlow formulation but for the order of
+      the rotation's sums (equal to rounding). Differentiable with respect to vertices, rotation,
+      centre, scale and shift.
+    """
+    height, width = image_size_hw(image_size)
+    if height != width:
+        raise ValueError("crop_project draws a square image, got %dx%d" % (height, width))
+    if not depth_scale > 0:
+        raise ValueError("depth_scale must be positive, got %r" % (depth_scale,))
+    with tf.name_scope(name, "crop_project", [vertices, rotation, centre, scale, shift]):
+        inputs = [tf.convert_to_tensor(x, tf.float32) for x in (vertices, rotation, centre, scale, shift)]
+        for tensor, rank, last, what, dims in ((inputs[0], 3, 3, "vertices", "[batch, vertices, 3]"),
+                                               (inputs[1], 3, 3, "rotation", "[batch, 3, 3]"),
+                                               (inputs[2], 1, 3, "centre", "[3]"),
+                                               (inputs[3], 1, None, "scale", "[batch]"),
+                                               (inputs[4], 2, 2, "shift", "[batch, 2]")):
+            shape = tensor.shape
+            if shape.rank is not None and (shape.rank != rank or (last is not None and shape[-1] not in (None, last))):
+                raise ValueError("%s must have shape %s, got %s" % (what, dims, tensor.shape))
+        points, clip = load_op().crop_project(*inputs, image_size=width, depth_scale=float(depth_scale))
+        return points, clip
+
+
+@tf.RegisterGradient("CropProject")
+def _crop_project_gradient(op, d_points, d_clip):
+    # An empty tensor tells the kernel that an output received no gradient.
+    empty = tf.zeros([0], tf.float32)
+    d_vertices, d_rotation, d_scale, d_shift = load_op().crop_project_grad(
+        *op.inputs, d_points if d_points is not None else empty, d_clip if d_clip is not None else empty,
+        image_size=op.get_attr("image_size"), depth_scale=op.get_attr("depth_scale"))
+    # d centre = -sum of d vertices (run only when the centre is a variable).
+    return [d_vertices, d_rotation, -tf.reduce_sum(d_vertices, axis=[0, 1]), d_scale, d_shift]
+
+
+def rotate(vectors, rotation, name=None):
+    """vectors [B, V, 3] turned by rotation [B, 3, 3]: tf.matmul(vectors, rotation,
+    transpose_b=True) (R x per row, equal to rounding) as a fused C++ op with its gradient
+    (renderer/kernels/camera_core.cc)."""
+    with tf.name_scope(name, "rotate", [vectors, rotation]):
+        vectors = tf.convert_to_tensor(vectors, tf.float32, name="vectors")
+        rotation = tf.convert_to_tensor(rotation, tf.float32, name="rotation")
+        for tensor, what, dims in ((vectors, "vectors", "[batch, vertices, 3]"), (rotation, "rotation", "[batch, 3, 3]")):
+            if tensor.shape.rank is not None and (tensor.shape.rank != 3 or tensor.shape[-1] not in (None, 3)):
+                raise ValueError("%s must have shape %s, got %s" % (what, dims, tensor.shape))
+        return load_op().rotate_vectors(vectors, rotation)
+
+
+@tf.RegisterGradient("RotateVectors")
+def _rotate_vectors_gradient(op, d_rotated):
+    return list(load_op().rotate_vectors_grad(op.inputs[0], op.inputs[1], d_rotated))

@@ -103,6 +103,19 @@ def crop_camera_project_tf(camera, vertices, pose, image_size):
     return tf.stack([u, v, s * p[..., 2]], axis=-1)
 
 
+def crop_project_to_clip_tf(camera, vertices, pose, image_size):
+    """model/face/forward.py's render_mesh camera steps before the fused CropProject op
+    (renderer/kernels/camera_core.cc): CropCamera.project (rotation by matmul, the [B, V, 3]-at-once
+    scale and shift) then CropCamera.to_clip (renderer.camera.pixels_to_clip). (points_px, clip)."""
+    points_px = camera.project(vertices, pose, image_size)
+    return points_px, camera.to_clip(points_px, image_size)
+
+
+def rotate_tf(vectors, rotation):
+    """render_mesh's rotation of the normals into the camera frame before the fused RotateVectors op."""
+    return tf.matmul(vectors, rotation, transpose_b=True)
+
+
 # ---------------------------------------------------------------------------- fine smoothness terms
 # model/losses.py's laplacian_smoothness_loss and triangle_smoothness_loss as they were written
 # before the sparse-matmul formulation: the oracle of tests/test_fine_losses.py.

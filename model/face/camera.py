@@ -42,6 +42,20 @@ class CropCamera(collections.namedtuple("CropCamera", ["scale", "centre"])):
         shift = tf.concat([t, tf.zeros_like(t[:, :1])], axis=-1)[:, None, :]            # [B, 1, 3]
         return (signed * p + tf.constant([0.5 * w, 0.5 * w, 0.0])) + shift
 
+    def project_to_clip(self, vertices, pose, image_size=CROP_SIZE, rotation=None):
+        """(points_px [B, N, 3], clip [B, N, 4]): `project` then `to_clip` in one fused op
+        (renderer.camera.crop_project; equal to them to rounding). rotation: None, or
+        self.rotation(pose) when the caller has it already."""
+        import tensorflow.compat.v1 as tf
+        from renderer import camera
+        if rotation is None:
+            rotation = self.rotation(pose)
+        w = float(image_size)
+        s = (self.scale * w / CROP_SIZE) * tf.exp(pose[:, 5])
+        t = pose[:, 3:5] * (w / CROP_SIZE)
+        return camera.crop_project(vertices, rotation, self.centre, s, t, image_size,
+                                   DEPTH_RANGE_PER_PIXEL * image_size)
+
     @staticmethod
     def to_clip(points_px, image_size=CROP_SIZE):
         """Clip-space vertices [B, N, 4] of points_px [B, N, 3] (renderer.camera.pixels_to_clip)."""

@@ -97,11 +97,12 @@ def render_mesh(camera, vertices, triangles, pose, image_size, albedo=None, ligh
     rotation = camera.rotation(pose)
     if normals is None:
         normals = shading.vertex_normals(vertices, triangles)
-    normals = tf.matmul(normals, rotation, transpose_b=True)
+    # Fused ops (renderer/camera.py): the rotation of the normals, and camera.project then
+    # camera.to_clip in one op, equal to those TensorFlow formulations to rounding.
+    normals = renderer.camera.rotate(normals, rotation)
     if colours is None:
         colours = shading.sh_shading(normals, albedo, light)
-    points_px = camera.project(vertices, pose, image_size)
-    clip = camera.to_clip(points_px, image_size)
+    points_px, clip = camera.project_to_clip(vertices, pose, image_size, rotation=rotation)
     rendered = renderer.render(clip, triangles, colours, (image_size, image_size), background=background,
                                cull_backfaces=cull_backfaces)
     outputs = dict(normals=normals, colours=colours, points_px=points_px, clip=clip,
