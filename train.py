@@ -173,6 +173,11 @@ flags.DEFINE_string("fine_init", "",
                     "Fine stage: start a fresh run's fine network from this checkpoint (folder or prefix; a fine "
                     "export, a fine training folder, or bench/fine_supervised_gt.py's) instead of its initialisers; "
                     "a resumed run ignores it.")
+flags.DEFINE_bool("fine_pretrain", False,
+                  "Fine stage: a supervised warm start instead of the fine losses: the network reads each synthetic "
+                  "record through its ground-truth coarse face and learns its gt/displacement (mean squared error over "
+                  "the detail mask; unaugmented records with ground truth only). Start the fine stage from it with "
+                  "--fine_init (run_train.sh's pretrain stage).")
 flags.DEFINE_enum("gt_chart", "own", list(fine.GT_CHARTS),
                   "Fine stage: the chart --gt_disp_weight compares the map in: own = the true detail where the photo "
                   "shows it, in the chart of the coarse face the photo is unwrapped through (texels that face sees); "
@@ -251,7 +256,8 @@ def fine_stage(face_model, shard=None):
                           skip_bad_records=FLAGS.skip_bad_records, shard=shard,
                           displacement_highpass=FLAGS.displacement_highpass, photo_gain_sigma=FLAGS.photo_gain_sigma,
                           gt_chart=FLAGS.gt_chart, shading_cue=FLAGS.shading_cue,
-                          ratio_input=FLAGS.ratio_input, fine_init=FLAGS.fine_init or None)
+                          ratio_input=FLAGS.ratio_input, fine_init=FLAGS.fine_init or None,
+                          pretrain=FLAGS.fine_pretrain)
 
 
 def _value(name):

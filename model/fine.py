@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from model import coarse, losses, training
-from model.data import GT_FLIPPED, GT_PRESENT, GT_SCALE, training_batch
+from model.data import GT_FLIPPED, GT_PRESENT, GT_SCALE, DataError, SkippedCounter, make_dataset, training_batch
 from model.face import forward, unwrap
 from model.face.camera import DEPTH_RANGE_PER_PIXEL
 from model.face.framing import CROP_SIZE, ENCODER_SIZE
@@ -568,7 +568,7 @@ COARSE_LOSS_SCALE = 255.0
 
 def stage_config(face_model, backbone, uv_size, max_channels, max_displacement, displacement_direction,
                  coarse_checkpoint, train_coarse, render_size=DEFAULT_RENDER_SIZE,
-                 displacement_highpass=0.0, shading_cue=False, ratio_input=False):
+                 displacement_highpass=0.0, shading_cue=False, ratio_input=False, pretrain=False):
     """The fine stage's config (model.training; the keys test.py's model/inference.py reads): what a fine
     export needs to be loaded alone (both networks' shapes and the face model) and matched."""
     config = dict(stage=FineStage.name, backbone=backbone, uv_size=int(uv_size), max_channels=int(max_channels),
@@ -576,7 +576,7 @@ def stage_config(face_model, backbone, uv_size, max_channels, max_displacement, 
                   coarse_checkpoint=str(coarse_checkpoint), train_coarse=bool(train_coarse),
                   crop_size=CROP_SIZE, encoder_size=ENCODER_SIZE, render_size=int(render_size),
                   displacement_highpass=float(displacement_highpass), shading_cue=bool(shading_cue),
-                  ratio_input=bool(ratio_input))
+                  ratio_input=bool(ratio_input), pretrain=bool(pretrain))
     config.update(training.face_model_config(face_model))
     return config
 
@@ -609,6 +609,12 @@ class FineStage(training.Stage):
         bench/fine_supervised_gt.py's) whose fine network starts a fresh run instead of the
         initialisers (a warm start; a resumed run ignores it). Its network must have this one's
         shapes (uv_size, max_channels, input channels).
+      pretrain: instead of the fine losses, train the network SUPERVISED on synthetic records:
+        unwrapped through each record's ground-truth coarse face (gt/coefficients, unaugmented
+        samples), the mean squared error (mm^2, x PRETRAIN_LOSS_SCALE) of the tapered map to
+        gt/displacement over the detail mask (`pretrain_tower`). A warm start for the fine stage
+        (results/README.md: from scratch the fine stage on the default synthetic appearance stays
+        at the average map); records without ground truth are an error.
       seed: data order of a run starting at step k is seeded with seed + k.
       skip_bad_records, shard: as CoarseStage.
     Raises:
@@ -626,7 +632,8 @@ class FineStage(training.Stage):
                  coarse_weights=None, render_size=DEFAULT_RENDER_SIZE, seed=0, skip_bad_records=False, shard=None,
                  displacement_highpass=DEFAULT_DISPLACEMENT_HIGHPASS, photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA,
                  gt_chart="own", shading_cue=DEFAULT_SHADING_CUE, ratio_input=DEFAULT_RATIO_INPUT,
-                 fine_init=None):
+                 fine_init=None, pretrain=False):
+        self.pretrain = bool(pretrain)
         self.fine_init_prefix = None
         if fine_init:
             self.fine_init_prefix = (tf.train.latest_checkpoint(fine_init) if tf.io.gfile.isdir(fine_init)
@@ -679,7 +686,8 @@ class FineStage(training.Stage):
     def config(self):
         return stage_config(self.face_model, self.backbone, self.uv_size, self.max_channels, self.max_displacement,
                             self.displacement_direction, self.coarse_checkpoint, self.train_coarse,
-                            self.render_size, self.displacement_highpass, self.shading_cue, self.ratio_input)
+                            self.render_size, self.displacement_highpass, self.shading_cue, self.ratio_input,
+                            self.pretrain)
 
     def _coarse_net(self):
         return coarse.network(self.face_model, self.backbone)
@@ -690,10 +698,44 @@ class FineStage(training.Stage):
     # -------------------------------------------------- the Stage interface (model.training.Stage)
 
     def inputs(self, start_step):
-        """(batch, skipped): the augmented training batch and its SkippedCounter (model.data.training_batch)."""
+        """(batch, skipped): the augmented training batch and its SkippedCounter (model.data.training_batch);
+        with pretrain, unaugmented shuffled batches with their ground truth."""
+        if self.pretrain:
+            skipped = SkippedCounter() if self.skip_bad_records else None
+            dataset = make_dataset(self.data_pattern, self.batch_size, augment=False, shuffle=True,
+                                   seed=self.seed + start_step, skipped=skipped, shard=self.shard)
+            return tf.data.make_one_shot_iterator(dataset).get_next(), skipped
         supervised = self.weights.gt_disp > 0 or (self.train_coarse and self.coarse_weights.gt_shape > 0)
         return training_batch(self.data_pattern, self.batch_size, self.seed + start_step, self.skip_bad_records,
                               self.shard, keep_ground_truth=supervised)
+
+    def pretrain_tower(self, batch):
+        """(losses, None) of the supervised warm start (`pretrain`): mse (mm^2) of the tapered map to
+        gt/displacement over the detail mask, gt_ms (the maps' own mean square there: predicting
+        zero), total = PRETRAIN_LOSS_SCALE x mse."""
+        if schema.GT_COEFFICIENTS not in batch or schema.GT_DISPLACEMENT not in batch:
+            raise DataError("--fine_pretrain trains on synthetic records with ground truth (gt/coefficients and "
+                            "gt/displacement: preprocess/synthesize.py); %s has none" % (self.data_pattern,))
+        images = batch["image"]
+        net = self._coarse_net()
+        net(coarse.resize_for_encoder(images))          # built so that the export holds it
+        if self._coarse_variables is None:
+            self._coarse_variables = net.variables()
+        model = self._fine_model
+        coarse_outputs = coarse.CoarseModel(self.face_model, None, render_size=self.render_size).decode(
+            batch[schema.GT_COEFFICIENTS], images)
+        target = batch[schema.GT_DISPLACEMENT]
+        if target.shape[1:].as_list() != [self.layout.size] * 2:
+            raise ValueError("the records' gt/displacement maps are %s, the fine stage's UV maps %d x %d"
+                             % (" x ".join(map(str, target.shape[1:].as_list())), self.layout.size, self.layout.size))
+        outputs = model.forward(coarse_outputs, coarse_outputs["input"])
+        mask = tf.constant(self.layout.mask.astype(np.float32))[None, :, :, None]
+        count = tf.reduce_sum(mask) * tf.cast(tf.shape(images)[0], tf.float32)
+        terms = collections.OrderedDict()
+        terms["mse"] = tf.reduce_sum(tf.square(outputs["displacement"] - target[..., None]) * mask) / count
+        terms["gt_ms"] = tf.reduce_sum(tf.square(target[..., None]) * mask) / count
+        terms["total"] = PRETRAIN_LOSS_SCALE * terms["mse"]
+        return terms, None
 
     def tower(self, batch):
         """(losses, image_summary) of `batch` (a whole batch or one tower's slice).
@@ -702,6 +744,8 @@ class FineStage(training.Stage):
         the coarse stage's terms, prefixed "coarse_", and total = fine total + COARSE_LOSS_SCALE x
         coarse total.
         """
+        if self.pretrain:
+            return self.pretrain_tower(batch)
         images = batch["image"]
         coarse_net = self._coarse_net()
         coeffs = coarse_net(coarse.resize_for_encoder(images))
@@ -749,7 +793,8 @@ class FineStage(training.Stage):
         tf.train.Saver(variables).restore(session, self.coarse_prefix)
         said = ["coarse network (%s) restored from %s, %s" % (self.backbone, self.coarse_prefix, what)]
         if self.fine_init_prefix is not None:
-            fine_variables = FineNet.variables()
+            # The network's own variables, not the optimizer's slots for them.
+            fine_variables = tf.trainable_variables(SCOPE + "/")
             inference.check_variables_in_checkpoint(
                 self.fine_init_prefix, fine_variables,
                 "a fine network of uv_size %d, max_channels %d, %d input channels (--shading_cue)"
@@ -768,6 +813,9 @@ class FineStage(training.Stage):
         fine_net(tf.zeros([1, self.uv_size, self.uv_size, input_channels(self.shading_cue)]))
         return coarse_net.variables() + fine_net.variables()
 
+
+# Factor of the warm start's mean squared error (mm^2; ~0.004 at zero) in its total.
+PRETRAIN_LOSS_SCALE = 1e3
 
 # Pictures per image summary.
 SUMMARY_IMAGES = 3

@@ -256,3 +256,51 @@ def test_fine_init_starts_the_fine_network_from_a_checkpoint_and_a_wrong_one_is_
     with pytest.raises(FileNotFoundError, match="--fine_init"):
         fine.FineStage(face_model, "unused", 1, fine.DEFAULT_WEIGHTS, RELEASED_COARSE, uv_size=UV_SIZE,
                        max_channels=8, fine_init=str(tmp_path / "nothing"))
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir_32(tmp_path_factory):
+    """4 synthetic faces whose ground-truth maps are UV_SIZE x UV_SIZE (the pretrain stage's size)."""
+    import subprocess
+    import sys
+    out = tmp_path_factory.mktemp("synthetic32")
+    subprocess.run([sys.executable, "-m", "preprocess.synthesize", "--num=4", "--out=%s" % out, "--seed=3",
+                    "--workers=1", "--map_size=%d" % UV_SIZE], cwd=REPO, check=True, capture_output=True, timeout=300)
+    return out
+
+
+@pytest.mark.slow
+def test_fine_pretrain_learns_the_ground_truth_maps_and_warm_starts_the_fine_stage(synthetic_dir_32, tmp_path,
+                                                                                   face_model):
+    stage = fine.FineStage(face_model, str(synthetic_dir_32 / "*.tfrecord"), 2, fine.DEFAULT_WEIGHTS,
+                           RELEASED_COARSE, uv_size=UV_SIZE, max_channels=8, render_size=RENDER_SIZE,
+                           max_displacement=1.0, displacement_highpass=0.0, shading_cue=True, pretrain=True)
+    with tf.Graph().as_default(), tf.Session() as session:
+        batch = session.run(tf.data.make_one_shot_iterator(make_dataset(
+            str(synthetic_dir_32 / "*.tfrecord"), 2, augment=False, shuffle=False)).get_next())
+    with tf.Graph().as_default(), tf.Session() as session:
+        terms, _ = stage.tower({key: tf.constant(value) for key, value in batch.items()
+                                if key != "source/filename"})
+        trainable = stage.trainable_variables()
+        assert trainable and all(v.op.name.startswith(fine.SCOPE + "/") for v in trainable)
+        optimizer = tf.train.AdamOptimizer(1e-3)
+        step = optimizer.minimize(terms["total"], var_list=trainable)
+        session.run(tf.global_variables_initializer())
+        stage.initialize(session, resumed=False)
+        first = session.run(terms)
+        # Zero map at the start: the error is the maps' own mean square.
+        np.testing.assert_allclose(first["mse"], first["gt_ms"], rtol=1e-5)
+        for _ in range(100):
+            session.run(step)
+        last = session.run(terms)
+    assert last["mse"] < 0.6 * first["mse"], (last["mse"], first["mse"])
+    # train.py end to end: the warm start, then the fine stage from it.
+    common = ["--data_dir=%s" % synthetic_dir_32, "--log_step=1", "--save_step=2", "--shading_cue",
+              "--max_displacement=1", "--displacement_highpass=0"] + TINY_FLAGS
+    result = run_train("--fine_pretrain", "--step=2", "--checkpoint_dir=%s" % (tmp_path / "pre"), *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mse" in result.stdout and "gt_ms" in result.stdout
+    result = run_train("--fine_init=%s" % (tmp_path / "pre" / training.NETWORK_DIR), "--step=1",
+                       "--checkpoint_dir=%s" % (tmp_path / "fine"), *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(--fine_init)" in result.stdout and "photometric" in result.stdout
