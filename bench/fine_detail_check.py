@@ -40,7 +40,7 @@ with tf.Graph().as_default(), tf.Session() as session:
                                                          config["max_displacement"],
                                                          config.get("displacement_highpass", 0.0)), config["displacement_direction"],
                          shading_cue=bool(config.get("shading_cue", False)),
-                         ratio_input=bool(config.get("ratio_input", os.environ.get("SUP_RATIO") == "1")))
+                         ratio_input=bool(config.get("ratio_input", False)))
     fo = fm.forward(co, co["input"])
     prefix = tf.train.latest_checkpoint(export) if os.path.isdir(export) else export
     stored = dict(tf.train.list_variables(prefix))

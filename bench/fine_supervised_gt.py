@@ -1,8 +1,9 @@
 """Diagnostic: can the fine network predict the detail from its inputs at all? The fine network
-trained SUPERVISED (mean squared error to gt/displacement over the detail mask) on the
-GROUND-TRUTH coarse faces (gt/coefficients), so no photometric loss and no coarse misfit: if this
-cannot beat predicting zero, the inputs (unwrapping, resolution, degradations) or the output bound
-are what limits the fine stage; if it can, the self-supervised loss is.
+trained SUPERVISED on the GROUND-TRUTH coarse faces (FineStage with pretrain=True, what
+`train.py --fine_pretrain` runs: mean squared error to gt/displacement over the detail mask), so
+no photometric loss and no coarse misfit: if this cannot beat predicting zero, the inputs
+(unwrapping, resolution, degradations) or the output bound are what limits the fine stage; if it
+can, the self-supervised loss is.
 
     python bench/fine_supervised_gt.py 'DATA/*.tfrecord' OUT_DIR STEPS [MAX_DISPLACEMENT [HIGHPASS]]
 
@@ -14,53 +15,36 @@ SUP_LR (default 1e-4), SUP_BATCH (default 4), SUP_CUE=1 adds the shading cue to 
 """
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import collections
-import numpy as np
 import tensorflow.compat.v1 as tf
 tf.disable_eager_execution()
-from model import coarse, fine, training
+from model import fine, training
 from model.data import make_dataset
 from model.face import FaceModel
 
 
-class SupervisedGtStage(fine.FineStage):
-    def inputs(self, start_step):
-        faces = int(os.environ.get("SUP_FACES", "0"))
-        if faces:
-            d = make_dataset(self.data_pattern, None, augment=False, shuffle=False, repeat=False).take(faces).cache()
-            d = d.repeat().shuffle(faces, seed=self.seed + start_step).batch(self.batch_size, drop_remainder=True)
-        else:
-            d = make_dataset(self.data_pattern, self.batch_size, augment=False, shuffle=True, seed=self.seed + start_step)
-        return tf.data.make_one_shot_iterator(d).get_next(), None
+class FewFacesStage(fine.FineStage):
+    """The warm start on the first `faces` records only, cycled (SUP_FACES)."""
 
-    def tower(self, batch):
-        images = batch["image"]
-        net = self._coarse_net(); net(coarse.resize_for_encoder(images))   # built so that the export holds it
-        self._coarse_variables = net.variables()
-        cm = coarse.CoarseModel(self.face_model, None, render_size=self.render_size)
-        co = cm.decode(batch["gt/coefficients"], images)
-        fm = self._fine_model
-        uv = fm.unwrap(co, co["input"])
-        ratio = os.environ.get("SUP_RATIO") == "1"
-        cue = fine.shading_cue(self.face_model, fm.layout, co, relative=ratio) if fm.shading_cue else None
-        predicted = fm.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue, ratio))
-        predicted = predicted * fm.layout.taper[None, :, :, None]
-        mask = tf.constant(fm.layout.mask.astype(np.float32))[None, :, :, None]
-        error = tf.square(predicted - batch["gt/displacement"][..., None]) * mask
-        terms = collections.OrderedDict()
-        terms["mse"] = tf.reduce_sum(error) / tf.reduce_sum(mask * tf.ones_like(error))
-        terms["gt_ms"] = tf.reduce_sum(tf.square(batch["gt/displacement"][..., None]) * mask) / tf.reduce_sum(
-            mask * tf.ones_like(error))
-        terms["total"] = 1e3 * terms["mse"]
-        return terms, None
+    def __init__(self, faces, *args, **kwargs):
+        super(FewFacesStage, self).__init__(*args, **kwargs)
+        self.faces = faces
+
+    def inputs(self, start_step):
+        d = make_dataset(self.data_pattern, None, augment=False, shuffle=False, repeat=False).take(self.faces).cache()
+        d = d.repeat().shuffle(self.faces, seed=self.seed + start_step).batch(self.batch_size, drop_remainder=True)
+        return tf.data.make_one_shot_iterator(d).get_next(), None
 
 
 if __name__ == "__main__":
     max_displacement = float(sys.argv[4]) if len(sys.argv) > 4 else fine.DEFAULT_MAX_DISPLACEMENT
     highpass = float(sys.argv[5]) if len(sys.argv) > 5 else fine.DEFAULT_DISPLACEMENT_HIGHPASS
-    stage = SupervisedGtStage(FaceModel(), sys.argv[1], int(os.environ.get("SUP_BATCH", "4")), fine.DEFAULT_WEIGHTS, max_displacement=max_displacement,
-                              displacement_highpass=highpass, shading_cue=os.environ.get("SUP_CUE") == "1")
+    faces = int(os.environ.get("SUP_FACES", "0"))
+    arguments = (FaceModel(), sys.argv[1], int(os.environ.get("SUP_BATCH", "4")), fine.DEFAULT_WEIGHTS)
+    options = dict(max_displacement=max_displacement, displacement_highpass=highpass, pretrain=True,
+                   shading_cue=os.environ.get("SUP_CUE") == "1", ratio_input=os.environ.get("SUP_RATIO") == "1")
+    stage = FewFacesStage(faces, *arguments, **options) if faces else fine.FineStage(*arguments, **options)
     settings = training.LoopSettings(checkpoint_dir=sys.argv[2], step=int(sys.argv[3]), save_step=100, log_step=20,
-                                     image_summary_step=10 ** 6, learning_rate=float(os.environ.get("SUP_LR", "1e-4")), lr_decay_step=1000,
-                                     lr_decay_rate=0.9, min_learning_rate=1e-6, gradient_clip=1.0, seed=0)
+                                     image_summary_step=10 ** 6, learning_rate=float(os.environ.get("SUP_LR", "1e-4")),
+                                     lr_decay_step=1000, lr_decay_rate=0.9, min_learning_rate=1e-6, gradient_clip=1.0,
+                                     seed=0)
     training.train(stage, settings)

@@ -266,6 +266,9 @@ def shading_cue(face_model, layout, coarse_outputs, relative=False):
     padded = tf.pad(positions, [[0, 0], [1, 1], [1, 1], [0, 0]])
     inside = tf.pad(tf.cast(covered > 0.5, tf.float32), [[0, 0], [1, 1], [1, 1], [0, 0]])
     channels = []
+    if relative:
+        level = tf.maximum(tf.reduce_mean(shading.sh_shading(normals, texel_albedo, parts["light"]), axis=-1,
+                                          keepdims=True), 0.0) + RATIO_FLOOR
     for axis in (2, 1):                          # along a row (column direction), then a column
         if axis == 2:
             ahead, behind = padded[:, 1:-1, 2:], padded[:, 1:-1, :-2]
@@ -282,8 +285,7 @@ def shading_cue(face_model, layout, coarse_outputs, relative=False):
             parts["light"]), axis=-1, keepdims=True) for sign in (1.0, -1.0)]
         slope = (shades[0] - shades[1]) / (2.0 * SHADING_CUE_TILT) / spacing
         if relative:
-            level = tf.reduce_mean(shading.sh_shading(normals, texel_albedo, parts["light"]), axis=-1, keepdims=True)
-            slope = slope / (tf.maximum(level, 0.0) + RATIO_FLOOR)
+            slope = slope / level
         channels.append(tf.reshape(slope, [-1, size, size, 1]) * valid)
     return tf.stop_gradient(SHADING_CUE_SCALE * tf.concat(channels, axis=-1))
 
@@ -352,16 +354,21 @@ class FineModel(object):
         return dict(uv_photo=both[..., :3], uv_coarse=both[..., 3:], visibility=visibility,
                     texel_positions=positions)
 
-    def forward(self, coarse_outputs, images):
-        """Photos and their coarse reconstruction -> `decode` of the predicted displacement, plus
-        `unwrap`'s maps."""
+    def predict(self, coarse_outputs, images):
+        """(displacement [B, S, S, 1] mm, tapered to 0 at the detail mask's edge; `unwrap`'s maps):
+        the network on the unwrapped photo, without building the detailed face."""
         uv = self.unwrap(coarse_outputs, images)
         cue = (shading_cue(self.face_model, self.layout, coarse_outputs, relative=self.ratio_input)
                if self.shading_cue else None)
         displacement = self.net(network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue,
                                               self.ratio_input))
-        outputs = self.decode(coarse_outputs, displacement * self.layout.taper[None, :, :, None],
-                              int(images.shape[1]))
+        return displacement * self.layout.taper[None, :, :, None], uv
+
+    def forward(self, coarse_outputs, images):
+        """Photos and their coarse reconstruction -> `decode` of the predicted displacement, plus
+        `unwrap`'s maps."""
+        displacement, uv = self.predict(coarse_outputs, images)
+        outputs = self.decode(coarse_outputs, displacement, int(images.shape[1]))
         outputs.update(uv)
         return outputs
 
@@ -728,11 +735,12 @@ class FineStage(training.Stage):
         if target.shape[1:].as_list() != [self.layout.size] * 2:
             raise ValueError("the records' gt/displacement maps are %s, the fine stage's UV maps %d x %d"
                              % (" x ".join(map(str, target.shape[1:].as_list())), self.layout.size, self.layout.size))
-        outputs = model.forward(coarse_outputs, coarse_outputs["input"])
+        # The map alone: the supervised loss needs no detailed face (FineModel.decode's dense mesh and render).
+        displacement, _ = model.predict(coarse_outputs, coarse_outputs["input"])
         mask = tf.constant(self.layout.mask.astype(np.float32))[None, :, :, None]
         count = tf.reduce_sum(mask) * tf.cast(tf.shape(images)[0], tf.float32)
         terms = collections.OrderedDict()
-        terms["mse"] = tf.reduce_sum(tf.square(outputs["displacement"] - target[..., None]) * mask) / count
+        terms["mse"] = tf.reduce_sum(tf.square(displacement - target[..., None]) * mask) / count
         terms["gt_ms"] = tf.reduce_sum(tf.square(target[..., None]) * mask) / count
         terms["total"] = PRETRAIN_LOSS_SCALE * terms["mse"]
         return terms, None
