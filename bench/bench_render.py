@@ -112,7 +112,7 @@ def first_batch(data_dir, batch_size):
     return {key: values[key] for key in ("image", "landmarks", "segmentation")}
 
 
-def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size):
+def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size, precision="float32"):
     """The fine training step of train.py (FineStage.tower with the coarse network frozen, the
     default weights, Adam on the fine network, clipped gradients) with placeholders for the batch,
     its pieces in name scopes. Returns (train_op, placeholders, stage)."""
@@ -120,7 +120,8 @@ def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size):
     placeholders = dict(
         image=tf.placeholder(tf.float32, [batch_size, size, size, 3], "image"),
         segmentation=tf.placeholder(tf.int32, [batch_size, size, size], "segmentation"))
-    stage = fine.FineStage(face_model, "unused", batch_size, fine.DEFAULT_WEIGHTS, coarse_checkpoint, uv_size)
+    stage = fine.FineStage(face_model, "unused", batch_size, fine.DEFAULT_WEIGHTS, coarse_checkpoint, uv_size,
+                           precision=precision)
     fine_model = stage._fine_model
     images = placeholders["image"]
     with tf.name_scope("encoder"):
@@ -253,6 +254,8 @@ def main():
     parser.add_argument("--uv_size", type=int, default=fine.DEFAULT_UV_SIZE)
     parser.add_argument("--coarse_checkpoint", default=os.path.join(REPO, fine.DEFAULT_COARSE_CHECKPOINT),
                         help="coarse export the fine step starts from")
+    parser.add_argument("--fine_precision", choices=fine.PRECISIONS, default="float32",
+                        help="the U-Net's arithmetic (train.py --fine_precision)")
     parser.add_argument("--top", type=int, default=0, help="print the N most expensive nodes of each step")
     args = parser.parse_args()
     if args.batch <= 0 or args.repeats <= 0 or args.fine_batch <= 0:
@@ -285,14 +288,15 @@ def main():
         nodes = collections.Counter()
         with tf.Graph().as_default():
             train_op, placeholders, stage = fine_training_step(face_model, args.fine_batch, args.coarse_checkpoint,
-                                                               args.uv_size)
+                                                               args.uv_size, args.fine_precision)
             session = make_session(args.threads)
             session.run(tf.global_variables_initializer())
             stage.initialize(session, resumed=False)
             feed = {placeholders[key]: values[key][:args.fine_batch] for key in placeholders}
             times, wall_ms, cpu_ms = profile(session, train_op, feed, args.repeats, _FINE_SCOPE_RULES, nodes)
             session.close()
-        print_profile("fine training step (UV %d, render %d, coarse frozen)" % (args.uv_size, stage.render_size),
+        print_profile("fine training step (UV %d, render %d, coarse frozen, U-Net %s)"
+                      % (args.uv_size, stage.render_size, args.fine_precision),
                       times, wall_ms, cpu_ms, args.fine_batch, FINE_PIECES)
         if args.top:
             print_top_nodes(nodes, args.top, args.fine_batch, sum(times.values()), _FINE_SCOPE_RULES)

@@ -10,6 +10,12 @@ each stage's steps/s and images/s (the median round) and the ratio coarse steps/
 (issue 12's target: a fine step at UV 256 costs at most 2 coarse steps), then the same ratio of process
 CPU time per step (median round), less sensitive to other jobs on the machine. Summaries, checkpoints
 and logging are left out: they cost the same for both stages.
+
+The fine stage's loss weights are the paper's (--weights paper, the default) or run_train.sh's
+(--weights run_train: the gain-normalised photometric term and the synthetic detail supervision,
+gt_disp 1e5); --shading_cue and --fine_precision as train.py's flags (run_train.sh's: --weights
+run_train --shading_cue). --fine_precision both builds a float32 and a bfloat16 fine step and
+times all three in the same alternating rounds.
 """
 import argparse
 import glob
@@ -75,7 +81,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--weights", choices=("paper", "run_train"), default="paper")
+    parser.add_argument("--shading_cue", action="store_true")
+    parser.add_argument("--fine_precision", choices=fine.PRECISIONS + ("both",), default="float32")
     args = parser.parse_args()
+    weights = fine.PAPER_WEIGHTS if args.weights == "paper" else fine.DEFAULT_WEIGHTS._replace(gt_disp=1e5)
+    precisions = fine.PRECISIONS if args.fine_precision == "both" else (args.fine_precision,)
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir
         if not glob.glob(os.path.join(data_dir, "*" + schema.SHARD_SUFFIX)):
@@ -87,29 +98,37 @@ def main():
         backbone = training.read_stage_config(args.coarse_checkpoint)["backbone"]
         trainers = dict(
             coarse=Trainer(coarse.CoarseStage(face_model, pattern, args.batch_size, coarse.TRAINING_LOSS_WEIGHTS,
-                                              backbone)),
-            fine=Trainer(fine.FineStage(face_model, pattern, args.batch_size, fine.PAPER_WEIGHTS,
-                                        args.coarse_checkpoint, args.uv_size, args.max_channels,
-                                        train_coarse=args.train_coarse, render_size=args.render_size)))
+                                              backbone)))
+        for precision in precisions:
+            name = "fine" if precision == "float32" else "fine_" + precision
+            trainers[name] = Trainer(fine.FineStage(face_model, pattern, args.batch_size, weights,
+                                                    args.coarse_checkpoint, args.uv_size, args.max_channels,
+                                                    train_coarse=args.train_coarse, render_size=args.render_size,
+                                                    shading_cue=args.shading_cue, precision=precision))
         for trainer in trainers.values():
             trainer.steps_per_second(args.warmup)
         rates = {name: [] for name in trainers}
         for _ in range(args.rounds):
             for name, trainer in trainers.items():
                 rates[name].append(trainer.steps_per_second(args.steps))
-    print("batch %d, %s backbone; fine: UV %d, max_channels %d, render %d, coarse %s; %d rounds of %d steps "
-          "(median round)" % (args.batch_size, backbone, args.uv_size, args.max_channels, args.render_size,
-                              "fine-tuned" if args.train_coarse else "frozen", args.rounds, args.steps))
+    print("batch %d, %s backbone; fine: UV %d, max_channels %d, render %d, coarse %s, %s weights%s; %d rounds "
+          "of %d steps (median round)" % (args.batch_size, backbone, args.uv_size, args.max_channels,
+                                          args.render_size, "fine-tuned" if args.train_coarse else "frozen",
+                                          args.weights, ", shading cue" if args.shading_cue else "",
+                                          args.rounds, args.steps))
     median = {name: float(np.median(values)) for name, values in rates.items()}
     for name in trainers:
-        print("  %-6s %.3f steps/s, %.2f images/s (rounds: %s)" % (
+        print("  %-13s %.3f steps/s, %.2f images/s (rounds: %s)" % (
             name, median[name], median[name] * args.batch_size, " ".join("%.3f" % r for r in rates[name])))
-    print("  a fine step costs %.2f coarse steps" % (median["coarse"] / median["fine"]))
+    fines = [name for name in trainers if name != "coarse"]
+    for name in fines:
+        print("  a %s step costs %.2f coarse steps" % (name.replace("_", " "), median["coarse"] / median[name]))
     # Process CPU time per step (median round, warm-up excluded): less sensitive than wall time to
     # other jobs on a shared machine.
     cpu = {name: float(np.median(trainer.cpu_per_step[1:])) for name, trainer in trainers.items()}
-    print("  process CPU per step: coarse %.3f s, fine %.3f s: a fine step costs %.2f coarse steps of CPU"
-          % (cpu["coarse"], cpu["fine"], cpu["fine"] / cpu["coarse"]))
+    for name in fines:
+        print("  process CPU per step: coarse %.3f s, %s %.3f s: a %s step costs %.2f coarse steps of CPU"
+              % (cpu["coarse"], name, cpu[name], name.replace("_", " "), cpu[name] / cpu["coarse"]))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ can, the self-supervised loss is.
 MAX_DISPLACEMENT (mm) and HIGHPASS (texels) default to FineStage's. Environment: SUP_FACES=N trains
 on the first N faces only (an overfitting check: can the network fit a few maps at all?),
 SUP_LR (default 1e-4), SUP_BATCH (default 4), SUP_CUE=1 adds the shading cue to the input
-(fine.shading_cue), SUP_RATIO=1 the ratio form of the input and a relative cue. Exported like FineStage, so
+(fine.shading_cue), SUP_RATIO=1 the ratio form of the input and a relative cue, SUP_PRECISION=bfloat16
+the U-Net's bfloat16 arithmetic (fine.PRECISIONS). Exported like FineStage, so
 `bench/fine_detail_check.py OUT_DIR/network 'HELD_OUT/*.tfrecord' 48 gt` scores it.
 """
 import os, sys
@@ -41,7 +42,8 @@ if __name__ == "__main__":
     faces = int(os.environ.get("SUP_FACES", "0"))
     arguments = (FaceModel(), sys.argv[1], int(os.environ.get("SUP_BATCH", "4")), fine.DEFAULT_WEIGHTS)
     options = dict(max_displacement=max_displacement, displacement_highpass=highpass, pretrain=True,
-                   shading_cue=os.environ.get("SUP_CUE") == "1", ratio_input=os.environ.get("SUP_RATIO") == "1")
+                   shading_cue=os.environ.get("SUP_CUE") == "1", ratio_input=os.environ.get("SUP_RATIO") == "1",
+                   precision=os.environ.get("SUP_PRECISION", "float32"))
     stage = FewFacesStage(faces, *arguments, **options) if faces else fine.FineStage(*arguments, **options)
     settings = training.LoopSettings(checkpoint_dir=sys.argv[2], step=int(sys.argv[3]), save_step=100, log_step=20,
                                      image_summary_step=10 ** 6, learning_rate=float(os.environ.get("SUP_LR", "1e-4")),
