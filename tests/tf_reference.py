@@ -4,7 +4,8 @@ normalisation and the coarse photometric loss, as plain TensorFlow ops.
 These were the implementations before the fused C++ ops (renderer/kernels/interpolate_core.cc,
 normals_core.cc; triangle_normals_tf is model/fine.py's face normals before the fused op;
 photometric_loss_tf is model/losses.py's photometric_loss before renderer/kernels/photometric_core.cc,
-the oracle of tests/test_photometric_op.py); they stay here as the oracle of tests/test_fused_ops.py and as the
+the oracle of tests/test_photometric_op.py; bilinear_sample_tf is model/face/unwrap.py's
+bilinear_sample before renderer/kernels/sample_core.cc, the oracle of tests/test_sample_op.py); they stay here as the oracle of tests/test_fused_ops.py and as the
 "tf_mesh_renderer user" pipeline of bench/bench_face_render.py (upstream's mesh_renderer.py
 interpolates the same way: gather the vertex ids, gather the attributes, weight and sum).
 """
@@ -200,3 +201,29 @@ def texel_visibility_tf(layout, triangles, points_px, rasterized, depth_scale):
     visible = tf.cast(visible, tf.float32)[..., tf.newaxis]
     return (unwrap._scatter_to_map(layout, point[..., :2], flat_ids),
             unwrap._scatter_to_map(layout, visible, flat_ids))
+
+
+def bilinear_sample_tf(images, positions):
+    """model/face/unwrap.py's bilinear_sample before the fused BilinearSample op
+    (renderer/kernels/sample_core.cc): clamp to the image, pixel centres at +0.5, the last row and
+    column interpolate from their upper / left neighbour with weight 1; four batched gathers from the
+    flattened images and the weighted sums. images [B, H, W, C] (static H, W, C; H, W >= 2),
+    positions [B, K, 2] (x, y) pixels -> [B, K, C]: the oracle of tests/test_sample_op.py."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    positions = tf.convert_to_tensor(positions, tf.float32)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    x = tf.clip_by_value(positions[..., 0] - 0.5, 0.0, width - 1.0)
+    y = tf.clip_by_value(positions[..., 1] - 0.5, 0.0, height - 1.0)
+    # The last row and column interpolate from their left / upper neighbour with weight 1.
+    x0 = tf.minimum(tf.floor(x), width - 2.0)
+    y0 = tf.minimum(tf.floor(y), height - 2.0)
+    fx, fy = (x - x0)[..., tf.newaxis], (y - y0)[..., tf.newaxis]
+    flat = tf.reshape(images, [tf.shape(images)[0], height * width, int(images.shape[3])])
+    ix0, iy0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    ix1, iy1 = ix0 + 1, iy0 + 1
+
+    def at(iy, ix):
+        return tf.gather(flat, iy * width + ix, batch_dims=1)
+    top = (1.0 - fx) * at(iy0, ix0) + fx * at(iy0, ix1)
+    bottom = (1.0 - fx) * at(iy1, ix0) + fx * at(iy1, ix1)
+    return (1.0 - fy) * top + fy * bottom

@@ -29,6 +29,7 @@ Where this differs from the paper's code (Chen et al. 2020), and why:
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from renderer import sampling
 from renderer.rasterizer import interpolate
 
 # Depth bias of the visibility test: a texel whose z-buffer pixel is nearer than its own depth by
@@ -44,28 +45,19 @@ MAX_SLOPE = 3.0
 def bilinear_sample(images, positions):
     """Bilinear samples of images at continuous pixel positions, clamped to the image.
 
+    The fused C++ op renderer.sampling.bilinear_sample (renderer/kernels/sample_core.cc), one pass
+    over the samples each way; bit-identical to the TensorFlow ops formula it replaced
+    (tests/tf_reference.py's bilinear_sample_tf, whose gradient it matches to rounding). The last
+    row and column interpolate from their left / upper neighbour with weight 1.
+
     Args:
       images: [B, H, W, C] float32, H, W >= 2; pixel (r, c) has its centre at (x, y) = (c + 0.5, r + 0.5).
       positions: [B, K, 2] float32 (x, y) pixels, x right, y down (the points_px convention).
     Returns:
-      [B, K, C] float32, differentiable in images and positions (piecewise, as bilinear is).
+      [B, K, C] float32, differentiable in images and positions (piecewise, as bilinear is; zero
+      position gradient where a coordinate is clamped). A NaN position gives a NaN sample.
     """
-    height, width = int(images.shape[1]), int(images.shape[2])
-    x = tf.clip_by_value(positions[..., 0] - 0.5, 0.0, width - 1.0)
-    y = tf.clip_by_value(positions[..., 1] - 0.5, 0.0, height - 1.0)
-    # The last row and column interpolate from their left / upper neighbour with weight 1.
-    x0 = tf.minimum(tf.floor(x), width - 2.0)
-    y0 = tf.minimum(tf.floor(y), height - 2.0)
-    fx, fy = (x - x0)[..., tf.newaxis], (y - y0)[..., tf.newaxis]
-    flat = tf.reshape(images, [tf.shape(images)[0], height * width, int(images.shape[3])])
-    ix0, iy0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-    ix1, iy1 = ix0 + 1, iy0 + 1
-
-    def at(iy, ix):
-        return tf.gather(flat, iy * width + ix, batch_dims=1)
-    top = (1.0 - fx) * at(iy0, ix0) + fx * at(iy0, ix1)
-    bottom = (1.0 - fx) * at(iy1, ix0) + fx * at(iy1, ix1)
-    return (1.0 - fy) * top + fy * bottom
+    return sampling.bilinear_sample(images, positions)
 
 
 def _covered_tables(layout, triangles):
