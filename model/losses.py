@@ -445,19 +445,25 @@ def gaussian_blur(images, sigma, mask=None):
       [B, H, W, C] float32, differentiable in x (and M).
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    taps = gaussian_kernel(sigma)
-    channels = int(images.shape[-1])
-
-    def blur(x, c):
-        rows = tf.constant(np.tile(taps[:, None, None, None], [1, 1, c, 1]))
-        cols = tf.constant(np.tile(taps[None, :, None, None], [1, 1, c, 1]))
-        x = tf.nn.depthwise_conv2d(x, rows, [1, 1, 1, 1], "SAME")
-        return tf.nn.depthwise_conv2d(x, cols, [1, 1, 1, 1], "SAME")
     if mask is None:
         mask = tf.ones_like(images[..., :1])
     mask = tf.convert_to_tensor(mask, tf.float32)
-    weight = blur(mask, 1)
-    return blur(mask * images, channels) / tf.maximum(weight, _EPS) * tf.cast(weight > _EPS, tf.float32)
+    taps = gaussian_kernel(sigma)
+    return _normalised(_separable_blur(mask * images, taps), _separable_blur(mask, taps))
+
+
+def _separable_blur(x, taps):
+    """G * x per channel (zero padding): the 1-D taps down the rows, then along the columns."""
+    channels = int(x.shape[-1])
+    rows = tf.constant(np.tile(taps[:, None, None, None], [1, 1, channels, 1]))
+    cols = tf.constant(np.tile(taps[None, :, None, None], [1, 1, channels, 1]))
+    x = tf.nn.depthwise_conv2d(x, rows, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(x, cols, [1, 1, 1, 1], "SAME")
+
+
+def _normalised(blurred, weight):
+    """(G * (M x)) / (G * M), 0 where G * M <= _EPS (gaussian_blur's last step)."""
+    return blurred / tf.maximum(weight, _EPS) * tf.cast(weight > _EPS, tf.float32)
 
 
 def highpass(images, sigma, mask=None):
@@ -489,7 +495,14 @@ def gain_normalised_photometric_loss(images, renders, render_mask, skin_mask, si
     images = tf.convert_to_tensor(images, tf.float32)
     skin_mask = tf.convert_to_tensor(skin_mask, tf.float32)
     composited = composite_render(images, renders, render_mask)
-    gain = (gaussian_blur(images, sigma, skin_mask) + 1e-3) / (gaussian_blur(composited, sigma, skin_mask) + 1e-3)
+    # gaussian_blur(images, sigma, S) and gaussian_blur(composited, sigma, S), with the blurs that
+    # need no gradient (the mask's and the photo's) in one pass and the mask's blurred once.
+    taps = gaussian_kernel(sigma)
+    constant = _separable_blur(tf.concat([skin_mask, skin_mask * images], axis=-1), taps)
+    weight = constant[..., :1]
+    photo_blur = _normalised(constant[..., 1:], weight)
+    render_blur = _normalised(_separable_blur(skin_mask * composited, taps), weight)
+    gain = (photo_blur + 1e-3) / (render_blur + 1e-3)
     difference = 255.0 * (images - gain * composited)
     distance = tf.sqrt(tf.reduce_sum(tf.square(difference), axis=-1, keepdims=True) + _EPS)
     per_image = (tf.reduce_sum(skin_mask * distance, axis=[1, 2, 3])

@@ -235,6 +235,28 @@ def test_gain_normalised_loss_is_zero_at_the_photo_and_invariant_to_a_gain():
     assert evaluate(loss, images, np.clip(images + checker, 0, 1), cover, skin) > 5.0
 
 
+def test_gain_normalised_loss_is_its_docstring_formula_with_partial_masks():
+    # The loss blurs the mask and the photo in one pass; the formula blurs each on its own.
+    rng = np.random.default_rng(3)
+    images = rng.uniform(size=(2, 20, 20, 3)).astype(np.float32)
+    renders = rng.uniform(-0.1, 1.1, size=(2, 20, 20, 3)).astype(np.float32)
+    cover = (rng.uniform(size=(2, 20, 20, 1)) > 0.3).astype(np.float32)
+    skin = (rng.uniform(size=(2, 20, 20, 1)) > 0.4).astype(np.float32)
+
+    def formula(i, r, a, s):
+        c = losses.composite_render(i, r, a)
+        g = (losses.gaussian_blur(i, 2.0, s) + 1e-3) / (losses.gaussian_blur(c, 2.0, s) + 1e-3)
+        d = tf.sqrt(tf.reduce_sum(tf.square(255.0 * (i - g * c)), axis=-1, keepdims=True) + 1e-8)
+        return tf.reduce_mean(tf.reduce_sum(s * d, axis=[1, 2, 3]) / tf.maximum(tf.reduce_sum(s, axis=[1, 2, 3]), 1.0))
+    with tf.Graph().as_default(), tf.Session() as session:
+        r = tf.constant(renders)
+        ours = losses.gain_normalised_photometric_loss(images, r, cover, skin, 2.0)
+        reference = formula(tf.constant(images), r, tf.constant(cover), tf.constant(skin))
+        values = session.run([ours, reference, tf.gradients(ours, r)[0], tf.gradients(reference, r)[0]])
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-6)
+    np.testing.assert_allclose(values[2], values[3], rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("channels", [1, 2])
 def test_uv_smoothness_and_its_gradient_match_the_slicing_formulation(channels):
     rng = np.random.default_rng(channels)
