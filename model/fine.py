@@ -41,9 +41,12 @@ from renderer import shading
 SCOPE = "fine"
 PAPER_MAX_CHANNELS = 512
 # Arithmetic of the U-Net's convolutions (FineNet's precision, train.py --fine_precision): its
-# variables, input and output stay float32; bfloat16 casts the activations and weights to
-# bfloat16 inside the network (oneDNN's bfloat16 kernels: ~2 x faster on CPUs with AVX512-BF16 or
-# AMX; README "Fine stage: speed").
+# variables, input and output stay float32; bfloat16 casts the activations and weights of the
+# inner layers (all but the full-resolution conv0, its skip and the output layer) to bfloat16
+# (oneDNN's bfloat16 kernels, on CPUs with AVX512-BF16 or AMX). Measured 2026-12-04
+# (results/README.md): the U-Net's step ~1.4 x faster, a whole fine step 1.04-1.16 x; the
+# supervised control learns as in float32, but with the full-resolution layers in bfloat16 too it
+# learned nothing (the detail is a small part of the input there).
 PRECISIONS = ("float32", "bfloat16")
 # Widths of the paper's layout: level 0 (full resolution) 16, doubling per level up to 512.
 _BASE_CHANNELS = 16
@@ -160,15 +163,18 @@ class FineNet(object):
             raise ValueError("fine network built for %d x %d maps, got input %s"
                              % (self.uv_size, self.uv_size, inputs.shape))
         with tf.variable_scope(SCOPE, reuse=tf.AUTO_REUSE):
-            x = tf.cast(inputs, self.precision)
-            x = tf.nn.relu(_conv(x, self.widths[0], 1, "conv0"))
+            # The full-resolution layers (conv0, its skip and the output) stay float32 whatever the
+            # precision: the detail is a small part of the input (PRECISIONS).
+            x = tf.nn.relu(_conv(inputs, self.widths[0], 1, "conv0"))
             skips = [x]
+            x = tf.cast(x, self.precision)
             for level, channels in enumerate(self.widths[1:], start=1):
                 x = tf.nn.relu(_conv(x, channels, 2, "conv%d" % level))
                 skips.append(x)
             for level in range(len(self.widths) - 1, 0, -1):
-                x = tf.nn.relu(_deconv(x, self.widths[level - 1], 2, "deconv%d" % level)) + skips[level - 1]
-            x = tf.cast(_deconv(x, 1, 1, "output", zero=True), tf.float32)
+                x = tf.nn.relu(_deconv(x, self.widths[level - 1], 2, "deconv%d" % level))
+                x = tf.cast(x, skips[level - 1].dtype) + skips[level - 1]
+            x = _deconv(x, 1, 1, "output", zero=True)
         bounded = self.max_displacement * tf.tanh(x)
         if self.highpass_sigma > 0:
             return losses.highpass(bounded, self.highpass_sigma)

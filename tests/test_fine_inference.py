@@ -291,3 +291,20 @@ def test_an_export_with_the_shading_cue_loads_and_reads_six_channels(tmp_path, f
     assert stored[fine.SCOPE + "/conv0/kernel"] == [3, 3, fine.input_channels(True), 8]
     assert fine.parameter_count(32, 8, fine.input_channels(True)) == sum(
         int(np.prod(shape)) for name, shape in stored.items() if name.startswith(fine.SCOPE + "/"))
+
+
+def test_the_released_fine_checkpoint_is_the_default_and_builds_on_the_released_coarse_one():
+    release = os.path.join(REPO, "results", "release", "fine")
+    config = training.read_stage_config(release)
+    training.check_face_model(config, FaceModel(), release)
+    assert config["stage"] == "fine" and config["coarse_checkpoint"] == "results/release/coarse"
+    assert inference.resolve_stage(None, root=REPO) == (os.path.join(REPO, "results", "release", "fine"), "fine")
+    # One checkpoint with both networks: the coarse variables are the coarse release's, unchanged.
+    fine_vars = dict(tf.train.list_variables(release))
+    coarse_release = os.path.join(REPO, "results", "release", "coarse")
+    coarse_vars = dict(tf.train.list_variables(coarse_release))
+    shared = [name for name in coarse_vars if name.startswith("coarse/") and "Adam" not in name]
+    assert shared and all(name in fine_vars for name in shared)
+    assert any(name.startswith("fine/") for name in fine_vars)
+    name = sorted(shared)[0]
+    np.testing.assert_array_equal(tf.train.load_variable(release, name), tf.train.load_variable(coarse_release, name))
