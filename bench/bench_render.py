@@ -1,6 +1,7 @@
 """Where the time of a training step goes, piece by piece, from TensorFlow's own step stats.
 
     python bench/bench_render.py [--batch 16] [--repeats 5] [--data data/bench] [--threads N]
+                                 [--stage both|coarse|fine] [--run_train] [--fine_precision float32|bfloat16] [--top N]
 
 Builds the coarse training step as model/training.py does (coarse network, face model, renderer, losses,
 clipped gradients, Adam) on one batch of training records fed through placeholders (so the input
@@ -39,6 +40,12 @@ pieces:
     losses        FineModel.losses
     optimizer     as above
 
+With --run_train the step is run_train.sh's: the network also reads the shading cue (piece `shading
+cue`, forward only) and the map is supervised by the synthetic ground truth in the coarse face's
+own chart (gt_disp 1e5; piece `gt target`: the true face rendered at twice the render size and its
+detail carried into the coarse face's chart, forward only); otherwise train.py's default weights,
+no cue. --fine_precision bfloat16 runs the U-Net as train.py --fine_precision=bfloat16.
+
 and --top N prints the N most expensive nodes of each step (forward and backward together).
 `--stage coarse` or `--stage fine` profiles one step only.
 """
@@ -60,7 +67,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from model import coarse, fine  # noqa: E402
-from model.data import make_dataset  # noqa: E402
+from model.data import GT_FLIPPED, GT_PRESENT, GT_SCALE, make_dataset  # noqa: E402
 from model import losses, training  # noqa: E402
 from model.face import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
@@ -80,10 +87,11 @@ _SCOPE_RULES = (
 )
 
 
-FINE_PIECES = ("encoder", "coarse render", "unwrap", "fine net", "dense mesh", "normals", "shading", "rasterize",
-               "interpolate", "losses", "optimizer", "other")
+FINE_PIECES = ("encoder", "coarse render", "unwrap", "shading cue", "fine net", "dense mesh", "normals", "shading",
+               "rasterize", "interpolate", "gt target", "losses", "optimizer", "other")
 # The fine step's scopes (fine_training_step): the coarse render's renderer ops belong to it.
 _FINE_SCOPE_RULES = (
+    ("shading_cue/", "shading cue"), ("/gt_target/", "gt target"),
     ("encoder/", "encoder"), ("coarse_render/", "coarse render"), ("unwrap/", "unwrap"),
     ("fine_net/", "fine net"),
     ("/vertex_normals", "normals"), ("/sh_shading", "shading"), ("/rasterize", "rasterize"),
@@ -102,26 +110,41 @@ def classify(node_name, rules=_SCOPE_RULES):
     return "other", direction
 
 
+GROUND_TRUTH_KEYS = (schema.GT_DISPLACEMENT, schema.GT_COEFFICIENTS, GT_FLIPPED, GT_SCALE, GT_PRESENT)
+
+
 def first_batch(data_dir, batch_size):
-    """One augmented training batch as NumPy arrays (the keys the coarse losses read)."""
+    """One augmented training batch as NumPy arrays (the keys the coarse losses read, and the ground
+    truth the fine stage's detail supervision reads)."""
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(make_dataset(
-            os.path.join(data_dir, "*" + schema.SHARD_SUFFIX), batch_size, seed=0)).get_next()
+            os.path.join(data_dir, "*" + schema.SHARD_SUFFIX), batch_size, seed=0,
+            keep_ground_truth=True)).get_next()
         with tf.Session() as session:
             values = session.run(batch)
-    return {key: values[key] for key in ("image", "landmarks", "segmentation")}
+    return {key: values[key] for key in ("image", "landmarks", "segmentation") + GROUND_TRUTH_KEYS}
 
 
-def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size, precision="float32"):
+def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size, precision="float32", run_train=False,
+                       values=None):
     """The fine training step of train.py (FineStage.tower with the coarse network frozen, the
     default weights, Adam on the fine network, clipped gradients) with placeholders for the batch,
-    its pieces in name scopes. Returns (train_op, placeholders, stage)."""
+    its pieces in name scopes. run_train: run_train.sh's configuration instead, the shading cue and
+    the own-chart detail supervision (gt_disp 1e5; its placeholders shaped after `values`, a
+    first_batch). Returns (train_op, placeholders, stage)."""
     size = coarse.CROP_SIZE
     placeholders = dict(
         image=tf.placeholder(tf.float32, [batch_size, size, size, 3], "image"),
         segmentation=tf.placeholder(tf.int32, [batch_size, size, size], "segmentation"))
-    stage = fine.FineStage(face_model, "unused", batch_size, fine.DEFAULT_WEIGHTS, coarse_checkpoint, uv_size,
-                           precision=precision)
+    weights = fine.DEFAULT_WEIGHTS
+    if run_train:
+        weights = weights._replace(gt_disp=1e5)
+        for key in GROUND_TRUTH_KEYS:
+            value = values[key]
+            placeholders[key] = tf.placeholder(tf.as_dtype(value.dtype), (batch_size,) + value.shape[1:],
+                                               key.replace("/", "_"))
+    stage = fine.FineStage(face_model, "unused", batch_size, weights, coarse_checkpoint, uv_size,
+                           precision=precision, shading_cue=run_train)
     fine_model = stage._fine_model
     images = placeholders["image"]
     with tf.name_scope("encoder"):
@@ -134,8 +157,12 @@ def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size, preci
     photos = coarse_outputs["input"]
     with tf.name_scope("unwrap"):
         uv = fine_model.unwrap(coarse_outputs, photos)
+    cue = None
+    if run_train:
+        with tf.name_scope("shading_cue"):
+            cue = fine.shading_cue(face_model, fine_model.layout, coarse_outputs)
     with tf.name_scope("fine_net"):
-        displacement = fine_model.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"]))
+        displacement = fine_model.net(fine.network_input(uv["uv_photo"], uv["uv_coarse"], uv["visibility"], cue))
     with tf.name_scope("fine_decode"):
         fine_outputs = fine_model.decode(coarse_outputs, displacement * fine_model.layout.taper[None, :, :, None],
                                          stage.render_size)
@@ -144,7 +171,12 @@ def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size, preci
         segmentation = tf.image.resize(placeholders["segmentation"][..., tf.newaxis], [stage.render_size] * 2,
                                        method="nearest")[..., 0]
         skin = losses.region_mask(segmentation, fine.PHOTO_REGION_LABELS)
-        total = fine_model.losses(photos, skin, coarse_outputs, fine_outputs, stage.weights)["total"]
+        ground_truth = None
+        if run_train:
+            ground_truth = dict(displacement=placeholders[schema.GT_DISPLACEMENT], flipped=placeholders[GT_FLIPPED],
+                                present=placeholders[GT_PRESENT], coefficients=placeholders[schema.GT_COEFFICIENTS],
+                                scale=placeholders[GT_SCALE])
+        total = fine_model.losses(photos, skin, coarse_outputs, fine_outputs, stage.weights, ground_truth)["total"]
     optimizer = tf.train.AdamOptimizer(1e-4)
     gradients = training.clipped_gradients(optimizer, total, stage.trainable_variables(), 1.0)
     return optimizer.apply_gradients(gradients), placeholders, stage
@@ -254,6 +286,9 @@ def main():
     parser.add_argument("--uv_size", type=int, default=fine.DEFAULT_UV_SIZE)
     parser.add_argument("--coarse_checkpoint", default=os.path.join(REPO, fine.DEFAULT_COARSE_CHECKPOINT),
                         help="coarse export the fine step starts from")
+    parser.add_argument("--run_train", action="store_true",
+                        help="the fine step as run_train.sh trains it: the shading cue and the own-chart detail "
+                             "supervision (pieces 'shading cue' and 'gt target')")
     parser.add_argument("--fine_precision", choices=fine.PRECISIONS, default="float32",
                         help="the U-Net's arithmetic (train.py --fine_precision)")
     parser.add_argument("--top", type=int, default=0, help="print the N most expensive nodes of each step")
@@ -288,15 +323,17 @@ def main():
         nodes = collections.Counter()
         with tf.Graph().as_default():
             train_op, placeholders, stage = fine_training_step(face_model, args.fine_batch, args.coarse_checkpoint,
-                                                               args.uv_size, args.fine_precision)
+                                                               args.uv_size, args.fine_precision, args.run_train,
+                                                               values)
             session = make_session(args.threads)
             session.run(tf.global_variables_initializer())
             stage.initialize(session, resumed=False)
             feed = {placeholders[key]: values[key][:args.fine_batch] for key in placeholders}
             times, wall_ms, cpu_ms = profile(session, train_op, feed, args.repeats, _FINE_SCOPE_RULES, nodes)
             session.close()
-        print_profile("fine training step (UV %d, render %d, coarse frozen, U-Net %s)"
-                      % (args.uv_size, stage.render_size, args.fine_precision),
+        print_profile("fine training step (UV %d, render %d, coarse frozen, U-Net %s%s)"
+                      % (args.uv_size, stage.render_size, args.fine_precision,
+                         ", run_train.sh's cue and detail supervision" if args.run_train else ""),
                       times, wall_ms, cpu_ms, args.fine_batch, FINE_PIECES)
         if args.top:
             print_top_nodes(nodes, args.top, args.fine_batch, sum(times.values()), _FINE_SCOPE_RULES)

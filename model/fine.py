@@ -514,9 +514,10 @@ class FineModel(object):
                                  % (" x ".join(map(str, target.shape[1:].as_list())), self.layout.size,
                                     self.layout.size, self.layout.size, int(target.shape[1])))
             if self.gt_chart == "own":
-                target, inside = unwrap.own_chart_target(
-                    self.face_model, ground_truth["coefficients"], target[..., tf.newaxis],
-                    fine_outputs["texel_positions"], image_size, ground_truth["flipped"], ground_truth["scale"])
+                with tf.name_scope("gt_target"):          # (its own scope, for profiles: bench/bench_render.py)
+                    target, inside = unwrap.own_chart_target(
+                        self.face_model, ground_truth["coefficients"], target[..., tf.newaxis],
+                        fine_outputs["texel_positions"], image_size, ground_truth["flipped"], ground_truth["scale"])
                 # A target, not a path: with --train_coarse the coarse face must not move to make it easier.
                 target = tf.stop_gradient(target)
                 gt_mask = mask * fine_outputs["visibility"] * tf.cast(inside > OWN_CHART_INSIDE, tf.float32)
