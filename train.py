@@ -171,7 +171,7 @@ flags.DEFINE_bool("ratio_input", fine.DEFAULT_RATIO_INPUT,
                   "the shading cue relative to the shade, instead of 2 (P - R) (not in the paper).")
 flags.DEFINE_enum("fine_precision", "float32", list(fine.PRECISIONS),
                   "Fine stage: arithmetic of the U-Net's convolutions while training (variables, checkpoints and "
-                  "inference stay float32; the full-resolution layers stay float32 too). bfloat16: the U-Net ~1.4 x and a "
+                  "inference stay float32; the full-resolution layers stay float32 too). bfloat16: the U-Net ~1.2 x and a "
                   "fine step 1.04-1.16 x faster on CPUs with AVX512-BF16 or AMX "
                   "(`lscpu | grep -o 'avx512_bf16\\|amx_bf16'`), slower where oneDNN has to emulate it.")
 flags.DEFINE_string("fine_init", "",

@@ -71,6 +71,7 @@ from model.data import GT_FLIPPED, GT_PRESENT, GT_SCALE, make_dataset  # noqa: E
 from model import losses, training  # noqa: E402
 from model.face import FaceModel  # noqa: E402
 from preprocess import schema  # noqa: E402
+from bench_train_fine import RUN_TRAIN_WEIGHTS  # noqa: E402 (this script's folder is on sys.path)
 
 tf.disable_eager_execution()
 
@@ -138,7 +139,7 @@ def fine_training_step(face_model, batch_size, coarse_checkpoint, uv_size, preci
         segmentation=tf.placeholder(tf.int32, [batch_size, size, size], "segmentation"))
     weights = fine.DEFAULT_WEIGHTS
     if run_train:
-        weights = weights._replace(gt_disp=1e5)
+        weights = RUN_TRAIN_WEIGHTS
         for key in GROUND_TRUTH_KEYS:
             value = values[key]
             placeholders[key] = tf.placeholder(tf.as_dtype(value.dtype), (batch_size,) + value.shape[1:],

@@ -39,6 +39,9 @@ from preprocess import schema  # noqa: E402
 
 tf.disable_eager_execution()
 
+# The fine weights run_train.sh trains with: train.py's defaults and its GT_DISP_WEIGHT=1e5.
+RUN_TRAIN_WEIGHTS = fine.DEFAULT_WEIGHTS._replace(gt_disp=1e5)
+
 
 class Trainer(object):
     """One stage's training step in a graph and session of its own."""
@@ -85,7 +88,7 @@ def main():
     parser.add_argument("--shading_cue", action="store_true")
     parser.add_argument("--fine_precision", choices=fine.PRECISIONS + ("both",), default="float32")
     args = parser.parse_args()
-    weights = fine.PAPER_WEIGHTS if args.weights == "paper" else fine.DEFAULT_WEIGHTS._replace(gt_disp=1e5)
+    weights = fine.PAPER_WEIGHTS if args.weights == "paper" else RUN_TRAIN_WEIGHTS
     precisions = fine.PRECISIONS if args.fine_precision == "both" else (args.fine_precision,)
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir

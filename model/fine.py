@@ -44,7 +44,8 @@ PAPER_MAX_CHANNELS = 512
 # variables, input and output stay float32; bfloat16 casts the activations and weights of the
 # inner layers (all but the full-resolution conv0, its skip and the output layer) to bfloat16
 # (oneDNN's bfloat16 kernels, on CPUs with AVX512-BF16 or AMX). Measured 2026-12-04
-# (results/README.md): the U-Net's step ~1.4 x faster, a whole fine step 1.04-1.16 x; the
+# (README, bench/bench_render.py --stage fine --fine_precision bfloat16): the U-Net's op time 1.2 x
+# less, a whole fine step 1.04-1.16 x faster (bench/bench_train_fine.py); the
 # supervised control learns as in float32, but with the full-resolution layers in bfloat16 too it
 # learned nothing (the detail is a small part of the input there).
 PRECISIONS = ("float32", "bfloat16")
@@ -662,9 +663,7 @@ class FineStage(training.Stage):
                  displacement_highpass=DEFAULT_DISPLACEMENT_HIGHPASS, photo_gain_sigma=DEFAULT_PHOTO_GAIN_SIGMA,
                  gt_chart="own", shading_cue=DEFAULT_SHADING_CUE, ratio_input=DEFAULT_RATIO_INPUT,
                  fine_init=None, pretrain=False, precision="float32"):
-        if precision not in PRECISIONS:
-            raise ValueError("precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision))
-        self.precision = precision
+        self.precision = precision           # checked by FineNet, built below
         self.pretrain = bool(pretrain)
         self.fine_init_prefix = None
         if fine_init:

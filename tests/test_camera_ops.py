@@ -7,6 +7,7 @@ import tensorflow.compat.v1 as tf
 
 from model.face import FaceModel, forward
 from renderer import camera
+from tests.gradient_check import central_differences
 from tests.tf_reference import crop_project_to_clip_tf, rotate_tf
 
 tf.disable_eager_execution()
@@ -101,15 +102,7 @@ def test_crop_project_gradients_match_finite_differences():
         loss = tf.reduce_sum(points * d_points) / size + tf.reduce_sum(clip * d_clip)
         feed = dict(zip(holders, inputs))
         analytic = session.run(tf.gradients(loss, holders), feed)
-        step = 1e-2
-        for k, x in enumerate(inputs):
-            numeric = np.zeros(x.shape)
-            for i in np.ndindex(x.shape):
-                plus, minus = x.copy(), x.copy()
-                plus[i] += step
-                minus[i] -= step
-                numeric[i] = (session.run(loss, {**feed, holders[k]: plus})
-                              - session.run(loss, {**feed, holders[k]: minus})) / (2 * step)
+        for k, numeric in enumerate(central_differences(session, loss, holders, inputs, step=1e-2)):
             np.testing.assert_allclose(analytic[k], numeric, rtol=1e-2, atol=2e-3 * max(1.0, np.abs(numeric).max()),
                                        err_msg="input %d" % k)
 
@@ -138,16 +131,7 @@ def test_rotate_and_its_gradients_match_the_tensorflow_version_and_finite_differ
         v, r = tf.placeholder(tf.float32, small.shape), tf.placeholder(tf.float32, matrix.shape)
         loss = tf.reduce_sum(camera.rotate(v, r) * weights)
         analytic = session.run(tf.gradients(loss, [v, r]), {v: small, r: matrix})
-        step = 1e-2
-        for k, (holder, x) in enumerate(((v, small), (r, matrix))):
-            numeric = np.zeros(x.shape)
-            for i in np.ndindex(x.shape):
-                plus, minus = x.copy(), x.copy()
-                plus[i] += step
-                minus[i] -= step
-                other = {r: matrix} if k == 0 else {v: small}
-                numeric[i] = (session.run(loss, {**other, holder: plus})
-                              - session.run(loss, {**other, holder: minus})) / (2 * step)
+        for k, numeric in enumerate(central_differences(session, loss, [v, r], [small, matrix], step=1e-2)):
             np.testing.assert_allclose(analytic[k], numeric, rtol=1e-2, atol=1e-3)
 
 

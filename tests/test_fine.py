@@ -59,6 +59,12 @@ def test_bfloat16_network_matches_float32_to_its_rounding_and_trains_the_same_fl
         x = tf.constant(inputs)
         outputs = [precise(x), low(x)]                 # the same variables (scope `fine`, reused)
         assert outputs[1].dtype == tf.float32
+        # The full-resolution layers (conv0 and the output) stay float32; the inner ones are bfloat16.
+        convolutions = [op for op in tf.get_default_graph().get_operations()
+                        if op.type in ("Conv2D", "Conv2DBackpropInput") and op.name.startswith("fine_1/")]
+        arithmetic = {op.name.split("/")[1]: op.outputs[0].dtype for op in convolutions}
+        assert arithmetic.pop("conv0") == tf.float32 and arithmetic.pop("output") == tf.float32
+        assert arithmetic and set(arithmetic.values()) == {tf.bfloat16}
         variables = fine.FineNet.variables()
         assert all(v.dtype.base_dtype == tf.float32 for v in variables)
         gradients = [tf.gradients(tf.reduce_sum(tf.square(y - 0.1)), variables) for y in outputs]

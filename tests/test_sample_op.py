@@ -7,6 +7,7 @@ import tensorflow.compat.v1 as tf
 
 from model.face import unwrap
 from renderer import sampling
+from tests.gradient_check import central_differences
 from tests.tf_reference import bilinear_sample_tf
 
 tf.disable_eager_execution()
@@ -116,15 +117,7 @@ def test_gradients_match_finite_differences_away_from_the_kinks():
         inputs = [images, positions]
         feed = dict(zip(holders, inputs))
         analytic = session.run(tf.gradients(loss, holders), feed)
-        step = 1e-2
-        for k, x in enumerate(inputs):
-            numeric = np.zeros(x.shape)
-            for i in np.ndindex(x.shape):
-                plus, minus = x.copy(), x.copy()
-                plus[i] += step
-                minus[i] -= step
-                numeric[i] = (session.run(loss, {**feed, holders[k]: plus})
-                              - session.run(loss, {**feed, holders[k]: minus})) / (2 * step)
+        for k, numeric in enumerate(central_differences(session, loss, holders, inputs, step=1e-2)):
             np.testing.assert_allclose(analytic[k], numeric, rtol=1e-2, atol=2e-3, err_msg="input %d" % k)
     assert analytic[1][0, 0, 0] == 0.0 and analytic[1][0, 0, 1] == 0.0
 
