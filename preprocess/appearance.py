@@ -41,6 +41,8 @@ LIGHTS = ("soft", "directional")
 class AppearanceOptions:
     """Each field a synthesize.py flag of the same name; the defaults are the flags' defaults."""
     max_yaw: float = 70.0            # degrees; yaw uniform in +-max_yaw (60 before)
+    max_pitch: float = 20.0          # degrees; pitch uniform in +-max_pitch
+    max_roll: float = 15.0           # degrees; roll (in the image plane) uniform in +-max_roll
     light: str = "directional"       # "soft" (before) or "directional"
     shadow_probability: float = 0.3  # soft cast-shadow-like darkening of one side
     skin_probability: float = 0.8    # tone shift, and maybe freckles / stubble
@@ -64,6 +66,10 @@ class AppearanceOptions:
     def validate(self):
         if not 0.0 <= self.max_yaw <= 90.0:
             raise ValueError("--max_yaw must be in [0, 90] degrees, got %g" % self.max_yaw)
+        if not 0.0 <= self.max_pitch <= 60.0:
+            raise ValueError("--max_pitch must be in [0, 60] degrees, got %g" % self.max_pitch)
+        if not 0.0 <= self.max_roll <= 90.0:
+            raise ValueError("--max_roll must be in [0, 90] degrees, got %g" % self.max_roll)
         if self.light not in LIGHTS:
             raise ValueError("--light must be one of %s, got %r" % (", ".join(LIGHTS), self.light))
         for field in dataclasses.fields(self):

@@ -7,7 +7,8 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      deviations; expression scaled by EXPRESSION_STD), pitch +-20, yaw +-60, roll +-15 degrees,
      spherical-harmonics light: white of random brightness and direction around the renderer's
      ambient, tinted slightly per channel (LIGHT_STD, LIGHT_TINT_STD); the appearance options
-     (preprocess/appearance.py, flags below) then rescale the yaw to +-max_yaw and may replace
+     (preprocess/appearance.py, flags below) then rescale the angles to +-max_pitch, +-max_yaw
+     and +-max_roll and may replace
      the light by a coloured directional one;
   2. a procedural detail map (preprocess/detail.py: wrinkles, creases, pores; mm in UV space),
      times the UV layout's taper (model/face/uv_layout.py), displacing the layout's dense grid
@@ -83,6 +84,10 @@ def define_appearance_flags():
     defaults = appearance.AppearanceOptions()
     flags.DEFINE_float("max_yaw", defaults.max_yaw, "Yaw uniform in +-this many degrees.",
                        lower_bound=0.0, upper_bound=90.0)
+    flags.DEFINE_float("max_pitch", defaults.max_pitch, "Pitch (nodding) uniform in +-this many degrees.",
+                       lower_bound=0.0, upper_bound=60.0)
+    flags.DEFINE_float("max_roll", defaults.max_roll, "Roll (tilt in the image plane) uniform in +-this "
+                       "many degrees.", lower_bound=0.0, upper_bound=90.0)
     flags.DEFINE_enum("light", defaults.light, list(appearance.LIGHTS),
                       "soft: white SH light around the ambient (as before); directional: a coloured "
                       "ambient plus one coloured distant light.")
@@ -339,8 +344,11 @@ class SampleRenderer:
         # AppearanceOptions.plain() a sample is what it was before the options existed.
         options = self.options
         slices = self.face_model.coefficient_slices()
-        if options.max_yaw != MAX_ANGLES_DEG[1]:
-            coefficients[slices["pose"].start + 1] *= options.max_yaw / MAX_ANGLES_DEG[1]
+        # The angles were drawn uniform in +-MAX_ANGLES_DEG: rescaling keeps the draws (and every
+        # draw after them) of the default ranges.
+        for axis, limit in enumerate((options.max_pitch, options.max_yaw, options.max_roll)):
+            if limit != MAX_ANGLES_DEG[axis]:
+                coefficients[slices["pose"].start + axis] *= limit / MAX_ANGLES_DEG[axis]
         if options.light == "directional":
             coefficients[slices["light"]] = appearance.directional_light(rng, renderer_ambient()).ravel()
         feed = {self._coefficients: coefficients[None], self._displacement: displacement[None],

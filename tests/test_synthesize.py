@@ -113,6 +113,20 @@ def test_max_yaw_sets_the_yaw_range_and_keeps_the_rest(face_model, renderer):
     assert max(abs(y) for y in yaws[10.0]) <= 10.0 and max(abs(y) for y in yaws[70.0]) > 10.0
 
 
+def test_max_pitch_and_max_roll_set_their_ranges_and_keep_the_rest(face_model, renderer):
+    poses = {}
+    for limits in ((20.0, 15.0), (30.0, 45.0)):
+        wide = _with(renderer, max_pitch=limits[0], max_roll=limits[1], **CLEAN)
+        poses[limits] = np.array([np.rad2deg(_pose(face_model, wide.sample(synthesize.sample_rng(4, i))["coefficients"])[:3])
+                                  for i in range(3)])
+    default, wide = poses[(20.0, 15.0)], poses[(30.0, 45.0)]
+    np.testing.assert_allclose(wide[:, 0], 1.5 * default[:, 0], atol=1e-3)   # pitch 30 / 20
+    np.testing.assert_allclose(wide[:, 1], default[:, 1], atol=1e-6)         # yaw untouched
+    np.testing.assert_allclose(wide[:, 2], 3.0 * default[:, 2], atol=1e-3)   # roll 45 / 15
+    with pytest.raises(ValueError, match="max_roll"):
+        appearance.AppearanceOptions(max_roll=100.0).validate()
+
+
 def test_nose_tip_is_labelled_nose(samples):
     for sample in samples:
         x, y = sample["landmarks"][30]
