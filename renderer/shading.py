@@ -55,12 +55,13 @@ def vertex_normals(vertices, triangles, name=None):
     """
     with tf.name_scope(name, "vertex_normals", [vertices, triangles]):
         vertices, triangles = _mesh_tensors(vertices, triangles)
-        return load_op().vertex_normals(vertices, triangles)
+        return load_op().vertex_normals(vertices, triangles)[0]  # [1], the sums, feeds the gradient only
 
 
 @tf.RegisterGradient("VertexNormals")
-def _vertex_normals_gradient(op, d_normals):
-    return [load_op().vertex_normals_grad(op.inputs[0], op.inputs[1], d_normals), None]
+def _vertex_normals_gradient(op, d_normals, d_sums):
+    del d_sums  # internal
+    return [load_op().vertex_normals_grad(op.inputs[0], op.inputs[1], op.outputs[1], d_normals), None]
 
 
 def triangle_normals(vertices, triangles, name=None):

@@ -37,7 +37,7 @@ OPS = [
                 "camera_core.cc", "camera_op.cc", "sample_core.cc", "sample_op.cc"],
        headers=["rasterize_core.h", "rasterize_pixel.h", "interpolate_core.h", "normals_core.h",
                 "group_norm_core.h", "shading_core.h", "photometric_core.h", "camera_core.h",
-                "sample_core.h", "cpu_op_util.h"],
+                "sample_core.h", "cpu_op_util.h", "simd_dispatch.h"],
        cuda_sources=["rasterize_cuda.cu", "interpolate_cuda.cu", "normals_cuda.cu",
                      "shading_cuda.cu", "group_norm_cuda.cu", "photometric_cuda.cu"],
        cuda_headers=["rasterize_cuda.h", "interpolate_cuda.h", "normals_cuda.h", "shading_cuda.h",

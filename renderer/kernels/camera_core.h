@@ -17,7 +17,8 @@
 //   RotateVectors: vectors [N, 3], R [3, 3]: out_i = (x_0 R_i0 + x_1 R_i1) + x_2 R_i2.
 //
 // The gradients' sums over the vertices (of the rotation, scale and shift)
-// run in double, in vertex order.
+// run in double, in eight partial sums each (vertex i of a 128-vertex block
+// into sum i % 8), added in order at the end (camera_core.cc).
 #ifndef FACE3D_RENDERER_KERNELS_CAMERA_CORE_H_
 #define FACE3D_RENDERER_KERNELS_CAMERA_CORE_H_
 

@@ -499,11 +499,12 @@ void RunInterpolate(const Mesh& m, int channels) {
       InterpolatePixels(image(b), 0, pixels, output.data() + b * pixels * channels);
     }
   });
+  Floats scratch(InterpolateGradientScratchFloats(image(0)));
   const double cpu_gradient = CpuMs([&] {
     for (int64_t b = 0; b < m.batch; ++b) {
       InterpolateGradient(image(b), d_output.data() + b * pixels * channels,
                           d_barycentrics.data() + 3 * b * pixels,
-                          d_attributes.data() + b * v * channels);
+                          d_attributes.data() + b * v * channels, scratch.data());
     }
   });
   {
@@ -552,17 +553,19 @@ void RunNormalsAndShading(const Mesh& m) {
     return NormalsParams{m.vertices.data() + floats * b, m.triangles.data(), v,
                          m.triangle_count()};
   };
-  Floats normals(m.batch * floats), sums(m.batch * floats), scratch(2 * floats),
-      d_vertices(m.batch * floats);
+  // The CPU cores' scratch, one mesh's worth (the gradient's is the larger).
+  Floats normals(m.batch * floats), sums(m.batch * floats),
+      scratch(kVertexNormalsGradientScratchPerVertex * v), d_vertices(m.batch * floats);
   const double cpu_normals = CpuMs([&] {
     for (int64_t b = 0; b < m.batch; ++b) {
-      ComputeVertexNormals(mesh(b), sums.data() + floats * b, normals.data() + floats * b);
+      ComputeVertexNormals(mesh(b), scratch.data(), normals.data() + floats * b,
+                           sums.data() + floats * b);
     }
   });
   const double cpu_normals_grad = CpuMs([&] {
     for (int64_t b = 0; b < m.batch; ++b) {
-      VertexNormalsGradient(mesh(b), d_normals.data() + floats * b, scratch.data(),
-                            d_vertices.data() + floats * b);
+      VertexNormalsGradient(mesh(b), sums.data() + floats * b, d_normals.data() + floats * b,
+                            scratch.data(), d_vertices.data() + floats * b);
     }
   });
   // Shading of the CPU's normals (both cores get the same input).

@@ -81,10 +81,15 @@ void InterpolatePixels(const InterpolateParams& params, int64_t pixel_begin,
 // the derivative whatever the rasterizer does with it) and d_attributes
 // [vertex_count, channels] (overwritten: the sum over pixels of b_k d_out
 // into each pixel's vertex k; pixels with b = 0 0 0 add nothing and are
-// skipped).
+// skipped). `scratch` holds InterpolateGradientScratchFloats(params) floats
+// (none but for three channels: four-float rows of d_attributes).
 void InterpolateGradient(const InterpolateParams& params,
                          const float* d_output, float* d_barycentrics,
-                         float* d_attributes);
+                         float* d_attributes, float* scratch);
+
+inline int64_t InterpolateGradientScratchFloats(const InterpolateParams& params) {
+  return params.channels == 3 ? 4 * params.vertex_count : 0;
+}
 
 // Returns the first pixel whose triangle id is outside [0, triangle_count),
 // or -1 when all are valid.

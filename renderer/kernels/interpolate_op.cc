@@ -205,6 +205,17 @@ class InterpolateAttributesGradOp : public OpKernel {
     }
     const float* d_out = d_output.flat<float>().data();
     const int64_t pixels = in.pixels();
+    // Each image's scratch (InterpolateGradientScratchFloats: the same for
+    // every image of the batch).
+    const int64_t scratch_floats = InterpolateGradientScratchFloats(
+        ImageParams(in, attributes, triangles, triangle_ids, barycentrics, 0));
+    TensorShape scratch_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape({in.batch, scratch_floats},
+                                                          &scratch_shape));
+    Tensor scratch_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_FLOAT, scratch_shape,
+                                                   &scratch_tensor));
+    float* scratch = scratch_tensor.flat<float>().data();
     RunSharded(context, in.batch, 16 * pixels * (in.channels + 3),
                [&](int64_t begin, int64_t end) {
                  for (int64_t b = begin; b < end; ++b) {
@@ -213,7 +224,8 @@ class InterpolateAttributesGradOp : public OpKernel {
                                    barycentrics, b),
                        d_out + in.channels * pixels * b,
                        d_barycentrics + 3 * pixels * b,
-                       d_attributes + in.vertex_count * in.channels * b);
+                       d_attributes + in.vertex_count * in.channels * b,
+                       scratch + scratch_floats * b);
                  }
                });
   }

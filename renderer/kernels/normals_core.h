@@ -62,18 +62,23 @@ FACE3D_HOST_DEVICE inline float InverseNorm(const float* s) {
   return 1.0f / sqrtf(squared > kNormalEpsilon ? squared : kNormalEpsilon);
 }
 
-// Gradient of n = s * InverseNorm(s) with respect to s, given d_n:
-// r (d_n - n (n . d_n)) where |s|^2 exceeds the epsilon, else r d_n (the
-// clamped norm is constant there).
-FACE3D_HOST_DEVICE inline void NormalizeGrad(const float* s, const float* d_n,
-                                             float* d_s) {
+// Gradient of n = s * r, r = InverseNorm(s), with respect to s, given d_n
+// and r: r (d_n - n (n . d_n)) where |s|^2 exceeds the epsilon, else r d_n
+// (the clamped norm is constant there).
+FACE3D_HOST_DEVICE inline void NormalizeGradGivenInverse(const float* s, float r,
+                                                         const float* d_n, float* d_s) {
   const float squared = s[0] * s[0] + s[1] * s[1] + s[2] * s[2];
-  const float r = InverseNorm(s);
   float projection = 0.0f;
   if (squared > kNormalEpsilon) {
     projection = r * r * (s[0] * d_n[0] + s[1] * d_n[1] + s[2] * d_n[2]);
   }
   for (int k = 0; k < 3; ++k) d_s[k] = r * (d_n[k] - s[k] * projection);
+}
+
+// Gradient of n = s * InverseNorm(s) with respect to s, given d_n.
+FACE3D_HOST_DEVICE inline void NormalizeGrad(const float* s, const float* d_n,
+                                             float* d_s) {
+  NormalizeGradGivenInverse(s, InverseNorm(s), d_n, d_s);
 }
 
 // Given d_face (the gradient of the face normal), the gradients of the
@@ -90,15 +95,25 @@ FACE3D_HOST_DEVICE inline void FaceNormalGrad(const float* v0, const float* v1,
   for (int k = 0; k < 3; ++k) d_v0[k] = -(d_v1[k] + d_v2[k]);
 }
 
-// Unit normals [vertex_count, 3] of one mesh; `sums` [vertex_count, 3] is
-// scratch (it ends holding the unnormalised sums).
-void ComputeVertexNormals(const NormalsParams& params, float* sums,
-                          float* normals);
+// The scratch floats of ComputeVertexNormals and VertexNormalsGradient for
+// one mesh, per vertex: four-float rows of the vertices and of the sums (and,
+// for the gradient, of the sums' gradient) and the inverse norms.
+constexpr int64_t kVertexNormalsScratchPerVertex = 9;
+constexpr int64_t kVertexNormalsGradientScratchPerVertex = 13;
 
-// d_vertices [vertex_count, 3] (overwritten) of one mesh given d_normals
-// [vertex_count, 3]; `scratch` holds 2 * 3 * vertex_count floats.
-void VertexNormalsGradient(const NormalsParams& params, const float* d_normals,
-                           float* scratch, float* d_vertices);
+// Unit normals [vertex_count, 3] of one mesh, and the unnormalised sums
+// [vertex_count, 3] that the gradient takes; `scratch` holds
+// kVertexNormalsScratchPerVertex * vertex_count floats.
+void ComputeVertexNormals(const NormalsParams& params, float* scratch,
+                          float* normals, float* sums);
+
+// d_vertices [vertex_count, 3] (overwritten) of one mesh given the sums
+// [vertex_count, 3] of ComputeVertexNormals (not recomputed) and d_normals
+// [vertex_count, 3]; `scratch` holds
+// kVertexNormalsGradientScratchPerVertex * vertex_count floats.
+void VertexNormalsGradient(const NormalsParams& params, const float* sums,
+                           const float* d_normals, float* scratch,
+                           float* d_vertices);
 
 // Unit face normals [triangle_count, 3] of one mesh:
 // normalize((v1 - v0) x (v2 - v0)) with the same epsilon as the vertex normals

@@ -66,6 +66,21 @@ using ::tensorflow::shape_inference::ShapeHandle;
   return ::tensorflow::OkStatus();
 }
 
+// sums and d_normals of VertexNormalsGrad: the shape of the vertices.
+::tensorflow::Status CheckVertexGradient(const Tensor& sums, const Tensor& d_normals,
+                                         const Tensor& vertices) {
+  if (sums.shape() != vertices.shape()) {
+    return InvalidArgument("sums must have the shape of vertices ", vertices.shape().DebugString(),
+                           ", got ", sums.shape().DebugString());
+  }
+  if (d_normals.shape() != vertices.shape()) {
+    return InvalidArgument("d_normals must have the shape of vertices ",
+                           vertices.shape().DebugString(), ", got ",
+                           d_normals.shape().DebugString());
+  }
+  return ::tensorflow::OkStatus();
+}
+
 // d_normals of TriangleNormalsGrad: [batch, triangles, 3].
 ::tensorflow::Status CheckTriangleGradient(const Tensor& d_normals, const Tensor& vertices,
                                            const Tensor& triangles) {
@@ -98,17 +113,23 @@ class VertexNormalsOp : public OpKernel {
     const Tensor& vertices = context->input(0);
     const Tensor& triangles = context->input(1);
     OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
-    Tensor* normals_tensor = nullptr;
+    Tensor *normals_tensor = nullptr, *sums_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &normals_tensor));
-    Tensor sums_tensor;
-    OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_FLOAT,
-                                                   vertices.shape(), &sums_tensor));
-    float* normals = normals_tensor->flat<float>().data();
-    float* sums = sums_tensor.flat<float>().data();
+    OP_REQUIRES_OK(context, context->allocate_output(1, vertices.shape(), &sums_tensor));
     const int64_t floats = 3 * vertices.dim_size(1);
+    const int64_t scratch_floats = kVertexNormalsScratchPerVertex * vertices.dim_size(1);
+    TensorShape scratch_shape;
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape({vertices.dim_size(0), scratch_floats},
+                                                          &scratch_shape));
+    Tensor scratch_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_FLOAT, scratch_shape,
+                                                   &scratch_tensor));
+    float* normals = normals_tensor->flat<float>().data();
+    float* sums = sums_tensor->flat<float>().data();
+    float* scratch = scratch_tensor.flat<float>().data();
     RunPerMesh(context, vertices, triangles, [&](int64_t b) {
-      ComputeVertexNormals(MeshParams(vertices, triangles, b), sums + floats * b,
-                           normals + floats * b);
+      ComputeVertexNormals(MeshParams(vertices, triangles, b), scratch + scratch_floats * b,
+                           normals + floats * b, sums + floats * b);
     });
   }
 };
@@ -120,27 +141,28 @@ class VertexNormalsGradOp : public OpKernel {
   void Compute(OpKernelContext* context) override {
     const Tensor& vertices = context->input(0);
     const Tensor& triangles = context->input(1);
-    const Tensor& d_normals = context->input(2);
+    const Tensor& sums = context->input(2);
+    const Tensor& d_normals = context->input(3);
     OP_REQUIRES_OK(context, CheckMesh(vertices, triangles));
-    OP_REQUIRES(context, d_normals.shape() == vertices.shape(),
-                InvalidArgument("d_normals must have the shape of vertices ",
-                                vertices.shape().DebugString(), ", got ",
-                                d_normals.shape().DebugString()));
+    OP_REQUIRES_OK(context, CheckVertexGradient(sums, d_normals, vertices));
     Tensor* d_vertices_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices_tensor));
     const int64_t floats = 3 * vertices.dim_size(1);
+    const int64_t scratch_floats =
+        kVertexNormalsGradientScratchPerVertex * vertices.dim_size(1);
     TensorShape scratch_shape;
-    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape({vertices.dim_size(0), 2 * floats},
+    OP_REQUIRES_OK(context, TensorShape::BuildTensorShape({vertices.dim_size(0), scratch_floats},
                                                           &scratch_shape));
     Tensor scratch_tensor;
     OP_REQUIRES_OK(context, context->allocate_temp(::tensorflow::DT_FLOAT, scratch_shape,
                                                    &scratch_tensor));
     float* d_vertices = d_vertices_tensor->flat<float>().data();
     float* scratch = scratch_tensor.flat<float>().data();
+    const float* s = sums.flat<float>().data();
     const float* d_n = d_normals.flat<float>().data();
     RunPerMesh(context, vertices, triangles, [&](int64_t b) {
-      VertexNormalsGradient(MeshParams(vertices, triangles, b), d_n + floats * b,
-                            scratch + 2 * floats * b, d_vertices + floats * b);
+      VertexNormalsGradient(MeshParams(vertices, triangles, b), s + floats * b, d_n + floats * b,
+                            scratch + scratch_floats * b, d_vertices + floats * b);
     });
   }
 };
@@ -221,15 +243,13 @@ class VertexNormalsGpuOp : public OpKernel {
     const Tensor& vertices = context->input(0);
     const Tensor& triangles = context->input(1);
     OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
-    Tensor* normals = nullptr;
+    Tensor *normals = nullptr, *sums = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &normals));
-    Tensor sums;
-    OP_REQUIRES_OK(context,
-                   context->allocate_temp(::tensorflow::DT_FLOAT, vertices.shape(), &sums));
+    OP_REQUIRES_OK(context, context->allocate_output(1, vertices.shape(), &sums));
     OP_REQUIRES_OK(context, gpu_op::LaunchStatus(
                                 "VertexNormalsCuda",
                                 VertexNormalsCuda(BatchParams(vertices, triangles),
-                                                  sums.flat<float>().data(),
+                                                  sums->flat<float>().data(),
                                                   normals->flat<float>().data(),
                                                   gpu_op::Stream(context))));
   }
@@ -240,14 +260,13 @@ class VertexNormalsGradGpuOp : public OpKernel {
   explicit VertexNormalsGradGpuOp(OpKernelConstruction* context) : OpKernel(context) {}
 
   void Compute(OpKernelContext* context) override {
+    // The CUDA kernels recompute the sums (input 2) on the device.
     const Tensor& vertices = context->input(0);
     const Tensor& triangles = context->input(1);
-    const Tensor& d_normals = context->input(2);
+    const Tensor& sums = context->input(2);
+    const Tensor& d_normals = context->input(3);
     OP_REQUIRES_OK(context, CheckMeshOnGpu(context, vertices, triangles));
-    OP_REQUIRES(context, d_normals.shape() == vertices.shape(),
-                InvalidArgument("d_normals must have the shape of vertices ",
-                                vertices.shape().DebugString(), ", got ",
-                                d_normals.shape().DebugString()));
+    OP_REQUIRES_OK(context, CheckVertexGradient(sums, d_normals, vertices));
     Tensor* d_vertices = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices));
     TensorShape scratch_shape;
@@ -351,6 +370,7 @@ REGISTER_OP("VertexNormals")
     .Input("vertices: float32")
     .Input("triangles: int32")
     .Output("normals: float32")
+    .Output("sums: float32")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle vertices, triangles;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &vertices));
@@ -359,6 +379,7 @@ REGISTER_OP("VertexNormals")
       TF_RETURN_IF_ERROR(c->WithValue(c->Dim(vertices, 2), 3, &unused));
       TF_RETURN_IF_ERROR(c->WithValue(c->Dim(triangles, 1), 3, &unused));
       c->set_output(0, vertices);
+      c->set_output(1, vertices);
       return ::tensorflow::OkStatus();
     })
     .Doc(R"doc(
@@ -368,11 +389,13 @@ vertices: [batch, vertices, 3] positions.
 triangles: [triangles, 3] vertex indices; a face's normal is (v1 - v0) x (v2 - v0).
 normals: [batch, vertices, 3], the sum of a vertex's face normals scaled to unit
   length (as tf.math.l2_normalize with epsilon 1e-24: 0 for an unused vertex).
+sums: [batch, vertices, 3], the unnormalised sums, for the gradient op.
 )doc");
 
 REGISTER_OP("VertexNormalsGrad")
     .Input("vertices: float32")
     .Input("triangles: int32")
+    .Input("sums: float32")
     .Input("d_normals: float32")
     .Output("d_vertices: float32")
     .SetShapeFn([](InferenceContext* c) {
@@ -380,8 +403,8 @@ REGISTER_OP("VertexNormalsGrad")
       return ::tensorflow::OkStatus();
     })
     .Doc(R"doc(
-Gradient of VertexNormals with respect to the vertices, given d_normals
-[batch, vertices, 3].
+Gradient of VertexNormals with respect to the vertices, given its sums output
+(the CPU kernel does not recompute them) and d_normals [batch, vertices, 3].
 )doc");
 
 REGISTER_KERNEL_BUILDER(Name("VertexNormals").Device(DEVICE_CPU), VertexNormalsOp);
