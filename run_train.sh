@@ -26,6 +26,7 @@ STAGES="${STAGES:-coarse pretrain fine}"
 DATA_DIR="${DATA_DIR:-data/synthetic}"   # or DATA_DIR=... ./run_train.sh
 NUM_SYNTHETIC=6000
 SYNTHETIC_SEED=1
+SYNTHETIC_FLAGS="--max_pitch=30 --max_roll=35"   # synthesize.py flags of DATA_DIR's faces (defaults: pitch 20, roll 15; real heads tilt further)
 PHOTO_DIR=                # make_tfrecords.py output to mix in (empty = synthetic faces only)
 DATA_RATIO=               # sampling weights DATA_DIR,PHOTO_DIR, e.g. 1,2 (empty = by record counts)
 # coarse stage
@@ -70,7 +71,7 @@ done
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 if ! compgen -G "$DATA_DIR/*.tfrecord" > /dev/null; then
   echo "run_train.sh: no tfrecords in $DATA_DIR; synthesizing $NUM_SYNTHETIC faces first"
-  "$PYTHON" -m preprocess.synthesize --num="$NUM_SYNTHETIC" --out="$DATA_DIR" --seed="$SYNTHETIC_SEED"
+  "$PYTHON" -m preprocess.synthesize --num="$NUM_SYNTHETIC" --out="$DATA_DIR" --seed="$SYNTHETIC_SEED" $SYNTHETIC_FLAGS
 fi
 
 for stage in $STAGES; do
