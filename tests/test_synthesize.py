@@ -342,4 +342,4 @@ def test_appearance_flags_reach_the_samples_and_the_summary(tmp_path):
     assert "max_yaw=5.0" in summary and "light='soft'" in summary and "hand_probability=1.0" in summary
     plain = run_synthesize("--out=%s" % (tmp_path / "plain"), "--plain", "--map_size=32")
     assert plain.returncode == 0, plain.stderr
-    assert "AppearanceOptions(max_yaw=60.0, light='soft'" in (tmp_path / "plain" / "synthetic-summary.txt").read_text()
+    assert "AppearanceOptions(max_yaw=60.0, max_pitch=20.0, max_roll=15.0, light='soft'" in (tmp_path / "plain" / "synthetic-summary.txt").read_text()
