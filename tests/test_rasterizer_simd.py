@@ -10,14 +10,11 @@ depth and both) must be identical bit for bit. A child process computes them for
 face-sized mesh and a perspective triangle soup with special values, with and without back-face
 culling, once per setting; the parent compares the bytes.
 """
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.simd_child import avx2_cpu, run_child
+
 
 CHILD = r'''
 import os, sys
@@ -100,31 +97,13 @@ np.savez(OUT, **results)
 '''
 
 
-def avx2_cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx2" in line for line in f)
-    except OSError:
-        return False
-
-
-def run_child(path, disable_avx2):
-    env = dict(os.environ)
-    env.pop("FACE3D_RASTERIZER_NO_AVX2", None)
-    if disable_avx2:
-        env["FACE3D_RASTERIZER_NO_AVX2"] = "1"
-    code = "ROOT = %r\nOUT = %r\n" % (ROOT, path) + CHILD
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 @pytest.mark.slow
 def test_avx2_and_sse2_code_give_identical_bytes(tmp_path):
     if not avx2_cpu():
         pytest.skip("this CPU has no AVX2 (or no /proc/cpuinfo): the two settings run the same code")
     avx2, sse2 = str(tmp_path / "avx2.npz"), str(tmp_path / "sse2.npz")
-    run_child(avx2, disable_avx2=False)
-    run_child(sse2, disable_avx2=True)
+    run_child(CHILD, avx2, disable_avx2=False)
+    run_child(CHILD, sse2, disable_avx2=True)
     with np.load(avx2) as a, np.load(sse2) as b:
         assert sorted(a.files) == sorted(b.files)
         assert len(a.files) > 8 * 150

@@ -13,14 +13,11 @@ computes them for random meshes of awkward sizes (one vertex, less than a lane g
 one, the face model's size) and special values (NaN, inf, huge, subnormal), once per setting; the
 parent compares the bytes.
 """
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.simd_child import avx2_cpu, run_child
+
 
 CHILD = r'''
 import os, sys
@@ -79,30 +76,12 @@ def same_bits(x, y):
     return np.array_equal(nan_x, nan_y) and x[~nan_x].tobytes() == y[~nan_y].tobytes()
 
 
-def avx2_cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx2" in line for line in f)
-    except OSError:
-        return False
-
-
-def run_child(path, disable_avx2):
-    env = dict(os.environ)
-    env.pop("FACE3D_RASTERIZER_NO_AVX2", None)
-    if disable_avx2:
-        env["FACE3D_RASTERIZER_NO_AVX2"] = "1"
-    code = "ROOT = %r\nOUT = %r\n" % (ROOT, path) + CHILD
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 def test_avx2_and_baseline_vertex_loops_give_identical_bytes(tmp_path):
     if not avx2_cpu():
         pytest.skip("this CPU has no AVX2 (or no /proc/cpuinfo): the two settings run the same code")
     avx2, baseline = str(tmp_path / "avx2.npz"), str(tmp_path / "baseline.npz")
-    run_child(avx2, disable_avx2=False)
-    run_child(baseline, disable_avx2=True)
+    run_child(CHILD, avx2, disable_avx2=False)
+    run_child(CHILD, baseline, disable_avx2=True)
     with np.load(avx2) as a, np.load(baseline) as b:
         assert sorted(a.files) == sorted(b.files)
         assert len(a.files) == 4 * (1 + 3 + 2 + 1 + 2 + 4 * 4)

@@ -9,6 +9,7 @@
 // triangle, because dense meshes (a face at 224 x 224 has more triangles than
 // pixels) spend most of their time on triangles that cover no pixel centre.
 #include "rasterize_core.h"
+#include "simd_dispatch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -176,18 +177,9 @@ inline void ShadePixel(const float e[3], const ProjectedVertex* const v[3],
 #if defined(FACE3D_AVX2_PATH)
 // Whether to take the AVX2 code (8-wide versions of the projection, the
 // forward pass's group loop, the gradient's pixel loop and the chain through
-// the projection): the CPU has AVX2 (and the operating system saves its
-// registers), unless the environment variable FACE3D_RASTERIZER_NO_AVX2 is
-// set to anything but "" or "0" (for tests of the SSE2 code).
-bool UseAvx2() {
-  static const bool use = [] {
-    __builtin_cpu_init();
-    const char* off = std::getenv("FACE3D_RASTERIZER_NO_AVX2");
-    const bool disabled = off != nullptr && off[0] != '\0' && !(off[0] == '0' && off[1] == '\0');
-    return !disabled && __builtin_cpu_supports("avx2");
-  }();
-  return use;
-}
+// the projection): simd_dispatch.h's one run-time choice, shared with the
+// vertex ops (the CPU has AVX2 and FACE3D_RASTERIZER_NO_AVX2 does not turn it off).
+inline bool UseAvx2() { return UseAvx2Loops(); }
 
 // Four floats from a in the low half of an 8-float vector, four from b in
 // the high half (no alignment needed).

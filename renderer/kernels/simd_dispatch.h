@@ -1,5 +1,6 @@
 // Run-time choice of the AVX2 code of the vertex and pixel loops outside the
-// rasterizer (shading_core.cc, normals_core.cc, interpolate_core.cc).
+// rasterizer (shading_core.cc, normals_core.cc, interpolate_core.cc), and of
+// the rasterizer's own AVX2 paths (rasterize_core.cc's UseAvx2).
 //
 // Those loops are written once, as plain C++ that GCC vectorises, in an
 // always-inline body; the body is compiled twice, for the build's baseline
@@ -7,9 +8,9 @@
 // -m flag, so the library still loads on any x86-64), for AVX2. FMA is not
 // enabled for the AVX2 copy and the loops hold no reduction the compiler may
 // reorder (no -ffast-math), so both copies do the same float operations in
-// the same order, lane by lane, and give the same bits. As in the rasterizer
-// (rasterize_core.cc's UseAvx2), FACE3D_RASTERIZER_NO_AVX2 set to anything
-// but "" or "0" selects the baseline code.
+// the same order, lane by lane, and give the same bits.
+// FACE3D_RASTERIZER_NO_AVX2 set to anything but "" or "0" selects the baseline
+// code everywhere.
 #ifndef FACE3D_RENDERER_KERNELS_SIMD_DISPATCH_H_
 #define FACE3D_RENDERER_KERNELS_SIMD_DISPATCH_H_
 
