@@ -178,6 +178,11 @@ flags.DEFINE_string("fine_init", "",
                     "Fine stage: start a fresh run's fine network from this checkpoint (folder or prefix; a fine "
                     "export, a fine training folder, or bench/fine_supervised_gt.py's) instead of its initialisers; "
                     "a resumed run ignores it.")
+flags.DEFINE_string("coarse_init", "",
+                    "Coarse stage: start a fresh run's network from this coarse checkpoint (folder or prefix, e.g. "
+                    "results/release/coarse) instead of its initialisers, to train a released network further; the "
+                    "optimizer starts fresh and the schedule from --learning_rate at step 0 (5e-4 x 0.8^5 = 1.6384e-4 "
+                    "continues a 5,000-step run's schedule). A resumed run ignores it.")
 flags.DEFINE_bool("fine_pretrain", False,
                   "Fine stage: a supervised warm start instead of the fine losses: the network reads each synthetic "
                   "record through its ground-truth coarse face and learns its gt/displacement (mean squared error over "
@@ -244,7 +249,8 @@ def coarse_stage(face_model, shard=None):
     """The coarse stage the flags describe (shard: this cluster replica's files, or None)."""
     vgg_weights = load_vgg_face_mat(FLAGS.vgg_face_path) if FLAGS.vgg_face_path else None
     return coarse.CoarseStage(face_model, _data_pattern(), _value("batch_size"), coarse_weights(), FLAGS.backbone,
-                              vgg_weights, FLAGS.seed, FLAGS.skip_bad_records, shard=shard)
+                              vgg_weights, FLAGS.seed, FLAGS.skip_bad_records, shard=shard,
+                              coarse_init=FLAGS.coarse_init or None)
 
 
 def coarse_weights():

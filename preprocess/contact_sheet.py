@@ -6,6 +6,7 @@ Each tile is one sample of preprocess/synthesize.py at the default appearance op
 --plain: the options all off, the data as it was before them), with its landmarks drawn as dots
 when --landmarks is given.
 """
+import dataclasses
 import os
 import sys
 import time
@@ -43,6 +44,8 @@ def main(argv):
     from model.face import FaceModel
     from preprocess import appearance, synthesize
     options = appearance.AppearanceOptions.plain() if FLAGS.plain else appearance.AppearanceOptions()
+    if FLAGS.expression:
+        options = dataclasses.replace(options, expression=FLAGS.expression)
     renderer = synthesize.SampleRenderer(FaceModel(), map_size=FLAGS.map_size, options=options)
     renderer.sample(synthesize.sample_rng(FLAGS.seed + 1, 0))  # warm up
     start = time.time()
@@ -61,6 +64,8 @@ if __name__ == "__main__":
     flags.DEFINE_integer("num", 16, "Samples.", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "Seed of the samples.", lower_bound=0)
     flags.DEFINE_integer("columns", 4, "Tiles per row.", lower_bound=1)
+    flags.DEFINE_enum("expression", "", ["", "gaussian", "units"],
+                      "Expression draw (synthesize.py --expression); empty: the options' default.")
     flags.DEFINE_integer("tile", 150, "Tile side in pixels.", lower_bound=16)
     flags.DEFINE_integer("map_size", 256, "Displacement map size.", lower_bound=16)
     flags.DEFINE_integer("colours", 256, "Palette size of the PNG (0: full RGB).", lower_bound=0,

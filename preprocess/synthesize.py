@@ -29,8 +29,10 @@ Each sample (schema: preprocess/schema.py, plus gt/*):
      per pixel): skin 1, nose 2, eyes 3, brows 4, lips 5; vertices in no region (neck, ears,
      scalp) are 7 "other"; 6 (mouth interior) where the face model has that region; the skull
      cap, neck, glasses and hands 7, the eye discs 3.
-Landmarks are the projected landmark vertices (fixed vertices: at large yaw the jaw points stay
-on the far side of the face instead of sliding to the silhouette as annotators' points do).
+Landmarks are FaceModel.landmarks of the posed face: the projected landmark vertices, but for
+the jaw points, which slide onto the face's outline as annotators' and dlib's points do
+(model/face/contour.py; before 2026-12-08 they were fixed vertices, hidden on the far side of a
+turned face).
 
 Ground truth: gt/coefficients (with the framing pose), gt/displacement (the map as rendered, mm,
 in the layout of UVLayout(face_model, map_size)), gt/points_px (the coarse vertices in crop
@@ -91,6 +93,10 @@ def define_appearance_flags():
     flags.DEFINE_enum("light", defaults.light, list(appearance.LIGHTS),
                       "soft: white SH light around the ambient (as before); directional: a coloured "
                       "ambient plus one coloured distant light.")
+    flags.DEFINE_enum("expression", defaults.expression, list(appearance.EXPRESSIONS),
+                      "gaussian: 0.5 N(0, 1) on every expression component (as before); units: a few of the 52 "
+                      "face units at a time, as faces in photos move (preprocess/appearance.py ExpressionUnits: "
+                      "smiles, lowered or closed eyes, open jaws; resources/expression_units.npz).")
     flags.DEFINE_bool("eyes", defaults.eyes, "Eye discs with iris, pupil and sclera behind the lids.")
     for name, what in (("shadow", "a cast-shadow-like soft darkening of one side"),
                        ("skin", "skin tone shift, maybe freckles and stubble"),
@@ -229,6 +235,8 @@ class SampleRenderer:
         self._skin_vertices = np.flatnonzero(labels_per_vertex == schema.SKIN)
         one_hot = np.eye(schema.NUM_SEGMENTATION_LABELS, dtype=np.float32)[labels_per_vertex][None]
         self._eyes = appearance.EyeDiscs(face_model)
+        self._expression_units = (appearance.ExpressionUnits(face_model) if self.options.expression == "units"
+                                  else None)
         self._head = appearance.HeadTemplate(face_model)
         num_all = face_model.num_vertices + self.layout.num_dense_vertices
         self._tf, self._forward, self._shading = tf, forward, shading
@@ -351,6 +359,8 @@ class SampleRenderer:
                 coefficients[slices["pose"].start + axis] *= limit / MAX_ANGLES_DEG[axis]
         if options.light == "directional":
             coefficients[slices["light"]] = appearance.directional_light(rng, renderer_ambient()).ravel()
+        if self._expression_units is not None:
+            coefficients[slices["expression"]] = self._expression_units.draw(appearance.expression_rng(rng))
         feed = {self._coefficients: coefficients[None], self._displacement: displacement[None],
                 self._albedo_scale: self._albedo_scale_of(rng)[None]}
 
@@ -371,7 +381,7 @@ class SampleRenderer:
             feed[self._head_albedo] = self._head.albedo(rng, kind, skin_colour)[None]
         result = self.session.run(self._render_fetches(parts), feed)
         points = result["points"]
-        landmarks = points[self.face_model.landmarks68, :2]
+        landmarks = self.face_model.landmarks_numpy(points[:, :2])
         labels = result["labels"].astype(np.uint8)
         image = result["image"] * 255.0 + noise
         if rng.uniform() < options.glasses_probability:

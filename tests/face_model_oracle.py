@@ -41,7 +41,19 @@ def project(fm, vertices, pose, image_size=CROP_SIZE):
 
 
 def landmarks(fm, points_px):
-    return points_px[:, fm.landmarks68, :2]
+    """The 68 landmarks with the jaw sliding (model/face/contour.py), point by point in loops."""
+    result = np.array(points_px[:, fm.landmarks68, :2], dtype=np.float64)
+    for b in range(len(points_px)):
+        lateral = points_px[b, fm.landmarks68[16], :2] - points_px[b, fm.landmarks68[0], :2]
+        for k in range(17):
+            side = -1.0 if k < 8 else (1.0 if k > 8 else 0.0)
+            best, best_score = None, -np.inf
+            for vertex in fm.contour_candidates[k]:
+                score = side * float(np.dot(points_px[b, vertex, :2], lateral))
+                if score > best_score:
+                    best, best_score = vertex, score
+            result[b, k] = points_px[b, best, :2]
+    return result
 
 
 def normals(fm, vertices):

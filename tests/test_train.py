@@ -226,3 +226,31 @@ def test_a_bad_shard_stops_training_naming_it_or_is_skipped_and_counted(syntheti
     tags = {value.tag: value.simple_value for event in tf.train.summary_iterator(events[0])
             for value in event.summary.value}
     assert tags["skipped/files"] == files and tags["skipped/records"] == 0
+
+
+def test_coarse_init_starts_a_fresh_run_from_the_released_network(synthetic_dir, tmp_path):
+    release = os.path.join(REPO, "results", "release", "coarse")
+    checkpoints = tmp_path / "ckpt"
+    # A learning rate of ~0: after one step the network is still the release's.
+    result = run_train("--data_dir=%s" % synthetic_dir, "--checkpoint_dir=%s" % checkpoints, "--batch_size=2",
+                       "--step=1", "--learning_rate=1e-12", "--min_learning_rate=0",
+                       "--coarse_init=%s" % release)
+    assert result.returncode == 0, result.stderr
+    assert "(--coarse_init)" in result.stdout
+    exported = tf.train.latest_checkpoint(str(checkpoints / training.NETWORK_DIR))
+    source = tf.train.latest_checkpoint(release)
+    names = [name for name, _ in tf.train.list_variables(source)]
+    assert len(names) > 10
+    for name in names:
+        np.testing.assert_allclose(tf.train.load_variable(exported, name), tf.train.load_variable(source, name),
+                                   atol=1e-6, err_msg=name)
+
+
+def test_coarse_init_refuses_a_missing_checkpoint_and_a_fine_export_naming_the_flag(tmp_path):
+    face_model = FaceModel()
+    weights = coarse.LossWeights(1.9, 1.6e-3, 0.0, 1e-3, 8e-4, 1e-3)
+    with pytest.raises(FileNotFoundError, match="--coarse_init"):
+        coarse.CoarseStage(face_model, "x/*.tfrecord", 2, weights, coarse_init=str(tmp_path / "nothing"))
+    fine_release = os.path.join(REPO, "results", "release", "fine")
+    with pytest.raises(training.StageConfigMismatch, match="--coarse_init"):
+        coarse.CoarseStage(face_model, "x/*.tfrecord", 2, weights, coarse_init=fine_release)

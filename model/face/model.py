@@ -20,7 +20,7 @@ import weakref
 
 import numpy as np
 
-from model.face import file_format, landmarks68
+from model.face import contour, file_format, landmarks68
 from model.face.camera import CropCamera
 from model.face.framing import crop_frame
 
@@ -112,6 +112,9 @@ class FaceModel:
         self._graph_constants = weakref.WeakKeyDictionary()
         self.frame_scale, self.frame_centre = crop_frame(self.mean_shape[self.landmarks68])
         self.camera = CropCamera(self.frame_scale, self.frame_centre)
+        self.contour_candidates = contour.contour_candidates(self.mean_shape, self.landmarks68,
+                                                             self.regions.get("skin"))
+        self.jaw_sides = contour.jaw_sides()
 
     @property
     def sha256(self):
@@ -161,10 +164,34 @@ class FaceModel:
                              [-1, self.num_vertices, 3])
         return clip_to_unit(self._constant("mean_albedo")[tf.newaxis] + offsets)
 
-    def landmarks(self, points_px):
-        """[B, 68, 2] (u, v) of the landmark vertices from points_px [B, N, 3]."""
+    def landmarks(self, points_px, sliding=True):
+        """[B, 68, 2] (u, v) of the 68 landmarks from points_px [B, N, 3].
+
+        sliding=True: the jaw points (0-16) slide along the face's outline as annotators place them
+        (model/face/contour.py: on the far side of a turned face, the cheek's silhouette); every
+        other point is its fixed vertex. False: all 68 at their fixed vertices (landmarks68).
+        """
         import tensorflow.compat.v1 as tf
-        return tf.gather(points_px[..., :2], self.landmarks68, axis=1)
+        uv = points_px[..., :2]
+        fixed = tf.gather(uv, self.landmarks68, axis=1)
+        if not sliding:
+            return fixed
+        candidates = tf.gather(uv, self.contour_candidates, axis=1)            # [B, 17, M, 2]
+        lateral = fixed[:, landmarks68.JAW[-1]] - fixed[:, landmarks68.JAW[0]]  # [B, 2]
+        score = tf.reduce_sum(candidates * lateral[:, tf.newaxis, tf.newaxis, :], axis=-1) \
+            * tf.constant(self.jaw_sides)[tf.newaxis, :, tf.newaxis]
+        best = tf.argmax(score, axis=-1, output_type=tf.int32)                  # [B, 17]
+        jaw = tf.gather(candidates, best, axis=2, batch_dims=2)                 # [B, 17, 2]
+        return tf.concat([jaw, fixed[:, len(landmarks68.JAW):]], axis=1)
+
+    def landmarks_numpy(self, points_2d, sliding=True):
+        """NumPy twin of `landmarks`: points_2d [..., N, 2] -> [..., 68, 2]."""
+        points_2d = np.asarray(points_2d)
+        result = points_2d[..., self.landmarks68, :].copy()
+        if sliding:
+            result[..., landmarks68.JAW, :] = contour.sliding_jaw_numpy(points_2d, self.contour_candidates,
+                                                                       self.jaw_sides)
+        return result
 
     def normals(self, vertices):
         """Unit vertex normals [B, N, 3] of vertices [B, N, 3] (outward)."""
