@@ -60,7 +60,7 @@ class AppearanceOptions:
     noise_probability: float = 0.5
     jpeg_probability: float = 0.5
     colour_cast_probability: float = 0.5
-    expression: str = "gaussian"     # "units": ExpressionUnits' draw replaces the coefficients'
+    expression: str = "units"        # ExpressionUnits' draw replaces the coefficients' ("gaussian" before)
 
     @classmethod
     def plain(cls):
@@ -68,7 +68,7 @@ class AppearanceOptions:
         return cls(max_yaw=60.0, light="soft", shadow_probability=0.0, skin_probability=0.0,
                    eyes=False, head_probability=0.0, glasses_probability=0.0, hand_probability=0.0,
                    blur_probability=0.0, noise_probability=0.0, jpeg_probability=0.0,
-                   colour_cast_probability=0.0)
+                   colour_cast_probability=0.0, expression="gaussian")
 
     def validate(self):
         if not 0.0 <= self.max_yaw <= 90.0:

@@ -72,9 +72,11 @@ def test_draws_are_sparse_non_negative_and_left_right_together(units):
 
 
 def test_the_units_draw_replaces_the_expression_and_leaves_every_other_draw(face_model):
-    gaussian = synthesize.SampleRenderer(face_model, map_size=32)
-    moving = synthesize.SampleRenderer(face_model, map_size=32, options=dataclasses.replace(
-        appearance.AppearanceOptions(), expression="units"))
+    assert appearance.AppearanceOptions().expression == "units"
+    assert appearance.AppearanceOptions.plain().expression == "gaussian"
+    gaussian = synthesize.SampleRenderer(face_model, map_size=32, options=dataclasses.replace(
+        appearance.AppearanceOptions(), expression="gaussian"))
+    moving = synthesize.SampleRenderer(face_model, map_size=32)
     slices = face_model.coefficient_slices()
     a = gaussian.sample(synthesize.sample_rng(4, 1))
     b = moving.sample(synthesize.sample_rng(4, 1))
