@@ -312,7 +312,10 @@ def main(argv):
             except (FileNotFoundError, training.StageConfigMismatch) as error:
                 sys.exit("train.py: --coarse_checkpoint: %s" % error)
         else:
-            stage = coarse_stage(face_model, shard)
+            try:
+                stage = coarse_stage(face_model, shard)
+            except FileNotFoundError as error:      # --coarse_init (the message names it)
+                sys.exit("train.py: %s" % error)
         training.train(stage, loop_settings(cluster))
     except (training.TrainingDiverged, training.StageConfigMismatch) as error:
         sys.exit("train.py: %s" % error)

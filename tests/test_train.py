@@ -246,7 +246,7 @@ def test_coarse_init_starts_a_fresh_run_from_the_released_network(synthetic_dir,
                                    atol=1e-6, err_msg=name)
 
 
-def test_coarse_init_refuses_a_missing_checkpoint_and_a_fine_export_naming_the_flag(tmp_path):
+def test_coarse_init_refuses_a_missing_checkpoint_and_a_fine_export_naming_the_flag(synthetic_dir, tmp_path):
     face_model = FaceModel()
     weights = coarse.LossWeights(1.9, 1.6e-3, 0.0, 1e-3, 8e-4, 1e-3)
     with pytest.raises(FileNotFoundError, match="--coarse_init"):
@@ -254,3 +254,6 @@ def test_coarse_init_refuses_a_missing_checkpoint_and_a_fine_export_naming_the_f
     fine_release = os.path.join(REPO, "results", "release", "fine")
     with pytest.raises(training.StageConfigMismatch, match="--coarse_init"):
         coarse.CoarseStage(face_model, "x/*.tfrecord", 2, weights, coarse_init=fine_release)
+    result = run_train("--coarse_init=%s" % (tmp_path / "nothing"), "--data_dir=%s" % synthetic_dir, "--step=1")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "train.py: --coarse_init: no checkpoint at %s" % (tmp_path / "nothing")
