@@ -312,10 +312,11 @@ class CoarseStage(training.Stage):
             raise ValueError("backbone must be one of %s, got %r" % (", ".join(BACKBONES), backbone))
         self.coarse_init_prefix = None
         if coarse_init:
-            prefix = (tf.train.latest_checkpoint(coarse_init) if tf.io.gfile.isdir(coarse_init)
-                      else coarse_init)
-            if prefix is None or not tf.io.gfile.exists(prefix + ".index"):
-                raise FileNotFoundError("--coarse_init: no checkpoint at %s" % coarse_init)
+            from model import inference
+            try:
+                prefix = inference.resolve_checkpoint(coarse_init)
+            except FileNotFoundError:
+                raise FileNotFoundError("--coarse_init: no checkpoint at %s" % coarse_init) from None
             found = training.read_stage_config(prefix)
             training.check_stage_config(found, stage_config(face_model, backbone), "--coarse_init %s" % coarse_init)
             training.check_face_model(found, face_model, "--coarse_init %s" % coarse_init)

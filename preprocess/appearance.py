@@ -7,7 +7,8 @@ changes the ground truth: gt/coefficients, gt/displacement and gt/points_px desc
 face mesh whatever the options, and every pixel that is not that face mesh (hair, neck, glasses,
 hands) is labelled OTHER (7) in the segmentation (the eye discs: EYES), which the photometric
 loss leaves out (model/coarse.py FACE_REGION_LABELS), as does the fine stage's skin mask; the
-landmarks stay the face mesh's projected landmark vertices, occluded or not.
+landmarks stay the face mesh's (FaceModel.landmarks: its landmark vertices, the jaw's sliding onto
+the outline), occluded or not.
 
 Parts (each one an option, see AppearanceOptions):
   - light "directional": an ambient term plus one distant coloured light (its SH projection:

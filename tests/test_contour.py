@@ -6,6 +6,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from model.face import FaceModel, contour, landmarks68
+from tests import face_model_oracle as oracle
 
 tf.disable_eager_execution()
 
@@ -22,15 +23,6 @@ def yawed(fm, degrees):
     rotation = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     vertices = fm.mean_shape.astype(np.float64) @ rotation.T
     return vertices, np.stack([vertices[:, 0], -vertices[:, 1]], 1)
-
-
-def vertex_normals(vertices, triangles):
-    normals = np.zeros_like(vertices)
-    faces = np.cross(vertices[triangles[:, 1]] - vertices[triangles[:, 0]],
-                     vertices[triangles[:, 2]] - vertices[triangles[:, 0]])
-    for i in range(3):
-        np.add.at(normals, triangles[:, i], faces)
-    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
 
 
 def test_candidate_lines_start_at_the_fixed_vertex_and_run_medially_on_the_skin(fm):
@@ -63,7 +55,7 @@ def test_a_turned_face_moves_the_far_side_onto_its_silhouette_and_keeps_the_near
     assert np.all(moved[near] == 0) and np.all(moved[len(landmarks68.JAW):] == 0)
     assert np.mean(moved[far]) > 3.0                         # mm: the fixed vertices are hidden
     # On the outline: no front-facing skin vertex near the point's height lies further out.
-    front = (vertex_normals(vertices, fm.triangles)[:, 2] > 0) & fm.regions["skin"]
+    front = (oracle.normals(fm, vertices[None])[0][:, 2] > 0) & fm.regions["skin"]
     for k in far[2:]:
         band = front & (np.abs(points[:, 1] - sliding[k, 1]) < 2.0)
         assert points[band, 0].max() - sliding[k, 0] < 2.5, k

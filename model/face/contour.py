@@ -34,13 +34,9 @@ INNER_FRACTION = 0.25
 CHIN = 8
 
 
-def jaw_sides():
-    """+1 / -1 per jaw point: +1 for the points on the subject's left (9-16: on the image's right
-    in a frontal photo, the direction jaw 0 -> jaw 16), -1 for the right (0-7), 0 for the chin."""
-    sides = np.zeros(len(landmarks68.JAW), np.float32)
-    sides[:CHIN] = -1.0
-    sides[CHIN + 1:] = 1.0
-    return sides
+# +1 / -1 per jaw point: +1 for the points on the subject's left (9-16: on the image's right in a
+# frontal photo, the direction jaw 0 -> jaw 16), -1 for the right (0-7), 0 for the chin.
+JAW_SIDES = np.sign(np.arange(len(landmarks68.JAW)) - CHIN).astype(np.float32)
 
 
 def contour_candidates(mean_shape, landmark_ids, allowed=None, band_mm=BAND_MM, step_mm=STEP_MM,
@@ -79,12 +75,12 @@ def contour_candidates(mean_shape, landmark_ids, allowed=None, band_mm=BAND_MM, 
     return np.array([r + [r[0]] * (width - len(r)) for r in rows], np.int32)
 
 
-def sliding_jaw_numpy(points_2d, candidates, sides):
+def sliding_jaw_numpy(points_2d, candidates):
     """NumPy twin of FaceModel.landmarks' jaw: points_2d [..., N, 2] -> [..., 17, 2]."""
     points_2d = np.asarray(points_2d)
     fixed_ends = points_2d[..., candidates[[0, -1], 0], :]             # jaw 0 and 16 fixed vertices
     lateral = fixed_ends[..., 1, :] - fixed_ends[..., 0, :]
     cand = points_2d[..., candidates, :]                               # [..., 17, M, 2]
-    score = np.sum(cand * lateral[..., None, None, :], -1) * sides[:, None]
+    score = np.sum(cand * lateral[..., None, None, :], -1) * JAW_SIDES[:, None]
     best = np.argmax(score, axis=-1)
     return np.take_along_axis(cand, best[..., None, None], axis=-2)[..., 0, :]

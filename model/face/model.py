@@ -114,7 +114,6 @@ class FaceModel:
         self.camera = CropCamera(self.frame_scale, self.frame_centre)
         self.contour_candidates = contour.contour_candidates(self.mean_shape, self.landmarks68,
                                                              self.regions.get("skin"))
-        self.jaw_sides = contour.jaw_sides()
 
     @property
     def sha256(self):
@@ -179,7 +178,7 @@ class FaceModel:
         candidates = tf.gather(uv, self.contour_candidates, axis=1)            # [B, 17, M, 2]
         lateral = fixed[:, landmarks68.JAW[-1]] - fixed[:, landmarks68.JAW[0]]  # [B, 2]
         score = tf.reduce_sum(candidates * lateral[:, tf.newaxis, tf.newaxis, :], axis=-1) \
-            * tf.constant(self.jaw_sides)[tf.newaxis, :, tf.newaxis]
+            * tf.constant(contour.JAW_SIDES)[tf.newaxis, :, tf.newaxis]
         best = tf.argmax(score, axis=-1, output_type=tf.int32)                  # [B, 17]
         jaw = tf.gather(candidates, best, axis=2, batch_dims=2)                 # [B, 17, 2]
         return tf.concat([jaw, fixed[:, len(landmarks68.JAW):]], axis=1)
@@ -189,8 +188,7 @@ class FaceModel:
         points_2d = np.asarray(points_2d)
         result = points_2d[..., self.landmarks68, :].copy()
         if sliding:
-            result[..., landmarks68.JAW, :] = contour.sliding_jaw_numpy(points_2d, self.contour_candidates,
-                                                                       self.jaw_sides)
+            result[..., landmarks68.JAW, :] = contour.sliding_jaw_numpy(points_2d, self.contour_candidates)
         return result
 
     def normals(self, vertices):
